@@ -1,0 +1,130 @@
+import type { KeyObject } from 'node:crypto';
+import { SignJWT, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import { createRsaKeyWithCertificate, describeCertificate, privateKeyFromPem, type CertificateInfo } from './pki.ts';
+
+/** How a signing key is stored in the emulator's data folder. */
+export interface StoredSigningKey {
+  certPem: string;
+  keyPem: string;
+  createdAtMs: number;
+}
+
+interface LoadedKey extends StoredSigningKey {
+  kid: string;
+  cert: CertificateInfo;
+  privateKey: KeyObject;
+}
+
+export interface JsonWebKeyEntry {
+  kty: 'RSA';
+  use: 'sig';
+  kid: string;
+  x5t: string;
+  n: string;
+  e: string;
+  x5c: string[];
+  issuer: string;
+}
+
+/** Earlier keys stay published after a rotation so tokens they signed still verify. */
+const KEYS_KEPT_AFTER_ROTATION = 3;
+
+/**
+ * Token signing keys: the newest signs, the earlier ones stay in the JWKS. Like
+ * Entra, the `kid` (and `x5t`) is the certificate's SHA-1 thumbprint.
+ */
+export class SigningKeyring {
+  #keys: LoadedKey[] = [];
+
+  static async create(count = 2): Promise<SigningKeyring> {
+    const ring = new SigningKeyring();
+    for (let i = 0; i < count; i++) ring.#add(await SigningKeyring.#newKey());
+    return ring;
+  }
+
+  static fromStored(stored: StoredSigningKey[]): SigningKeyring {
+    if (stored.length === 0) throw new Error('a signing keyring needs at least one key');
+    const ring = new SigningKeyring();
+    for (const key of stored) ring.#add(key);
+    return ring;
+  }
+
+  toStored(): StoredSigningKey[] {
+    return this.#keys.map(({ certPem, keyPem, createdAtMs }) => ({ certPem, keyPem, createdAtMs }));
+  }
+
+  get currentKid(): string {
+    return this.#current().kid;
+  }
+
+  get kids(): string[] {
+    return this.#keys.map((k) => k.kid);
+  }
+
+  /**
+   * Adds a new key that signs from now on. `dropPrevious` is the emergency
+   * rollover: earlier keys vanish from the JWKS at once.
+   */
+  async rotate(options: { dropPrevious?: boolean } = {}): Promise<string> {
+    const key = await SigningKeyring.#newKey();
+    if (options.dropPrevious) this.#keys = [];
+    this.#add(key);
+    if (this.#keys.length > KEYS_KEPT_AFTER_ROTATION) this.#keys.splice(0, this.#keys.length - KEYS_KEPT_AFTER_ROTATION);
+    return this.currentKid;
+  }
+
+  /** The JWKS document; `issuer` is the per-key issuer (the `{tenantid}` template for shared keys). */
+  jwks(issuerTemplate: string): { keys: JsonWebKeyEntry[] } {
+    // Newest last would hint at an order; Entra promises none, so publish newest first.
+    return {
+      keys: [...this.#keys].reverse().map((key) => {
+        const jwk = key.cert.publicKey.export({ format: 'jwk' }) as { n: string; e: string };
+        return {
+          kty: 'RSA',
+          use: 'sig',
+          kid: key.kid,
+          x5t: key.cert.x5t,
+          n: jwk.n,
+          e: jwk.e,
+          x5c: [key.cert.derBase64],
+          issuer: issuerTemplate,
+        };
+      }),
+    };
+  }
+
+  async sign(payload: JWTPayload, extraHeader: Record<string, unknown> = {}): Promise<string> {
+    const key = this.#current();
+    return new SignJWT(payload)
+      .setProtectedHeader({ typ: 'JWT', alg: 'RS256', kid: key.kid, x5t: key.cert.x5t, ...extraHeader })
+      .sign(key.privateKey);
+  }
+
+  /** Verifies a token this emulator signed (Graph bearer tokens). Throws on any failure. */
+  async verify(token: string, nowSeconds: number): Promise<JWTPayload> {
+    const { kid, alg } = decodeProtectedHeader(token);
+    const key = this.#keys.find((k) => k.kid === kid);
+    if (!key || alg !== 'RS256') throw new Error('token not signed by a current key');
+    const { payload } = await jwtVerify(token, key.cert.publicKey, {
+      algorithms: ['RS256'],
+      currentDate: new Date(nowSeconds * 1000),
+    });
+    return payload;
+  }
+
+  #current(): LoadedKey {
+    const key = this.#keys[this.#keys.length - 1];
+    if (!key) throw new Error('no signing key');
+    return key;
+  }
+
+  #add(stored: StoredSigningKey): void {
+    const cert = describeCertificate(stored.certPem);
+    this.#keys.push({ ...stored, kid: cert.x5t, cert, privateKey: privateKeyFromPem(stored.keyPem) });
+  }
+
+  static async #newKey(): Promise<StoredSigningKey> {
+    const { certPem, keyPem } = await createRsaKeyWithCertificate('Roster Emulator Token Signing');
+    return { certPem, keyPem, createdAtMs: Date.now() };
+  }
+}

@@ -1,0 +1,480 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from './clock.ts';
+
+/** Personal Microsoft accounts all carry this tenant id. */
+export const CONSUMER_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad';
+
+/** The properties Graph returns for a user (the ones Roster syncs). */
+export interface GraphUser {
+  id: string;
+  displayName: string;
+  givenName: string | null;
+  surname: string | null;
+  mail: string | null;
+  userPrincipalName: string;
+  jobTitle: string | null;
+  department: string | null;
+  officeLocation: string | null;
+  accountEnabled: boolean;
+  userType: 'Member' | 'Guest';
+  createdDateTime: string;
+  employeeId: string | null;
+  companyName: string | null;
+  mobilePhone: string | null;
+  businessPhones: string[];
+}
+
+export const GRAPH_USER_PROPERTIES = [
+  'id',
+  'displayName',
+  'givenName',
+  'surname',
+  'mail',
+  'userPrincipalName',
+  'jobTitle',
+  'department',
+  'officeLocation',
+  'accountEnabled',
+  'userType',
+  'createdDateTime',
+  'employeeId',
+  'companyName',
+  'mobilePhone',
+  'businessPhones',
+] as const satisfies readonly (keyof GraphUser)[];
+
+export type GraphUserProperty = (typeof GRAPH_USER_PROPERTIES)[number];
+
+/** What real Graph returns for `/users` when no `$select` is given. */
+export const DEFAULT_USER_SELECT: readonly GraphUserProperty[] = [
+  'businessPhones',
+  'displayName',
+  'givenName',
+  'jobTitle',
+  'mail',
+  'mobilePhone',
+  'officeLocation',
+  'surname',
+  'userPrincipalName',
+  'id',
+];
+
+export interface UserRecord {
+  props: GraphUser;
+  /** Sign-in page password (emulator only; plain text on purpose: it is test data). */
+  password: string;
+  /** Global administrator of its tenant: may grant admin consent. */
+  admin: boolean;
+  /** Position in the tenant's listing order; stable across edits and restores. */
+  ordinal: number;
+  /** Serialised default-shape JSON, rebuilt lazily after an edit (the hot path of `/users`). */
+  cachedJson?: string;
+}
+
+export interface ServicePrincipal {
+  id: string;
+  appId: string;
+  /** Application permissions granted by an admin (e.g. `User.Read.All`). */
+  appRoles: string[];
+  /** Epoch ms; tokens are refused with AADSTS65001 until consent has propagated. */
+  readyAtMs: number;
+  createdDateTime: string;
+}
+
+/** One entry per user change, so that delta queries can replay them. */
+export interface ChangeEntry {
+  seq: number;
+  userId: string;
+  /** Properties changed by an update; absent for create, restore and removals (meaning "all"). */
+  changed?: GraphUserProperty[];
+}
+
+export interface Tenant {
+  id: string;
+  displayName: string;
+  /** Verified domains; the first is the initial `*.onmicrosoft.com` domain. */
+  domains: string[];
+  defaultDomain: string;
+  countryLetterCode: string;
+  createdDateTime: string;
+  /** Active users, in listing order (ascending `ordinal`). */
+  users: UserRecord[];
+  usersById: Map<string, UserRecord>;
+  /** Soft-deleted users (restorable), by id. */
+  deletedUsers: Map<string, UserRecord>;
+  /** Permanently deleted ids, so delta can report them. */
+  purgedUserIds: Set<string>;
+  nextOrdinal: number;
+  changeLog: ChangeEntry[];
+  seq: number;
+  /** Delta tokens issued before this sequence number are expired (410). */
+  deltaFloor: number;
+  servicePrincipals: Map<string, ServicePrincipal>;
+}
+
+export interface ClientSecret {
+  id: string;
+  value: string;
+  expiresAtMs: number;
+}
+
+export interface ClientCertificate {
+  id: string;
+  /** Base64url SHA-1 thumbprint (`x5t`). */
+  x5t: string;
+  /** Base64url SHA-256 thumbprint (`x5t#S256`). */
+  x5tS256: string;
+  /** PEM of the public key, to verify client assertions. */
+  publicKeyPem: string;
+  expiresAtMs: number;
+}
+
+export interface AppRegistration {
+  appId: string;
+  displayName: string;
+  homeTenantId: string | null;
+  signInAudience: 'AzureADMyOrg' | 'AzureADMultipleOrgs';
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  secrets: ClientSecret[];
+  certificates: ClientCertificate[];
+  /** Application permissions on Microsoft Graph that admin consent grants. */
+  requiredAppRoles: string[];
+  disabled: boolean;
+}
+
+export type UserInput = Partial<Omit<GraphUser, 'id' | 'createdDateTime'>> & {
+  id?: string;
+  createdDateTime?: string;
+  password?: string;
+  admin?: boolean;
+};
+
+export type TenantInput = {
+  id?: string;
+  displayName: string;
+  domains: string[];
+  countryLetterCode?: string;
+  createdDateTime?: string;
+};
+
+export class DirectoryError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export function isGuid(value: string): boolean {
+  return GUID_RE.test(value);
+}
+
+/**
+ * The emulator's whole directory: tenants, their users and change logs, app
+ * registrations and their service principals. Every user mutation goes through
+ * this class so the change log (and therefore delta) can never miss one.
+ */
+export class Directory {
+  readonly tenants = new Map<string, Tenant>();
+  readonly tenantsByDomain = new Map<string, Tenant>();
+  readonly apps = new Map<string, AppRegistration>();
+  readonly clock: Clock;
+  /** Seconds between admin consent and tokens carrying it (AADSTS65001 meanwhile). */
+  consentPropagationSeconds = 0;
+  /** Which error a tenant without the app's service principal answers with. */
+  missingServicePrincipalError: 700016 | 7000229 = 700016;
+
+  constructor(clock: Clock) {
+    this.clock = clock;
+  }
+
+  // ---- tenants -------------------------------------------------------------
+
+  addTenant(input: TenantInput): Tenant {
+    const id = (input.id ?? randomUUID()).toLowerCase();
+    if (!isGuid(id)) throw new DirectoryError(400, `tenant id must be a GUID: ${id}`);
+    if (this.tenants.has(id)) throw new DirectoryError(409, `tenant ${id} already exists`);
+    const domains = input.domains.map((d) => d.toLowerCase());
+    if (domains.length === 0) throw new DirectoryError(400, 'a tenant needs at least one domain');
+    for (const domain of domains) {
+      if (this.tenantsByDomain.has(domain)) throw new DirectoryError(409, `domain ${domain} belongs to another tenant`);
+    }
+    const tenant: Tenant = {
+      id,
+      displayName: input.displayName,
+      domains,
+      defaultDomain: domains[domains.length - 1]!,
+      countryLetterCode: input.countryLetterCode ?? 'US',
+      createdDateTime: input.createdDateTime ?? this.clock.nowIso(),
+      users: [],
+      usersById: new Map(),
+      deletedUsers: new Map(),
+      purgedUserIds: new Set(),
+      nextOrdinal: 0,
+      changeLog: [],
+      seq: 0,
+      deltaFloor: 0,
+      servicePrincipals: new Map(),
+    };
+    this.tenants.set(id, tenant);
+    for (const domain of domains) this.tenantsByDomain.set(domain, tenant);
+    return tenant;
+  }
+
+  editTenant(tenantRef: string, patch: { displayName?: string; countryLetterCode?: string; addDomains?: string[] }): Tenant {
+    const tenant = this.requireTenant(tenantRef);
+    if (patch.displayName !== undefined) tenant.displayName = patch.displayName;
+    if (patch.countryLetterCode !== undefined) tenant.countryLetterCode = patch.countryLetterCode;
+    for (const raw of patch.addDomains ?? []) {
+      const domain = raw.toLowerCase();
+      const owner = this.tenantsByDomain.get(domain);
+      if (owner && owner !== tenant) throw new DirectoryError(409, `domain ${domain} belongs to another tenant`);
+      if (!owner) {
+        tenant.domains.push(domain);
+        this.tenantsByDomain.set(domain, tenant);
+      }
+    }
+    return tenant;
+  }
+
+  removeTenant(tenantRef: string): void {
+    const tenant = this.requireTenant(tenantRef);
+    this.tenants.delete(tenant.id);
+    for (const domain of tenant.domains) this.tenantsByDomain.delete(domain);
+  }
+
+  /** Finds a tenant by GUID or verified domain. */
+  findTenant(ref: string): Tenant | undefined {
+    const key = ref.toLowerCase();
+    return this.tenants.get(key) ?? this.tenantsByDomain.get(key);
+  }
+
+  requireTenant(ref: string): Tenant {
+    const tenant = this.findTenant(ref);
+    if (!tenant) throw new DirectoryError(404, `no tenant ${ref}`);
+    return tenant;
+  }
+
+  // ---- users ---------------------------------------------------------------
+
+  /** Finds an active user by id or UPN across all tenants (sign-in page). */
+  findUserByUpn(upn: string): { tenant: Tenant; user: UserRecord } | undefined {
+    const lower = upn.toLowerCase();
+    const domain = lower.slice(lower.lastIndexOf('@') + 1);
+    const tenant = this.tenantsByDomain.get(domain);
+    if (!tenant) return undefined;
+    for (const user of tenant.users) {
+      if (user.props.userPrincipalName.toLowerCase() === lower) return { tenant, user };
+    }
+    return undefined;
+  }
+
+  requireUser(tenant: Tenant, ref: string): UserRecord {
+    const user = tenant.usersById.get(ref) ?? tenant.users.find((u) => u.props.userPrincipalName.toLowerCase() === ref.toLowerCase());
+    if (!user) throw new DirectoryError(404, `no user ${ref} in tenant ${tenant.id}`);
+    return user;
+  }
+
+  addUser(tenant: Tenant, input: UserInput): UserRecord {
+    const record = this.buildUser(tenant, input);
+    tenant.users.push(record);
+    tenant.usersById.set(record.props.id, record);
+    this.logChange(tenant, record.props.id);
+    return record;
+  }
+
+  /**
+   * Bulk insert for seeding: same result as `addUser` in a loop, without the
+   * per-user checks that make a million-user tenant slow to build.
+   */
+  addUsersUnchecked(tenant: Tenant, inputs: Iterable<UserInput>): void {
+    for (const input of inputs) {
+      const record = this.buildUser(tenant, input, false);
+      tenant.users.push(record);
+      tenant.usersById.set(record.props.id, record);
+      tenant.seq += 1;
+      tenant.changeLog.push({ seq: tenant.seq, userId: record.props.id });
+    }
+  }
+
+  editUser(tenant: Tenant, ref: string, patch: UserInput): UserRecord {
+    const user = this.requireUser(tenant, ref);
+    const changed: GraphUserProperty[] = [];
+    for (const key of GRAPH_USER_PROPERTIES) {
+      if (key === 'id' || key === 'createdDateTime') continue;
+      if (!(key in patch)) continue;
+      const value = patch[key];
+      if (value === undefined) continue;
+      if (JSON.stringify(user.props[key]) === JSON.stringify(value)) continue;
+      (user.props as unknown as Record<string, unknown>)[key] = value;
+      changed.push(key);
+    }
+    if (patch.password !== undefined) user.password = patch.password;
+    if (patch.admin !== undefined) user.admin = patch.admin;
+    if (changed.length > 0) {
+      delete user.cachedJson;
+      this.logChange(tenant, user.props.id, changed);
+    }
+    return user;
+  }
+
+  /** Moves a user to deleted items: delta reports `@removed: changed`. */
+  softDeleteUser(tenant: Tenant, ref: string): UserRecord {
+    const user = this.requireUser(tenant, ref);
+    this.detach(tenant, user);
+    tenant.deletedUsers.set(user.props.id, user);
+    this.logChange(tenant, user.props.id);
+    return user;
+  }
+
+  restoreUser(tenant: Tenant, id: string): UserRecord {
+    const user = tenant.deletedUsers.get(id);
+    if (!user) throw new DirectoryError(404, `no deleted user ${id} in tenant ${tenant.id}`);
+    tenant.deletedUsers.delete(id);
+    tenant.users.splice(this.insertionIndex(tenant, user.ordinal), 0, user);
+    tenant.usersById.set(id, user);
+    this.logChange(tenant, id);
+    return user;
+  }
+
+  /** Deletes a user for good (from active users or deleted items): delta reports `@removed: deleted`. */
+  purgeUser(tenant: Tenant, ref: string): void {
+    const deleted = tenant.deletedUsers.get(ref);
+    if (deleted) {
+      tenant.deletedUsers.delete(ref);
+      tenant.purgedUserIds.add(ref);
+      this.logChange(tenant, ref);
+      return;
+    }
+    const user = this.requireUser(tenant, ref);
+    this.detach(tenant, user);
+    tenant.purgedUserIds.add(user.props.id);
+    this.logChange(tenant, user.props.id);
+  }
+
+  /** Index of the first active user whose ordinal is greater than `afterOrdinal` (paging cursor). */
+  indexAfterOrdinal(tenant: Tenant, afterOrdinal: number): number {
+    return this.insertionIndex(tenant, afterOrdinal + 1);
+  }
+
+  // ---- apps and consent ----------------------------------------------------
+
+  addApp(app: AppRegistration): AppRegistration {
+    if (this.apps.has(app.appId)) throw new DirectoryError(409, `app ${app.appId} already exists`);
+    this.apps.set(app.appId, app);
+    return app;
+  }
+
+  requireApp(appId: string): AppRegistration {
+    const app = this.apps.get(appId);
+    if (!app) throw new DirectoryError(404, `no app registration ${appId}`);
+    return app;
+  }
+
+  /** Admin consent: creates (or updates) the app's service principal with its app roles. */
+  grantAdminConsent(tenant: Tenant, app: AppRegistration): ServicePrincipal {
+    const existing = tenant.servicePrincipals.get(app.appId);
+    if (existing) {
+      existing.appRoles = [...new Set([...existing.appRoles, ...app.requiredAppRoles])];
+      return existing;
+    }
+    return this.createServicePrincipal(tenant, app, [...app.requiredAppRoles]);
+  }
+
+  /** User or admin consent to delegated permissions only: a service principal without app roles. */
+  ensureServicePrincipal(tenant: Tenant, app: AppRegistration): ServicePrincipal {
+    return tenant.servicePrincipals.get(app.appId) ?? this.createServicePrincipal(tenant, app, []);
+  }
+
+  /** Deleting the enterprise app in the customer tenant, which is how consent is revoked. */
+  revokeConsent(tenant: Tenant, appId: string): void {
+    if (!tenant.servicePrincipals.delete(appId)) {
+      throw new DirectoryError(404, `app ${appId} has no service principal in tenant ${tenant.id}`);
+    }
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  private createServicePrincipal(tenant: Tenant, app: AppRegistration, appRoles: string[]): ServicePrincipal {
+    const sp: ServicePrincipal = {
+      id: randomUUID(),
+      appId: app.appId,
+      appRoles,
+      readyAtMs: this.clock.nowMs() + this.consentPropagationSeconds * 1000,
+      createdDateTime: this.clock.nowIso(),
+    };
+    tenant.servicePrincipals.set(app.appId, sp);
+    return sp;
+  }
+
+  private buildUser(tenant: Tenant, input: UserInput, check = true): UserRecord {
+    const id = (input.id ?? randomUUID()).toLowerCase();
+    const upn = input.userPrincipalName ?? `${id.slice(0, 8)}@${tenant.defaultDomain}`;
+    if (check) {
+      if (!isGuid(id)) throw new DirectoryError(400, `user id must be a GUID: ${id}`);
+      if (tenant.usersById.has(id) || tenant.deletedUsers.has(id) || tenant.purgedUserIds.has(id)) {
+        throw new DirectoryError(409, `user ${id} already exists in tenant ${tenant.id}`);
+      }
+      const upnDomain = upn.slice(upn.lastIndexOf('@') + 1).toLowerCase();
+      if (!upn.includes('@') || !tenant.domains.includes(upnDomain)) {
+        throw new DirectoryError(400, `userPrincipalName ${upn} must end with a verified domain of the tenant (${tenant.domains.join(', ')})`);
+      }
+      const lower = upn.toLowerCase();
+      if (tenant.users.some((u) => u.props.userPrincipalName.toLowerCase() === lower)) {
+        throw new DirectoryError(409, `userPrincipalName ${upn} is taken`);
+      }
+    }
+    const displayName = input.displayName ?? upn.slice(0, upn.indexOf('@'));
+    return {
+      props: {
+        id,
+        displayName,
+        givenName: input.givenName ?? null,
+        surname: input.surname ?? null,
+        mail: input.mail === undefined ? upn : input.mail,
+        userPrincipalName: upn,
+        jobTitle: input.jobTitle ?? null,
+        department: input.department ?? null,
+        officeLocation: input.officeLocation ?? null,
+        accountEnabled: input.accountEnabled ?? true,
+        userType: input.userType ?? 'Member',
+        createdDateTime: input.createdDateTime ?? this.clock.nowIso(),
+        employeeId: input.employeeId ?? null,
+        companyName: input.companyName ?? null,
+        mobilePhone: input.mobilePhone ?? null,
+        businessPhones: input.businessPhones ?? [],
+      },
+      password: input.password ?? 'roster-demo',
+      admin: input.admin ?? false,
+      ordinal: tenant.nextOrdinal++,
+    };
+  }
+
+  private detach(tenant: Tenant, user: UserRecord): void {
+    const index = this.insertionIndex(tenant, user.ordinal);
+    if (tenant.users[index] !== user) throw new Error(`listing order broken for user ${user.props.id}`);
+    tenant.users.splice(index, 1);
+    tenant.usersById.delete(user.props.id);
+  }
+
+  /** Binary search: first index whose ordinal is >= `ordinal`. */
+  private insertionIndex(tenant: Tenant, ordinal: number): number {
+    let lo = 0;
+    let hi = tenant.users.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (tenant.users[mid]!.ordinal < ordinal) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private logChange(tenant: Tenant, userId: string, changed?: GraphUserProperty[]): void {
+    tenant.seq += 1;
+    const entry: ChangeEntry = { seq: tenant.seq, userId };
+    if (changed) entry.changed = changed;
+    tenant.changeLog.push(entry);
+  }
+}
