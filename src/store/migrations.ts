@@ -1,0 +1,89 @@
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+/**
+ * Versioned migrations, in order. Written with Kysely's schema builder so the
+ * same migration serves both engines; never edit one that has shipped, add the
+ * next instead.
+ */
+const migrations: Record<string, Migration> = {
+  '0001_tenants_users_sessions': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('tenants')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('display_name', 'text', (c) => c.notNull())
+        .addColumn('domains', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('state_reason', 'text')
+        .addColumn('signup_context', 'text')
+        .addColumn('signed_up_by_oid', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('users')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('display_name', 'text')
+        .addColumn('given_name', 'text')
+        .addColumn('surname', 'text')
+        .addColumn('mail', 'text')
+        .addColumn('user_principal_name', 'text')
+        .addColumn('job_title', 'text')
+        .addColumn('department', 'text')
+        .addColumn('office_location', 'text')
+        .addColumn('account_enabled', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('user_type', 'text')
+        .addColumn('created_date_time', 'text')
+        .addColumn('employee_id', 'text')
+        .addColumn('company_name', 'text')
+        .addColumn('mobile_phone', 'text')
+        .addColumn('business_phones', 'text')
+        .addColumn('deleted_at', 'bigint')
+        .addColumn('roster_role', 'text', (c) => c.notNull().defaultTo('member'))
+        .addColumn('last_sign_in_at', 'bigint')
+        .addColumn('synced_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('users_pk', ['tenant_id', 'id'])
+        .execute();
+
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('csrf_token', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('sessions_by_user').on('sessions').columns(['tenant_id', 'user_id']).execute();
+
+      await db.schema
+        .createTable('auth_requests')
+        .addColumn('state_hash', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('browser_binding_hash', 'text', (c) => c.notNull())
+        .addColumn('nonce', 'text', (c) => c.notNull())
+        .addColumn('code_verifier', 'text', (c) => c.notNull())
+        .addColumn('return_to', 'text')
+        .addColumn('context', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('auth_requests_by_expiry').on('auth_requests').column('expires_at').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      for (const table of ['auth_requests', 'sessions', 'users', 'tenants']) {
+        await sql`drop table if exists ${sql.table(table)}`.execute(db);
+      }
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};
+
+export const latestMigration = Object.keys(migrations).at(-1)!;

@@ -1,0 +1,86 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Times are epoch milliseconds and booleans are 0/1 integers on both engines,
+ * so one set of queries and types serves SQLite and PostgreSQL alike.
+ */
+export interface TenantsTable {
+  id: string;
+  display_name: string;
+  /** JSON array of verified domains. */
+  domains: string;
+  state: 'pending' | 'active' | 'disconnected' | 'offboarded';
+  state_reason: string | null;
+  /** JSON object: what the customer chose at sign-up (plan, ...). */
+  signup_context: string | null;
+  signed_up_by_oid: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface UsersTable {
+  tenant_id: string;
+  id: string;
+  display_name: string | null;
+  given_name: string | null;
+  surname: string | null;
+  mail: string | null;
+  user_principal_name: string | null;
+  job_title: string | null;
+  department: string | null;
+  office_location: string | null;
+  account_enabled: number;
+  user_type: string | null;
+  created_date_time: string | null;
+  employee_id: string | null;
+  company_name: string | null;
+  mobile_phone: string | null;
+  /** JSON array. */
+  business_phones: string | null;
+  /** Set when Graph reports the user soft-deleted (restorable). */
+  deleted_at: number | null;
+  /** Roster's own role for the user in its tenant; never taken from token claims. */
+  roster_role: 'admin' | 'member';
+  last_sign_in_at: number | null;
+  synced_at: number | null;
+  updated_at: number;
+}
+
+export interface SessionsTable {
+  /** SHA-256 of the session id: a leaked table cannot be replayed as cookies. */
+  id_hash: string;
+  tenant_id: string;
+  user_id: string;
+  csrf_token: string;
+  created_at: number;
+  last_seen_at: number;
+  /** Absolute expiry; the idle timeout is checked against last_seen_at. */
+  expires_at: number;
+}
+
+/** A sign-in or sign-up in flight: what the callback must find to accept it. */
+export interface AuthRequestsTable {
+  /** SHA-256 of the `state` parameter. */
+  state_hash: string;
+  kind: 'signin' | 'signup';
+  /** SHA-256 of the browser-binding cookie the request was started with. */
+  browser_binding_hash: string;
+  nonce: string;
+  code_verifier: string;
+  return_to: string | null;
+  /** JSON object carried from the start to the callback (e.g. the plan picked at sign-up). */
+  context: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface MigrationsSeen {
+  id: Generated<number>;
+}
+
+export interface Database {
+  tenants: TenantsTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  auth_requests: AuthRequestsTable;
+}

@@ -1,0 +1,77 @@
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.ts';
+import { hashToken, randomToken } from './tokens.ts';
+
+export interface SessionLimits {
+  idleMs: number;
+  absoluteMs: number;
+}
+
+export interface SessionRecord {
+  tenantId: string;
+  userId: string;
+  csrfToken: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/**
+ * Server-side sessions. The browser holds a random id; the table holds only its
+ * hash, so reading the table gives nobody a usable cookie.
+ */
+export class SessionRepository {
+  readonly #db: Kysely<Database>;
+  readonly #limits: SessionLimits;
+
+  constructor(db: Kysely<Database>, limits: SessionLimits) {
+    this.#db = db;
+    this.#limits = limits;
+  }
+
+  /** A brand-new session (never a reused id); returns the id for the cookie. */
+  async create(tenantId: string, userId: string, now: number): Promise<{ id: string; session: SessionRecord }> {
+    const id = randomToken();
+    const session: SessionRecord = { tenantId, userId, csrfToken: randomToken(), createdAt: now, expiresAt: now + this.#limits.absoluteMs };
+    await this.#db
+      .insertInto('sessions')
+      .values({
+        id_hash: hashToken(id),
+        tenant_id: tenantId,
+        user_id: userId,
+        csrf_token: session.csrfToken,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: session.expiresAt,
+      })
+      .execute();
+    return { id, session };
+  }
+
+  /** The live session for a cookie value, or undefined; an expired one is deleted on the way. */
+  async resume(id: string, now: number): Promise<SessionRecord | undefined> {
+    const idHash = hashToken(id);
+    const row = await this.#db.selectFrom('sessions').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+    if (!row) return undefined;
+    if (row.expires_at <= now || row.last_seen_at + this.#limits.idleMs <= now) {
+      await this.#db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
+      return undefined;
+    }
+    await this.#db.updateTable('sessions').set({ last_seen_at: now }).where('id_hash', '=', idHash).execute();
+    return { tenantId: row.tenant_id, userId: row.user_id, csrfToken: row.csrf_token, createdAt: row.created_at, expiresAt: row.expires_at };
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.#db.deleteFrom('sessions').where('id_hash', '=', hashToken(id)).execute();
+  }
+
+  async destroyForUsers(tenantId: string, userIds: readonly string[]): Promise<number> {
+    if (userIds.length === 0) return 0;
+    const result = await this.#db.deleteFrom('sessions').where('tenant_id', '=', tenantId).where('user_id', 'in', userIds).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async destroyForTenant(tenantId: string): Promise<number> {
+    const result = await this.#db.deleteFrom('sessions').where('tenant_id', '=', tenantId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

@@ -1,0 +1,87 @@
+import type { Kysely } from 'kysely';
+import type { Database, TenantsTable } from './schema.ts';
+
+export type TenantState = TenantsTable['state'];
+
+export interface TenantRecord {
+  id: string;
+  displayName: string;
+  domains: string[];
+  state: TenantState;
+  stateReason: string | null;
+  signupContext: Record<string, unknown> | null;
+  signedUpByOid: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ConfirmedSignup {
+  id: string;
+  displayName: string;
+  domains: string[];
+  signedUpByOid: string | null;
+  signupContext: Record<string, unknown> | null;
+}
+
+function toRecord(row: TenantsTable): TenantRecord {
+  return {
+    id: row.id,
+    displayName: row.display_name,
+    domains: JSON.parse(row.domains) as string[],
+    state: row.state,
+    stateReason: row.state_reason,
+    signupContext: row.signup_context ? (JSON.parse(row.signup_context) as Record<string, unknown>) : null,
+    signedUpByOid: row.signed_up_by_oid,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export class TenantRepository {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async get(id: string): Promise<TenantRecord | undefined> {
+    const row = await this.#db.selectFrom('tenants').selectAll().where('id', '=', id.toLowerCase()).executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async list(): Promise<TenantRecord[]> {
+    const rows = await this.#db.selectFrom('tenants').selectAll().orderBy('display_name').execute();
+    return rows.map(toRecord);
+  }
+
+  /**
+   * Records a tenant whose consent Roster has confirmed. Idempotent: a second
+   * sign-up, a reconnect after a disconnection and a return after offboarding
+   * all leave one active row with fresh name and domains.
+   */
+  async activate(signup: ConfirmedSignup, now: number): Promise<TenantRecord> {
+    const values = {
+      display_name: signup.displayName,
+      domains: JSON.stringify(signup.domains),
+      state: 'active' as const,
+      state_reason: null,
+      signup_context: signup.signupContext ? JSON.stringify(signup.signupContext) : null,
+      signed_up_by_oid: signup.signedUpByOid,
+      updated_at: now,
+    };
+    await this.#db
+      .insertInto('tenants')
+      .values({ id: signup.id.toLowerCase(), created_at: now, ...values })
+      .onConflict((oc) => oc.column('id').doUpdateSet(values))
+      .execute();
+    return (await this.get(signup.id))!;
+  }
+
+  async setState(id: string, state: TenantState, reason: string | null, now: number): Promise<void> {
+    await this.#db
+      .updateTable('tenants')
+      .set({ state, state_reason: reason, updated_at: now })
+      .where('id', '=', id.toLowerCase())
+      .execute();
+  }
+}

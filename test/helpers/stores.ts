@@ -1,0 +1,54 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { migrateToLatest, openStore, type Engine, type Store } from '../../src/store/database.ts';
+
+export const ENGINES: Engine[] = ['sqlite', 'postgres'];
+
+/** The PostgreSQL server tests create their throwaway databases on. */
+export const TEST_POSTGRES_ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface TestStore {
+  store: Store;
+  /** The URL (PostgreSQL) or file path (SQLite) of this throwaway database. */
+  target: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh, migrated database on the given engine; `drop()` removes it. */
+export async function openTestStore(engine: Engine): Promise<TestStore> {
+  if (engine === 'sqlite') {
+    const dir = await mkdtemp(join(tmpdir(), 'roster-store-'));
+    const path = join(dir, 'roster.db');
+    const store = await openStore({ engine: 'sqlite', path });
+    await migrateToLatest(store);
+    return { store, target: path, drop: async () => { await store.close(); await rm(dir, { recursive: true, force: true }); } };
+  }
+  const name = `roster_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const admin = new pg.Client({ connectionString: TEST_POSTGRES_ADMIN_URL });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(TEST_POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  const store = await openStore({ engine: 'postgres', url: url.toString() });
+  await migrateToLatest(store);
+  return {
+    store,
+    target: url.toString(),
+    drop: async () => {
+      await store.close();
+      const cleanup = new pg.Client({ connectionString: TEST_POSTGRES_ADMIN_URL });
+      await cleanup.connect();
+      try {
+        await cleanup.query(`drop database if exists ${name} with (force)`);
+      } finally {
+        await cleanup.end();
+      }
+    },
+  };
+}

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { migrateToLatest, openStore, StoreUnavailableError } from '../../src/store/database.ts';
+import { AuthRequestRepository } from '../../src/store/auth-requests.ts';
+import { SessionRepository } from '../../src/store/sessions.ts';
+import { TenantRepository } from '../../src/store/tenants.ts';
+import { UserRepository } from '../../src/store/users.ts';
+import { hashToken } from '../../src/store/tokens.ts';
+import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
+
+const TENANT_A = 'aaaaaaaa-0000-4000-8000-000000000001';
+const TENANT_B = 'bbbbbbbb-0000-4000-8000-000000000002';
+const MINUTE = 60_000;
+
+for (const engine of ENGINES) {
+  describe(`store on ${engine}`, () => {
+    let test: TestStore;
+    before(async () => {
+      test = await openTestStore(engine);
+    });
+    after(async () => {
+      await test.drop();
+    });
+
+    it('migrations are idempotent: a second run applies nothing', async () => {
+      const again = await migrateToLatest(test.store);
+      assert.deepEqual(again, []);
+    });
+
+    it('registering the same tenant twice keeps one active row with the latest name', async () => {
+      const tenants = new TenantRepository(test.store.db);
+      await tenants.activate({ id: TENANT_A.toUpperCase(), displayName: 'Contoso', domains: ['contoso.com'], signedUpByOid: 'o1', signupContext: { plan: 'team' } }, 1000);
+      await tenants.activate({ id: TENANT_A, displayName: 'Contoso Ltd', domains: ['contoso.com', 'contoso.onmicrosoft.com'], signedUpByOid: 'o1', signupContext: null }, 2000);
+      const all = (await tenants.list()).filter((t) => t.id === TENANT_A);
+      assert.equal(all.length, 1);
+      assert.equal(all[0]!.displayName, 'Contoso Ltd');
+      assert.deepEqual(all[0]!.domains, ['contoso.com', 'contoso.onmicrosoft.com']);
+      assert.equal(all[0]!.state, 'active');
+      assert.equal(all[0]!.createdAt, 1000);
+      assert.equal(all[0]!.updatedAt, 2000);
+    });
+
+    it('a disconnected tenant becomes active again when it is confirmed again', async () => {
+      const tenants = new TenantRepository(test.store.db);
+      await tenants.setState(TENANT_A, 'disconnected', 'consent revoked', 3000);
+      assert.equal((await tenants.get(TENANT_A))!.state, 'disconnected');
+      await tenants.activate({ id: TENANT_A, displayName: 'Contoso', domains: ['contoso.com'], signedUpByOid: 'o2', signupContext: null }, 4000);
+      const tenant = (await tenants.get(TENANT_A))!;
+      assert.equal(tenant.state, 'active');
+      assert.equal(tenant.stateReason, null);
+    });
+
+    it('users are keyed by (tenant, object id): the same email in two tenants is two users, a changed email keeps the user', async () => {
+      const tenants = new TenantRepository(test.store.db);
+      await tenants.activate({ id: TENANT_B, displayName: 'Fabrikam', domains: ['fabrikam.com'], signedUpByOid: null, signupContext: null }, 1000);
+      const users = new UserRepository(test.store.db);
+      await users.recordSignIn({ tenantId: TENANT_A, objectId: 'u1', displayName: 'Ann', username: 'ann@contoso.com', email: 'same@example.com' }, 1000);
+      await users.recordSignIn({ tenantId: TENANT_B, objectId: 'u1', displayName: 'Ann B', username: 'ann@fabrikam.com', email: 'same@example.com' }, 1000);
+      assert.equal(await users.countInTenant(TENANT_A), 1);
+      assert.equal(await users.countInTenant(TENANT_B), 1);
+      const renamed = await users.recordSignIn({ tenantId: TENANT_A, objectId: 'u1', displayName: 'Ann', username: 'ann@contoso.com', email: 'new@example.com' }, 2000);
+      assert.equal(renamed.mail, 'new@example.com');
+      assert.equal(renamed.lastSignInAt, 2000);
+      assert.equal(await users.countInTenant(TENANT_A), 1);
+      assert.equal((await users.get(TENANT_B, 'u1'))!.displayName, 'Ann B');
+    });
+
+    it('sessions: the table keeps only a hash of the id; idle and absolute limits end them', async () => {
+      const sessions = new SessionRepository(test.store.db, { idleMs: 30 * MINUTE, absoluteMs: 8 * 60 * MINUTE });
+      const { id } = await sessions.create(TENANT_A, 'u1', 0);
+      assert.ok(id.length >= 43, 'at least 256 bits, base64url');
+      const stored = await test.store.db.selectFrom('sessions').select('id_hash').execute();
+      assert.ok(stored.every((row) => row.id_hash !== id));
+      assert.ok(stored.some((row) => row.id_hash === hashToken(id)));
+
+      assert.ok(await sessions.resume(id, 20 * MINUTE), 'alive within the idle limit');
+      assert.ok(await sessions.resume(id, 45 * MINUTE), 'the previous request moved the idle window');
+      assert.equal(await sessions.resume(id, 80 * MINUTE), undefined, 'idle for 35 minutes');
+      assert.equal(await sessions.resume(id, 81 * MINUTE), undefined, 'deleted once found expired');
+
+      const long = await sessions.create(TENANT_A, 'u1', 0);
+      for (let t = 20; t < 8 * 60; t += 20) assert.ok(await sessions.resume(long.id, t * MINUTE));
+      assert.equal(await sessions.resume(long.id, 8 * 60 * MINUTE), undefined, 'absolute limit even when active');
+    });
+
+    it('sessions end per user and per tenant', async () => {
+      const sessions = new SessionRepository(test.store.db, { idleMs: 30 * MINUTE, absoluteMs: 8 * 60 * MINUTE });
+      const a1 = await sessions.create(TENANT_A, 'u1', 0);
+      const a2 = await sessions.create(TENANT_A, 'u2', 0);
+      const b1 = await sessions.create(TENANT_B, 'u1', 0);
+      assert.equal(await sessions.destroyForUsers(TENANT_A, ['u1']), 1);
+      assert.equal(await sessions.resume(a1.id, 1), undefined);
+      assert.ok(await sessions.resume(a2.id, 1));
+      assert.ok(await sessions.resume(b1.id, 1), 'same object id in another tenant is untouched');
+      await sessions.destroyForTenant(TENANT_A);
+      assert.equal(await sessions.resume(a2.id, 2), undefined);
+      assert.ok(await sessions.resume(b1.id, 2));
+    });
+
+    it('auth requests: single use, bound to the browser, the kind and a lifetime', async () => {
+      const requests = new AuthRequestRepository(test.store.db, 10 * MINUTE);
+      const base = { kind: 'signin' as const, browserBinding: 'browser-1', nonce: 'n', codeVerifier: 'v', returnTo: '/users', context: { plan: 'team' } };
+      const state = await requests.create(base, 0);
+      const taken = await requests.take(state, 'signin', 'browser-1', MINUTE);
+      assert.equal(taken?.nonce, 'n');
+      assert.deepEqual(taken?.context, { plan: 'team' });
+      assert.equal(await requests.take(state, 'signin', 'browser-1', MINUTE), undefined, 'replayed state');
+
+      const other = await requests.create(base, 0);
+      assert.equal(await requests.take(other, 'signin', 'browser-2', MINUTE), undefined, 'another browser');
+      assert.equal(await requests.take(other, 'signin', 'browser-1', MINUTE), undefined, 'burnt by the mismatch');
+
+      const signup = await requests.create(base, 0);
+      assert.equal(await requests.take(signup, 'signup', 'browser-1', MINUTE), undefined, 'wrong kind');
+
+      const old = await requests.create(base, 0);
+      assert.equal(await requests.take(old, 'signin', 'browser-1', 10 * MINUTE), undefined, 'expired');
+      assert.equal(await requests.take('never-issued', 'signin', 'browser-1', 0), undefined, 'unknown');
+    });
+
+    it('search text with SQL metacharacters is only text', async () => {
+      const users = new UserRepository(test.store.db);
+      const evil = "x'); drop table users; --";
+      await users.recordSignIn({ tenantId: TENANT_A, objectId: 'u9', displayName: evil, username: evil, email: null }, 1);
+      assert.equal((await users.get(TENANT_A, 'u9'))!.displayName, evil);
+      const { rows } = await sql<{ n: number }>`select count(*) as n from users`.execute(test.store.db);
+      assert.ok(Number(rows[0]!.n) >= 1);
+    });
+  });
+}
+
+describe('opening a database that cannot be used', () => {
+  it('an unreachable PostgreSQL fails at open with a message naming the host, without the password', async () => {
+    await assert.rejects(
+      openStore({ engine: 'postgres', url: 'postgres://roster:s3cret@127.0.0.1:1/roster' }),
+      (err: unknown) => {
+        assert.ok(err instanceof StoreUnavailableError);
+        assert.match(err.message, /cannot connect to PostgreSQL at postgres:\/\/roster:\*\*\*@127\.0\.0\.1:1\/roster/);
+        assert.doesNotMatch(err.message, /s3cret/);
+        return true;
+      },
+    );
+  });
+
+  it('a SQLite path that cannot be created fails with the path in the message', async () => {
+    await assert.rejects(openStore({ engine: 'sqlite', path: '/etc/hostname/roster/roster.db' }), (err: unknown) => {
+      assert.ok(err instanceof StoreUnavailableError);
+      assert.match(err.message, /\/etc\/hostname\/roster\/roster\.db/);
+      return true;
+    });
+  });
+});
