@@ -1,0 +1,145 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+
+/**
+ * Roster's configuration, read once at start-up from the environment (and an
+ * optional `.env` file, whose values never override the real environment).
+ * Every variable is documented in the README; defaults are listed here.
+ */
+export interface RosterConfig {
+  port: number;
+  /** Externally visible base URL; redirect URIs are built from it, never from request headers. */
+  publicUrl: URL;
+  dataDir: string;
+  database: { engine: 'sqlite'; path: string } | { engine: 'postgres'; url: string };
+  /** Demo mode: no Entra settings given, so Roster runs against its own emulator. */
+  demo: boolean;
+  entra: {
+    clientId: string;
+    clientSecret: string | null;
+    /** PEM file holding the certificate and its private key. */
+    clientCertificatePath: string | null;
+    authorityHost: URL;
+    graphBaseUrl: URL;
+  } | null;
+  session: { idleMinutes: number; absoluteHours: number };
+  sync: { intervalMinutes: number };
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Roster's configuration has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const integer = (name: string, min: number, max: number) =>
+  optionalText.pipe(
+    z
+      .string()
+      .regex(/^\d+$/, `${name} must be a whole number`)
+      .transform(Number)
+      .refine((n) => n >= min && n <= max, `${name} must be between ${min} and ${max}`)
+      .optional(),
+  );
+
+const httpUrl = (name: string, schemes: string[]) =>
+  optionalText.pipe(
+    z
+      .string()
+      .refine((v) => URL.canParse(v), `${name} must be an absolute URL such as ${schemes[0]}://example.com`)
+      .transform((v) => new URL(v))
+      .refine((u) => schemes.includes(u.protocol.slice(0, -1)), `${name} must use ${schemes.join(' or ')}`)
+      .optional(),
+  );
+
+const envSchema = z.object({
+  PORT: integer('PORT', 0, 65535),
+  PUBLIC_URL: httpUrl('PUBLIC_URL', ['http', 'https']),
+  DATA_DIR: optionalText,
+  DATABASE_URL: optionalText.pipe(
+    z
+      .string()
+      .refine((v) => /^postgres(ql)?:\/\//.test(v) && URL.canParse(v), 'DATABASE_URL must be a PostgreSQL URL such as postgres://user:password@host:5432/roster')
+      .optional(),
+  ),
+  ENTRA_CLIENT_ID: optionalText.pipe(z.string().regex(GUID, 'ENTRA_CLIENT_ID must be the application (client) id, a GUID').optional()),
+  ENTRA_CLIENT_SECRET: optionalText,
+  ENTRA_CLIENT_CERTIFICATE: optionalText,
+  ENTRA_AUTHORITY_HOST: httpUrl('ENTRA_AUTHORITY_HOST', ['https']),
+  GRAPH_BASE_URL: httpUrl('GRAPH_BASE_URL', ['https']),
+  SESSION_IDLE_MINUTES: integer('SESSION_IDLE_MINUTES', 1, 7 * 24 * 60),
+  SESSION_ABSOLUTE_HOURS: integer('SESSION_ABSOLUTE_HOURS', 1, 30 * 24),
+  SYNC_INTERVAL_MINUTES: integer('SYNC_INTERVAL_MINUTES', 1, 24 * 60),
+  LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
+});
+
+/** Reads `.env` from `cwd` when present; real environment variables win. */
+export function environmentWithDotEnv(env: NodeJS.ProcessEnv, cwd: string): Record<string, string | undefined> {
+  const file = resolve(cwd, '.env');
+  if (!existsSync(file)) return { ...env };
+  return { ...parseEnv(readFileSync(file, 'utf8')), ...env };
+}
+
+export function loadConfig(env: Record<string, string | undefined>, cwd = process.cwd()): RosterConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
+  }
+  const v = parsed.data;
+  const problems: string[] = [];
+
+  const port = v.PORT ?? 3000;
+  const publicUrl = v.PUBLIC_URL ?? new URL(`http://localhost:${port}`);
+  if (publicUrl.pathname !== '/' || publicUrl.search || publicUrl.hash) {
+    problems.push('PUBLIC_URL must be a bare origin such as https://roster.example.com (no path, query or fragment)');
+  }
+  const dataDir = resolve(cwd, v.DATA_DIR ?? 'data');
+
+  const anyEntra = v.ENTRA_CLIENT_ID ?? v.ENTRA_CLIENT_SECRET ?? v.ENTRA_CLIENT_CERTIFICATE;
+  let entra: RosterConfig['entra'] = null;
+  if (anyEntra !== undefined) {
+    if (!v.ENTRA_CLIENT_ID) problems.push('ENTRA_CLIENT_ID is missing: set it to the application (client) id of your Entra app registration');
+    if (!v.ENTRA_CLIENT_SECRET && !v.ENTRA_CLIENT_CERTIFICATE) {
+      problems.push('ENTRA_CLIENT_SECRET or ENTRA_CLIENT_CERTIFICATE is needed: give a client secret, or the path of a PEM file with the certificate and its private key (recommended)');
+    }
+    const certPath = v.ENTRA_CLIENT_CERTIFICATE ? resolve(cwd, v.ENTRA_CLIENT_CERTIFICATE) : null;
+    if (certPath && !existsSync(certPath)) problems.push(`ENTRA_CLIENT_CERTIFICATE: no file at ${certPath}`);
+    if (publicUrl.protocol === 'http:' && publicUrl.hostname !== 'localhost') {
+      problems.push('PUBLIC_URL must use https (Entra accepts http redirect URIs only for localhost)');
+    }
+    entra = {
+      clientId: v.ENTRA_CLIENT_ID ?? '',
+      clientSecret: v.ENTRA_CLIENT_SECRET ?? null,
+      clientCertificatePath: certPath,
+      authorityHost: v.ENTRA_AUTHORITY_HOST ?? new URL('https://login.microsoftonline.com'),
+      graphBaseUrl: v.GRAPH_BASE_URL ?? new URL('https://graph.microsoft.com'),
+    };
+  } else if (v.ENTRA_AUTHORITY_HOST || v.GRAPH_BASE_URL) {
+    problems.push('ENTRA_AUTHORITY_HOST and GRAPH_BASE_URL need ENTRA_CLIENT_ID and a secret or certificate; leave all of them unset for demo mode');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    port,
+    publicUrl,
+    dataDir,
+    database: v.DATABASE_URL ? { engine: 'postgres', url: v.DATABASE_URL } : { engine: 'sqlite', path: resolve(dataDir, 'roster.db') },
+    demo: entra === null,
+    entra,
+    session: { idleMinutes: v.SESSION_IDLE_MINUTES ?? 60, absoluteHours: v.SESSION_ABSOLUTE_HOURS ?? 12 },
+    sync: { intervalMinutes: v.SYNC_INTERVAL_MINUTES ?? 15 },
+    logLevel: v.LOG_LEVEL ?? 'info',
+  };
+}

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ConfigError, environmentWithDotEnv, loadConfig } from '../../src/config/config.ts';
+
+const CLIENT_ID = '11111111-2222-4333-8444-555555555555';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env, '/srv/roster');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('no Entra settings at all means demo mode on SQLite under ./data', () => {
+    const config = loadConfig({}, '/srv/roster');
+    assert.equal(config.demo, true);
+    assert.equal(config.entra, null);
+    assert.deepEqual(config.database, { engine: 'sqlite', path: '/srv/roster/data/roster.db' });
+    assert.equal(config.port, 3000);
+    assert.equal(config.publicUrl.href, 'http://localhost:3000/');
+  });
+
+  it('production settings: secret, certificate, PostgreSQL and Microsoft hosts by default', () => {
+    const config = loadConfig(
+      { ENTRA_CLIENT_ID: CLIENT_ID, ENTRA_CLIENT_SECRET: 's', PUBLIC_URL: 'https://roster.example.com', DATABASE_URL: 'postgres://u:p@db:5432/roster', PORT: '8080' },
+      '/srv/roster',
+    );
+    assert.equal(config.demo, false);
+    assert.equal(config.entra?.authorityHost.href, 'https://login.microsoftonline.com/');
+    assert.equal(config.entra?.graphBaseUrl.href, 'https://graph.microsoft.com/');
+    assert.deepEqual(config.database, { engine: 'postgres', url: 'postgres://u:p@db:5432/roster' });
+    assert.equal(config.port, 8080);
+  });
+
+  it('each mistake is named with what to do about it', () => {
+    assert.deepEqual(problemsOf({ PORT: 'eighty' }), ['PORT: PORT must be a whole number']);
+    assert.match(problemsOf({ ENTRA_CLIENT_ID: 'my-app' })[0]!, /ENTRA_CLIENT_ID must be the application \(client\) id, a GUID/);
+    assert.match(problemsOf({ ENTRA_CLIENT_ID: CLIENT_ID }).join('\n'), /ENTRA_CLIENT_SECRET or ENTRA_CLIENT_CERTIFICATE is needed/);
+    assert.match(problemsOf({ ENTRA_CLIENT_SECRET: 'x' }).join('\n'), /ENTRA_CLIENT_ID is missing/);
+    assert.match(problemsOf({ DATABASE_URL: 'mysql://x' }).join('\n'), /DATABASE_URL must be a PostgreSQL URL/);
+    assert.match(problemsOf({ ENTRA_CLIENT_ID: CLIENT_ID, ENTRA_CLIENT_CERTIFICATE: 'missing.pem' }).join('\n'), /no file at \/srv\/roster\/missing\.pem/);
+    assert.match(problemsOf({ ENTRA_CLIENT_ID: CLIENT_ID, ENTRA_CLIENT_SECRET: 's', PUBLIC_URL: 'http://roster.example.com' }).join('\n'), /must use https/);
+    assert.match(problemsOf({ PUBLIC_URL: 'https://example.com/app' }).join('\n'), /bare origin/);
+    assert.match(problemsOf({ ENTRA_AUTHORITY_HOST: 'http://login.example.com' }).join('\n'), /must use https/);
+  });
+
+  it('.env fills gaps but never overrides the real environment', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'roster-config-'));
+    after(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, '.env'), 'PORT=4000\nLOG_LEVEL=debug\n');
+    const env = environmentWithDotEnv({ PORT: '5000' }, dir);
+    const config = loadConfig(env, dir);
+    assert.equal(config.port, 5000);
+    assert.equal(config.logLevel, 'debug');
+  });
+});
