@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { accessTokenIssuerFor, GRAPH_AUDIENCE, issuerFor, type EmulatorContext } from './context.ts';
 import { CONSUMER_TENANT_ID, type AppRegistration, type Tenant, type UserRecord } from './model.ts';
+import { signIdToken } from './tamper.ts';
 
 /** The `{tenant}` path segment of an identity endpoint, resolved. */
 export type PathTenant =
@@ -192,7 +193,7 @@ export async function issueUserTokens(ctx: EmulatorContext, input: UserTokenInpu
     });
     body.refresh_token = refreshToken;
   }
-  if (hasScope(scopes, 'openid')) body.id_token = await ctx.keyring.sign(idTokenClaims(ctx, input, now));
+  if (hasScope(scopes, 'openid')) body.id_token = await signIdToken(ctx, idTokenClaims(ctx, input, now));
   body.client_info = clientInfoFor(tenant.id, p.id);
   return body;
 }

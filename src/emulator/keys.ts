@@ -7,6 +7,11 @@ export interface StoredSigningKey {
   certPem: string;
   keyPem: string;
   createdAtMs: number;
+  /**
+   * A key published for one tenant only: its JWKS `issuer` is that tenant's
+   * exact issuer. It never signs ordinary tokens.
+   */
+  tenantId?: string;
 }
 
 interface LoadedKey extends StoredSigningKey {
@@ -17,7 +22,7 @@ interface LoadedKey extends StoredSigningKey {
 
 export interface JsonWebKeyEntry {
   kty: 'RSA';
-  use: 'sig';
+  use: 'sig' | 'enc';
   kid: string;
   x5t: string;
   n: string;
@@ -50,8 +55,18 @@ export class SigningKeyring {
   }
 
   toStored(): StoredSigningKey[] {
-    return this.#keys.map(({ certPem, keyPem, createdAtMs }) => ({ certPem, keyPem, createdAtMs }));
+    return this.#keys.map(({ certPem, keyPem, createdAtMs, tenantId }) => ({ certPem, keyPem, createdAtMs, ...(tenantId ? { tenantId } : {}) }));
   }
+
+  /** Adds a key whose JWKS `issuer` names only `tenantId`; returns its kid. */
+  async addTenantKey(tenantId: string): Promise<string> {
+    const key = await SigningKeyring.#newKey();
+    this.#add({ ...key, tenantId });
+    return this.#keys[this.#keys.length - 1]!.kid;
+  }
+
+  /** Publishes unusable keys beside the real ones (an encryption key, a key without `kid` match), as real sets may. */
+  withDecoys = false;
 
   get currentKid(): string {
     return this.#current().kid;
@@ -69,32 +84,39 @@ export class SigningKeyring {
     const key = await SigningKeyring.#newKey();
     if (options.dropPrevious) this.#keys = [];
     this.#add(key);
-    if (this.#keys.length > KEYS_KEPT_AFTER_ROTATION) this.#keys.splice(0, this.#keys.length - KEYS_KEPT_AFTER_ROTATION);
+    const shared = this.#keys.filter((k) => !k.tenantId);
+    const dropped = new Set(shared.slice(0, Math.max(0, shared.length - KEYS_KEPT_AFTER_ROTATION)));
+    this.#keys = this.#keys.filter((k) => !dropped.has(k));
     return this.currentKid;
   }
 
   /** The JWKS document; `issuer` is the per-key issuer (the `{tenantid}` template for shared keys). */
   jwks(issuerTemplate: string): { keys: JsonWebKeyEntry[] } {
     // Newest last would hint at an order; Entra promises none, so publish newest first.
-    return {
-      keys: [...this.#keys].reverse().map((key) => {
-        const jwk = key.cert.publicKey.export({ format: 'jwk' }) as { n: string; e: string };
-        return {
-          kty: 'RSA',
-          use: 'sig',
-          kid: key.kid,
-          x5t: key.cert.x5t,
-          n: jwk.n,
-          e: jwk.e,
-          x5c: [key.cert.derBase64],
-          issuer: issuerTemplate,
-        };
-      }),
-    };
+    const keys: JsonWebKeyEntry[] = [...this.#keys].reverse().map((key) => {
+      const jwk = key.cert.publicKey.export({ format: 'jwk' }) as { n: string; e: string };
+      return {
+        kty: 'RSA',
+        use: 'sig',
+        kid: key.kid,
+        x5t: key.cert.x5t,
+        n: jwk.n,
+        e: jwk.e,
+        x5c: [key.cert.derBase64],
+        issuer: key.tenantId ? issuerTemplate.replace('{tenantid}', key.tenantId) : issuerTemplate,
+      };
+    });
+    if (this.withDecoys && keys[0]) {
+      // Same key material as a real key but for encryption, and a signing key nobody holds.
+      keys.push({ ...keys[0], use: 'enc', kid: `${keys[0].kid}-enc` });
+      keys.push({ ...keys[0], kid: 'decoy-no-private-key', x5t: 'decoy-no-private-key', n: keys[0].n.split('').reverse().join('') });
+    }
+    return { keys };
   }
 
-  async sign(payload: JWTPayload, extraHeader: Record<string, unknown> = {}): Promise<string> {
-    const key = this.#current();
+  async sign(payload: JWTPayload, extraHeader: Record<string, unknown> = {}, kid?: string): Promise<string> {
+    const key = kid ? this.#keys.find((k) => k.kid === kid) : this.#current();
+    if (!key) throw new Error(`no signing key ${kid}`);
     return new SignJWT(payload)
       .setProtectedHeader({ typ: 'JWT', alg: 'RS256', kid: key.kid, x5t: key.cert.x5t, ...extraHeader })
       .sign(key.privateKey);
@@ -113,7 +135,7 @@ export class SigningKeyring {
   }
 
   #current(): LoadedKey {
-    const key = this.#keys[this.#keys.length - 1];
+    const key = this.#keys.findLast((k) => !k.tenantId);
     if (!key) throw new Error('no signing key');
     return key;
   }

@@ -1,0 +1,155 @@
+import { ConfidentialClientApplication, CryptoProvider, LogLevel, type Configuration } from '@azure/msal-node';
+import type { AppCredentials } from './credentials.ts';
+import type { OutboundHttp } from './http.ts';
+import type { AuthorityMetadata } from './metadata.ts';
+
+/** The scopes of a user sign-in: who they are, nothing more. */
+const SIGN_IN_SCOPES = ['openid', 'profile', 'email'];
+
+/** Sovereign clouds have their own Graph resource; anything else is asked for as global Graph. */
+const SOVEREIGN_GRAPH_HOSTS = new Set(['graph.microsoft.us', 'dod-graph.microsoft.us', 'microsoftgraph.chinacloudapi.cn']);
+
+export function graphDefaultScope(graphBaseUrl: URL): string {
+  const origin = SOVEREIGN_GRAPH_HOSTS.has(graphBaseUrl.hostname) ? graphBaseUrl.origin : 'https://graph.microsoft.com';
+  return `${origin}/.default`;
+}
+
+export interface PkcePair {
+  verifier: string;
+  challenge: string;
+}
+
+/** An app token for one tenant, and which credential obtained it. */
+export interface AppToken {
+  accessToken: string;
+  expiresOn: Date | null;
+}
+
+/**
+ * Roster's app registration in Entra ID: the only place that holds its
+ * credentials and talks to the token endpoint. With both a certificate and a
+ * secret configured (rotation), the certificate is tried first.
+ */
+export class EntraApp {
+  readonly clientId: string;
+  readonly metadata: AuthorityMetadata;
+  readonly graphScope: string;
+  readonly #configs: Configuration[];
+  /** Long-lived clients for app tokens: MSAL caches a token per tenant in each. */
+  readonly #appClients: ConfidentialClientApplication[];
+  readonly #crypto = new CryptoProvider();
+
+  constructor(options: { credentials: AppCredentials; metadata: AuthorityMetadata; http: OutboundHttp; graphBaseUrl: URL }) {
+    const { credentials, metadata, http } = options;
+    this.clientId = credentials.clientId;
+    this.metadata = metadata;
+    this.graphScope = graphDefaultScope(options.graphBaseUrl);
+    const authorityHost = new URL(metadata.authorityHost);
+    const base = {
+      clientId: credentials.clientId,
+      authority: `${metadata.authorityHost}/organizations`,
+      knownAuthorities: [authorityHost.host],
+      authorityMetadata: metadata.raw,
+    };
+    const system: Configuration['system'] = {
+      networkClient: http.msalNetworkModule(),
+      loggerOptions: { piiLoggingEnabled: false, logLevel: LogLevel.Error, loggerCallback: () => {} },
+    };
+    this.#configs = [];
+    if (credentials.certificate) {
+      const cert = credentials.certificate;
+      this.#configs.push({
+        auth: { ...base, clientCertificate: { thumbprintSha256: cert.thumbprintSha256, privateKey: cert.privateKeyPem, x5c: cert.certificatePem } },
+        system,
+      });
+    }
+    if (credentials.clientSecret) this.#configs.push({ auth: { ...base, clientSecret: credentials.clientSecret }, system });
+    if (this.#configs.length === 0) throw new Error('the app registration needs a client secret or a certificate');
+    this.#appClients = this.#configs.map((config) => new ConfidentialClientApplication(config));
+  }
+
+  async newPkcePair(): Promise<PkcePair> {
+    return this.#crypto.generatePkceCodes();
+  }
+
+  /** The authorization request for a user sign-in (code flow, PKCE S256, nonce). */
+  async signInUrl(request: { redirectUri: string; state: string; nonce: string; codeChallenge: string; loginHint?: string; prompt?: string }): Promise<string> {
+    const client = new ConfidentialClientApplication(this.#configs[0]!);
+    return client.getAuthCodeUrl({
+      scopes: SIGN_IN_SCOPES,
+      redirectUri: request.redirectUri,
+      state: request.state,
+      nonce: request.nonce,
+      codeChallenge: request.codeChallenge,
+      codeChallengeMethod: 'S256',
+      responseMode: 'query',
+      ...(request.loginHint ? { loginHint: request.loginHint } : {}),
+      ...(request.prompt ? { prompt: request.prompt } : {}),
+    });
+  }
+
+  /**
+   * Redeems an authorization code and returns the raw ID token, which the
+   * caller must validate: MSAL checks only its nonce. A fresh client per
+   * sign-in keeps users' tokens out of a cache that would only grow.
+   */
+  async redeemCode(request: { code: string; redirectUri: string; codeVerifier: string; nonce: string }): Promise<string> {
+    return this.#withEachCredential(async (config) => {
+      const client = new ConfidentialClientApplication(config);
+      const result = await client.acquireTokenByCode({
+        code: request.code,
+        redirectUri: request.redirectUri,
+        codeVerifier: request.codeVerifier,
+        scopes: SIGN_IN_SCOPES,
+        // Passing the nonce lets MSAL accept the token; Roster validates it again.
+        ...({ nonce: request.nonce } as object),
+      } as Parameters<ConfidentialClientApplication['acquireTokenByCode']>[0]);
+      if (!result?.idToken) throw new Error('the token endpoint returned no ID token');
+      return result.idToken;
+    });
+  }
+
+  /** A client-credentials token for Graph in one tenant; cached by MSAL per tenant. */
+  async appToken(tenantId: string, options: { forceRefresh?: boolean } = {}): Promise<AppToken> {
+    return this.#withEachCredential(async (_config, index) => {
+      const result = await this.#appClients[index]!.acquireTokenByClientCredential({
+        scopes: [this.graphScope],
+        authority: `${this.metadata.authorityHost}/${tenantId}`,
+        skipCache: options.forceRefresh ?? false,
+      });
+      if (!result?.accessToken) throw new Error('the token endpoint returned no access token');
+      return { accessToken: result.accessToken, expiresOn: result.expiresOn ?? null };
+    });
+  }
+
+  /** Where an admin grants Roster's application permissions for their organisation. */
+  adminConsentUrl(request: { redirectUri: string; state: string }): string {
+    const url = new URL(this.metadata.adminConsentEndpoint);
+    url.searchParams.set('client_id', this.clientId);
+    url.searchParams.set('scope', this.graphScope);
+    url.searchParams.set('redirect_uri', request.redirectUri);
+    url.searchParams.set('state', request.state);
+    return url.href;
+  }
+
+  logoutUrl(request: { postLogoutRedirectUri: string; logoutHint: string | null }): string {
+    const url = new URL(this.metadata.endSessionEndpoint);
+    url.searchParams.set('post_logout_redirect_uri', request.postLogoutRedirectUri);
+    if (request.logoutHint) url.searchParams.set('logout_hint', request.logoutHint);
+    return url.href;
+  }
+
+  /** Certificate first; on an `invalid_client` answer the next credential (rotation in progress). */
+  async #withEachCredential<T>(attempt: (config: Configuration, index: number) => Promise<T>): Promise<T> {
+    let lastError: unknown;
+    for (let index = 0; index < this.#configs.length; index++) {
+      try {
+        return await attempt(this.#configs[index]!, index);
+      } catch (err) {
+        lastError = err;
+        if ((err as { errorCode?: string }).errorCode !== 'invalid_client') throw err;
+      }
+    }
+    throw lastError;
+  }
+}
