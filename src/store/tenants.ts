@@ -77,6 +77,15 @@ export class TenantRepository {
     return (await this.get(signup.id))!;
   }
 
+  /** Notes a sign-up whose consent is still propagating; never downgrades a known tenant. */
+  async markPending(id: string, now: number): Promise<void> {
+    await this.#db
+      .insertInto('tenants')
+      .values({ id: id.toLowerCase(), display_name: id.toLowerCase(), domains: '[]', state: 'pending', state_reason: 'consent is propagating', signup_context: null, signed_up_by_oid: null, created_at: now, updated_at: now })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .execute();
+  }
+
   async setState(id: string, state: TenantState, reason: string | null, now: number): Promise<void> {
     await this.#db
       .updateTable('tenants')

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { EntraApp } from '../../src/identity/entra-app.ts';
+import { OutboundHttp } from '../../src/identity/http.ts';
+import { loadAuthorityMetadata } from '../../src/identity/metadata.ts';
+import { TenantRepository } from '../../src/store/tenants.ts';
+import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
+import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { addOrg, consent, demoApp, type Org } from '../helpers/fixtures.ts';
+import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
+
+for (const engine of ENGINES) {
+  describe(`tenant onboarding (${engine})`, () => {
+    let emulator: TestEmulator;
+    let http: OutboundHttp;
+    let db: TestStore;
+    let onboarding: TenantOnboarding;
+    let tenants: TenantRepository;
+    let contoso: Org;
+    let fabrikam: Org;
+
+    before(async () => {
+      emulator = await startTestEmulator();
+      http = new OutboundHttp({ trustedCaPem: emulator.caCertPem });
+      db = await openTestStore(engine);
+      const metadata = await loadAuthorityMetadata(http, new URL(emulator.urls.authority));
+      const entra = new EntraApp({
+        credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
+        metadata,
+        http,
+        graphBaseUrl: new URL(emulator.urls.graph),
+      });
+      tenants = new TenantRepository(db.store.db);
+      onboarding = new TenantOnboarding({ tenants, entra, http, graphBaseUrl: new URL(emulator.urls.graph) });
+      contoso = addOrg(emulator.ctx, 'Contoso', 'contoso.com');
+      fabrikam = addOrg(emulator.ctx, 'Fabrikam', 'fabrikam.com');
+    });
+
+    after(async () => {
+      await db.drop();
+      await http.close();
+      await emulator.close();
+    });
+
+    it('rule 11: a tenant that never consented is not registered, whatever the callback claimed', async () => {
+      const outcome = await onboarding.confirm(fabrikam.tenant.id, { signedUpByOid: null, signupContext: null });
+      assert.notEqual(outcome.kind, 'active');
+      assert.notEqual((await tenants.get(fabrikam.tenant.id))?.state, 'active');
+    });
+
+    it('rule 11: a consented tenant is confirmed through its own app token and GET /organization', async () => {
+      consent(emulator.ctx, contoso);
+      const outcome = await onboarding.confirm(contoso.tenant.id.toUpperCase(), { signedUpByOid: contoso.admin.props.id, signupContext: { plan: 'team' } });
+      assert.equal(outcome.kind, 'active');
+      const stored = (await tenants.get(contoso.tenant.id))!;
+      assert.equal(stored.state, 'active');
+      assert.equal(stored.displayName, 'Contoso');
+      assert.deepEqual(stored.domains.sort(), ['contoso.com', 'contoso.onmicrosoft.com']);
+      assert.deepEqual(stored.signupContext, { plan: 'team' });
+      const graphCalls = emulator.ctx.requestLog.entries({ tenant: contoso.tenant.id, route: 'GET /v1.0/organization' });
+      assert.equal(graphCalls.length, 1);
+    });
+
+    it('rule 13: confirming the same tenant again is idempotent', async () => {
+      const again = await onboarding.confirm(contoso.tenant.id, { signedUpByOid: contoso.admin.props.id, signupContext: { plan: 'team' } });
+      assert.equal(again.kind, 'active');
+      assert.equal((await tenants.list()).filter((t) => t.id === contoso.tenant.id).length, 1);
+    });
+
+    it('consent still propagating: pending, then active once tokens carry it', async () => {
+      emulator.ctx.directory.consentPropagationSeconds = 60;
+      emulator.ctx.directory.grantAdminConsent(fabrikam.tenant, demoApp(emulator.ctx));
+      const early = await onboarding.confirm(fabrikam.tenant.id, { signedUpByOid: null, signupContext: null });
+      assert.equal(early.kind, 'propagating');
+      assert.match((early as { detail: string }).detail, /AADSTS65001/);
+      assert.equal((await tenants.get(fabrikam.tenant.id))?.state, 'pending');
+      emulator.ctx.clock.advance(61);
+      const later = await onboarding.confirm(fabrikam.tenant.id, { signedUpByOid: null, signupContext: null });
+      assert.equal(later.kind, 'active');
+      emulator.ctx.directory.consentPropagationSeconds = 0;
+    });
+  });
+}
