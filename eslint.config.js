@@ -16,6 +16,10 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/web/assets/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     languageOptions: { globals: { ...globals.browser, ...globals.node } },
   },

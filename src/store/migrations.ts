@@ -54,6 +54,7 @@ const migrations: Record<string, Migration> = {
         .addColumn('tenant_id', 'text', (c) => c.notNull())
         .addColumn('user_id', 'text', (c) => c.notNull())
         .addColumn('csrf_token', 'text', (c) => c.notNull())
+        .addColumn('login_hint', 'text')
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
         .addColumn('expires_at', 'bigint', (c) => c.notNull())

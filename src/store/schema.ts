@@ -52,6 +52,8 @@ export interface SessionsTable {
   tenant_id: string;
   user_id: string;
   csrf_token: string;
+  /** Entra's opaque `login_hint`, passed back as `logout_hint` at sign-out. */
+  login_hint: string | null;
   created_at: number;
   last_seen_at: number;
   /** Absolute expiry; the idle timeout is checked against last_seen_at. */

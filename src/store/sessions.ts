@@ -11,6 +11,7 @@ export interface SessionRecord {
   tenantId: string;
   userId: string;
   csrfToken: string;
+  loginHint: string | null;
   createdAt: number;
   expiresAt: number;
 }
@@ -29,9 +30,9 @@ export class SessionRepository {
   }
 
   /** A brand-new session (never a reused id); returns the id for the cookie. */
-  async create(tenantId: string, userId: string, now: number): Promise<{ id: string; session: SessionRecord }> {
+  async create(tenantId: string, userId: string, now: number, loginHint: string | null = null): Promise<{ id: string; session: SessionRecord }> {
     const id = randomToken();
-    const session: SessionRecord = { tenantId, userId, csrfToken: randomToken(), createdAt: now, expiresAt: now + this.#limits.absoluteMs };
+    const session: SessionRecord = { tenantId, userId, csrfToken: randomToken(), loginHint, createdAt: now, expiresAt: now + this.#limits.absoluteMs };
     await this.#db
       .insertInto('sessions')
       .values({
@@ -39,6 +40,7 @@ export class SessionRepository {
         tenant_id: tenantId,
         user_id: userId,
         csrf_token: session.csrfToken,
+        login_hint: loginHint,
         created_at: now,
         last_seen_at: now,
         expires_at: session.expiresAt,
@@ -57,7 +59,14 @@ export class SessionRepository {
       return undefined;
     }
     await this.#db.updateTable('sessions').set({ last_seen_at: now }).where('id_hash', '=', idHash).execute();
-    return { tenantId: row.tenant_id, userId: row.user_id, csrfToken: row.csrf_token, createdAt: row.created_at, expiresAt: row.expires_at };
+    return {
+      tenantId: row.tenant_id,
+      userId: row.user_id,
+      csrfToken: row.csrf_token,
+      loginHint: row.login_hint,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+    };
   }
 
   async destroy(id: string): Promise<void> {

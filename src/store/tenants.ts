@@ -66,13 +66,14 @@ export class TenantRepository {
       state: 'active' as const,
       state_reason: null,
       signup_context: signup.signupContext ? JSON.stringify(signup.signupContext) : null,
-      signed_up_by_oid: signup.signedUpByOid,
       updated_at: now,
     };
+    // A reconnect does not know who signed up first; keep the recorded admin then.
+    const admin = signup.signedUpByOid ? { signed_up_by_oid: signup.signedUpByOid } : {};
     await this.#db
       .insertInto('tenants')
-      .values({ id: signup.id.toLowerCase(), created_at: now, ...values })
-      .onConflict((oc) => oc.column('id').doUpdateSet(values))
+      .values({ id: signup.id.toLowerCase(), created_at: now, signed_up_by_oid: signup.signedUpByOid, ...values })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ ...values, ...admin }))
       .execute();
     return (await this.get(signup.id))!;
   }
@@ -84,6 +85,17 @@ export class TenantRepository {
       .values({ id: id.toLowerCase(), display_name: id.toLowerCase(), domains: '[]', state: 'pending', state_reason: 'consent is propagating', signup_context: null, signed_up_by_oid: null, created_at: now, updated_at: now })
       .onConflict((oc) => oc.column('id').doNothing())
       .execute();
+  }
+
+  /** Records who signed the organisation up, once: the first proven admin of that tenant. */
+  async recordSignupAdmin(id: string, oid: string, now: number): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('tenants')
+      .set({ signed_up_by_oid: oid, updated_at: now })
+      .where('id', '=', id.toLowerCase())
+      .where('signed_up_by_oid', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   async setState(id: string, state: TenantState, reason: string | null, now: number): Promise<void> {

@@ -1,0 +1,178 @@
+import { join } from 'node:path';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
+import { Eta } from 'eta';
+import type { Logger } from 'pino';
+import type { EntraApp } from '../identity/entra-app.ts';
+import type { IdTokenValidator } from '../identity/id-token.ts';
+import { AuthRequestRepository } from '../store/auth-requests.ts';
+import type { Store } from '../store/database.ts';
+import { SessionRepository } from '../store/sessions.ts';
+import { TenantRepository } from '../store/tenants.ts';
+import { randomToken } from '../store/tokens.ts';
+import { UserRepository } from '../store/users.ts';
+import type { TenantOnboarding } from '../tenants/onboarding.ts';
+import type { Viewer, WebContext } from './context.ts';
+import { registerAuthRoutes } from './routes/auth.ts';
+import { registerPageRoutes } from './routes/pages.ts';
+import { registerSignupRoutes } from './routes/signup.ts';
+
+export interface WebDependencies {
+  publicUrl: URL;
+  session: { idleMinutes: number; absoluteHours: number };
+  store: Store;
+  entra: EntraApp;
+  validator: IdTokenValidator;
+  onboarding: TenantOnboarding;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** A sign-in or sign-up must come back within this time. */
+const AUTH_REQUEST_TTL_MS = 10 * 60_000;
+const HERE = import.meta.dirname;
+
+export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstance> {
+  const now = deps.now ?? Date.now;
+  const secureCookies = deps.publicUrl.protocol === 'https:';
+  const eta = new Eta({ views: join(HERE, 'views'), autoEscape: true, cache: true });
+
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Redirect URIs and origins come from PUBLIC_URL, never from Host or X-Forwarded-* headers.
+    trustProxy: false,
+    ajv: { customOptions: { allErrors: false, coerceTypes: false } },
+  });
+
+  const ctx: WebContext = {
+    publicUrl: deps.publicUrl,
+    secureCookies,
+    cookieNames: secureCookies
+      ? { session: '__Host-roster_session', binding: '__Host-roster_binding' }
+      : { session: 'roster_session', binding: 'roster_binding' },
+    entra: deps.entra,
+    validator: deps.validator,
+    onboarding: deps.onboarding,
+    store: deps.store,
+    tenants: new TenantRepository(deps.store.db),
+    users: new UserRepository(deps.store.db),
+    sessions: new SessionRepository(deps.store.db, {
+      idleMs: deps.session.idleMinutes * 60_000,
+      absoluteMs: deps.session.absoluteHours * 3_600_000,
+    }),
+    authRequests: new AuthRequestRepository(deps.store.db, AUTH_REQUEST_TTL_MS),
+    now,
+    render(reply, template, data, status = 200) {
+      const viewer = reply.request.viewer;
+      const html = eta.render(template, { viewer: viewer ? { name: viewer.name, tenantName: viewer.tenantName, csrfToken: viewer.csrfToken } : null, ...data });
+      return reply.code(status).type('text/html; charset=utf-8').send(html);
+    },
+    message(_request, reply, status, page) {
+      return ctx.render(reply, 'message', { heading: page.heading ?? page.title, tone: page.tone ?? (status >= 400 ? 'bad' : 'info'), links: [], ...page }, status);
+    },
+    browserBinding(request, reply) {
+      const existing = request.cookies[ctx.cookieNames.binding];
+      if (existing && existing.length >= 43) return existing;
+      const value = randomToken();
+      reply.setCookie(ctx.cookieNames.binding, value, { path: '/', httpOnly: true, sameSite: 'lax', secure: secureCookies });
+      return value;
+    },
+  };
+
+  await app.register(cookie);
+  await app.register(formbody);
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        // Chromium applies form-action to the redirects that follow a form post (sign-up, sign-out).
+        formAction: ["'self'", ...new Set([deps.entra.metadata.adminConsentEndpoint, deps.entra.metadata.endSessionEndpoint].map((u) => new URL(u).origin))],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+      },
+    },
+    strictTransportSecurity: secureCookies ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+    referrerPolicy: { policy: 'same-origin' },
+    crossOriginEmbedderPolicy: false,
+  });
+  await app.register(rateLimit, { global: false });
+  await app.register(fastifyStatic, { root: join(HERE, 'assets'), prefix: '/assets/', maxAge: '1h' });
+
+  app.decorateRequest('viewer', null);
+  app.addHook('onRequest', async (request, reply) => {
+    if (!isSafeMethod(request.method) && !isSameOriginRequest(request, deps.publicUrl)) {
+      return reply.code(403).type('text/plain; charset=utf-8').send('Cross-site request refused.');
+    }
+    request.viewer = await resumeViewer(ctx, request, reply);
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, request, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) request.log.error({ err }, 'request failed');
+    if (status === 429) return ctx.message(request, reply, 429, { title: 'Too many attempts', message: 'Too many requests came from your network in a short time.', next: 'Wait a minute, then try again.' });
+    if (status === 400 || err.validation) {
+      return ctx.message(request, reply, 400, { title: 'That request was not valid', message: `Roster could not use the request: ${err.message}.`, next: 'Go back and try again.' });
+    }
+    return ctx.message(request, reply, status, {
+      title: status === 500 ? 'Something went wrong' : 'Request refused',
+      message: status === 500 ? 'Roster hit an unexpected problem and did not finish your request.' : err.message,
+      next: 'Try again. If it keeps happening, contact support.',
+    });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    ctx.message(request, reply, 404, { title: 'Page not found', message: 'There is no page at this address.', links: [{ href: '/', label: 'Go to the home page', primary: true }] }),
+  );
+
+  registerPageRoutes(app, ctx);
+  registerAuthRoutes(app, ctx);
+  registerSignupRoutes(app, ctx);
+  return app;
+}
+
+function isSafeMethod(method: string): boolean {
+  return method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
+}
+
+/** CSRF defence for every state-changing request: the browser must say it comes from our own pages. */
+function isSameOriginRequest(request: FastifyRequest, publicUrl: URL): boolean {
+  const site = request.headers['sec-fetch-site'];
+  if (typeof site === 'string') return site === 'same-origin';
+  const origin = request.headers.origin;
+  return typeof origin === 'string' && origin === publicUrl.origin;
+}
+
+/**
+ * The session behind the cookie, re-checked on every request against Roster's
+ * records: a tenant that left or was disconnected, or a user removed or
+ * disabled by a sync, no longer has a session.
+ */
+async function resumeViewer(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<Viewer | null> {
+  const sessionId = request.cookies[ctx.cookieNames.session];
+  if (!sessionId) return null;
+  const session = await ctx.sessions.resume(sessionId, ctx.now());
+  const tenant = session ? await ctx.tenants.get(session.tenantId) : undefined;
+  const user = session ? await ctx.users.get(session.tenantId, session.userId) : undefined;
+  if (!session || !tenant || tenant.state !== 'active' || !user || user.deleted || !user.accountEnabled) {
+    if (session) await ctx.sessions.destroy(sessionId);
+    reply.clearCookie(ctx.cookieNames.session, { path: '/' });
+    return null;
+  }
+  return {
+    sessionId,
+    tenant,
+    user,
+    name: user.displayName ?? user.userPrincipalName ?? 'you',
+    tenantName: tenant.displayName,
+    csrfToken: session.csrfToken,
+    loginHint: session.loginHint,
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * Turns identity-provider and Graph failures into words a customer admin can
+ * act on. Codes come from Entra's AADSTS list; anything unknown still gets a
+ * next step, never a raw stack or JSON.
+ */
+export interface Explanation {
+  title: string;
+  message: string;
+  /** What the person can do now. */
+  next: string;
+}
+
+export function aadstsCode(description: string | undefined): string | undefined {
+  return /AADSTS(\d+)/.exec(description ?? '')?.[1];
+}
+
+export function explainSignupError(error: string, description: string | undefined): Explanation {
+  switch (aadstsCode(description)) {
+    case '65004':
+      return {
+        title: 'Sign-up cancelled',
+        message: 'The permissions Roster asked for were declined, so your organisation was not signed up.',
+        next: 'When you are ready, start the sign-up again and choose Accept on the permissions page.',
+      };
+    case '90094':
+    case '90099':
+      return {
+        title: 'An administrator needs to approve Roster',
+        message: 'The account you used cannot grant permissions for your organisation. Only an administrator of your Microsoft Entra directory can sign it up.',
+        next: 'Ask a Global Administrator (or Cloud Application Administrator) to sign up your organisation, or sign up again with an administrator account.',
+      };
+    case '50020':
+      return {
+        title: 'Signed in with an account from another directory',
+        message: 'The account you signed in with does not belong to the organisation being signed up.',
+        next: 'Sign out of Microsoft, then start the sign-up again with an administrator account of your own organisation.',
+      };
+    case '7000112':
+      return {
+        title: 'Roster is disabled in your directory',
+        message: 'Your organisation has disabled the Roster application.',
+        next: 'Ask your administrator to enable Roster under Enterprise applications, then try again.',
+      };
+    case '9001023':
+      return {
+        title: 'Sign-up could not start',
+        message: 'The sign-up request went to an endpoint that cannot grant organisation-wide permissions.',
+        next: 'Start the sign-up again from the Roster home page.',
+      };
+  }
+  if (error === 'access_denied') {
+    return {
+      title: 'Sign-up not completed',
+      message: 'Microsoft reported that permission was not granted.',
+      next: 'Start the sign-up again with an administrator account and choose Accept.',
+    };
+  }
+  return {
+    title: 'Sign-up failed',
+    message: `Microsoft reported a problem (${error}${aadstsCode(description) ? `, AADSTS${aadstsCode(description)}` : ''}).`,
+    next: 'Try again in a few minutes. If it keeps happening, contact support and mention the code above.',
+  };
+}
+
+export function explainSignInError(error: string, description: string | undefined): Explanation {
+  switch (aadstsCode(description)) {
+    case '65004':
+      return {
+        title: 'Sign-in cancelled',
+        message: 'You declined the permissions Roster needs to sign you in.',
+        next: 'Sign in again and choose Accept, or ask your administrator to grant consent for your organisation.',
+      };
+    case '90094':
+    case '65001':
+      return {
+        title: 'Your organisation has not approved Roster',
+        message: 'An administrator of your organisation must grant Roster its permissions before anyone can sign in.',
+        next: 'Ask your administrator to sign your organisation up from the Roster home page.',
+      };
+    case '50020':
+      return {
+        title: 'This account cannot be used here',
+        message: 'The account you chose is not a work account of an organisation Roster can serve.',
+        next: 'Sign in with your work account.',
+      };
+    case '7000112':
+      return {
+        title: 'Roster is disabled in your directory',
+        message: 'Your organisation has disabled the Roster application.',
+        next: 'Ask your administrator to enable Roster under Enterprise applications.',
+      };
+    case '50105':
+      return {
+        title: 'You are not assigned to Roster',
+        message: 'Your organisation only lets assigned people use Roster.',
+        next: 'Ask your administrator to assign you to the Roster application.',
+      };
+    case '53003':
+      return {
+        title: 'Blocked by your organisation\'s access policy',
+        message: 'A Conditional Access policy of your organisation blocked this sign-in.',
+        next: 'Contact your IT department; they can see why the policy applied.',
+      };
+  }
+  if (error === 'login_required' || error === 'interaction_required') {
+    return { title: 'Please sign in', message: 'Microsoft needs you to sign in again.', next: 'Choose Sign in to continue.' };
+  }
+  return {
+    title: 'Sign-in failed',
+    message: `Microsoft reported a problem (${error}${aadstsCode(description) ? `, AADSTS${aadstsCode(description)}` : ''}).`,
+    next: 'Try signing in again. If it keeps happening, contact your administrator and mention the code above.',
+  };
+}

@@ -1,0 +1,95 @@
+import { createServer } from 'node:net';
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { EntraApp } from '../../src/identity/entra-app.ts';
+import { OutboundHttp } from '../../src/identity/http.ts';
+import { IdTokenValidator } from '../../src/identity/id-token.ts';
+import { loadAuthorityMetadata } from '../../src/identity/metadata.ts';
+import type { Engine } from '../../src/store/database.ts';
+import { TenantRepository } from '../../src/store/tenants.ts';
+import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
+import { buildWebApp } from '../../src/web/app.ts';
+import { createLogger } from '../../src/web/logger.ts';
+import { startTestEmulator, type TestEmulator } from './emulator.ts';
+import { demoApp } from './fixtures.ts';
+import { openTestStore, type TestStore } from './stores.ts';
+
+export interface TestRoster {
+  emulator: TestEmulator;
+  db: TestStore;
+  app: FastifyInstance;
+  url: string;
+  /** Every log line Roster wrote. */
+  logs: string[];
+  /** Moves Roster's clock (sessions, sign-in lifetimes). */
+  advance(ms: number): void;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** Roster's web app on a real port, against a fresh database and an in-memory emulator. */
+export async function startTestRoster(options: { engine?: Engine; emulator?: TestEmulator } = {}): Promise<TestRoster> {
+  const emulator = options.emulator ?? (await startTestEmulator());
+  const db = await openTestStore(options.engine ?? 'sqlite');
+  const port = await freePort();
+  const url = `http://localhost:${port}`;
+  const app0 = demoApp(emulator.ctx);
+  app0.redirectUris.push(`${url}/auth/callback`, `${url}/signup/callback`);
+  app0.postLogoutRedirectUris.push(`${url}/`);
+
+  const http = new OutboundHttp({ trustedCaPem: emulator.caCertPem });
+  const metadata = await loadAuthorityMetadata(http, new URL(emulator.urls.authority));
+  const graphBaseUrl = new URL(emulator.urls.graph);
+  const entra = new EntraApp({
+    credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
+    metadata,
+    http,
+    graphBaseUrl,
+  });
+  let offset = 0;
+  const now = () => Date.now() + offset;
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, callback) {
+      logs.push(String(chunk));
+      callback();
+    },
+  });
+  const app = await buildWebApp({
+    publicUrl: new URL(url),
+    session: { idleMinutes: 60, absoluteHours: 12 },
+    store: db.store,
+    entra,
+    validator: new IdTokenValidator(http, metadata, entra.clientId, now),
+    onboarding: new TenantOnboarding({ tenants: new TenantRepository(db.store.db), entra, http, graphBaseUrl, now }),
+    logger: createLogger('debug', sink),
+    now,
+  });
+  await app.listen({ host: '127.0.0.1', port });
+  return {
+    emulator,
+    db,
+    app,
+    url,
+    logs,
+    advance: (ms) => {
+      offset += ms;
+    },
+    close: async () => {
+      await app.close();
+      await http.close();
+      await db.drop();
+      if (!options.emulator) await emulator.close();
+    },
+  };
+}
