@@ -51,16 +51,19 @@ export class AuthRequestRepository {
 
   /**
    * Consumes the request for `state` if it exists, has not expired, is of the
-   * expected kind and belongs to this browser. Any mismatch still burns it.
+   * expected kind and belongs to this browser. A request from another browser
+   * or of another kind leaves it untouched, so nobody can spoil someone
+   * else's sign-in by replaying their `state`.
    */
   async take(state: string, kind: AuthRequestsTable['kind'], browserBinding: string, now: number): Promise<PendingAuthRequest | undefined> {
     const row = await this.#db
       .deleteFrom('auth_requests')
       .where('state_hash', '=', hashToken(state))
+      .where('kind', '=', kind)
+      .where('browser_binding_hash', '=', hashToken(browserBinding))
       .returningAll()
       .executeTakeFirst();
-    if (!row) return undefined;
-    if (row.expires_at <= now || row.kind !== kind || row.browser_binding_hash !== hashToken(browserBinding)) return undefined;
+    if (!row || row.expires_at <= now) return undefined;
     return {
       kind: row.kind,
       browserBinding,

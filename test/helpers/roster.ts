@@ -21,7 +21,7 @@ export interface TestRoster {
   url: string;
   /** Every log line Roster wrote. */
   logs: string[];
-  /** Moves Roster's clock (sessions, sign-in lifetimes). */
+  /** Moves Roster's clock and the emulator's together (sessions, sign-in lifetimes, token times). */
   advance(ms: number): void;
   close(): Promise<void>;
 }
@@ -84,6 +84,7 @@ export async function startTestRoster(options: { engine?: Engine; emulator?: Tes
     logs,
     advance: (ms) => {
       offset += ms;
+      emulator.ctx.clock.advance(ms / 1000);
     },
     close: async () => {
       await app.close();
