@@ -1,15 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium, SCREENSHOTS } from '../helpers/chromium.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { addOrg, consent, demoApp, type Org } from '../helpers/fixtures.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = new URL('../../docs/screenshots/', import.meta.url);
 
 /** A real browser through the emulator's pages: admin consent, then sign-in, landing on a local "app". */
 describe('emulator pages in Chromium', () => {
@@ -21,7 +19,6 @@ describe('emulator pages in Chromium', () => {
   let fabrikam: Org;
 
   before(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is required for browser tests and was not found at ${CHROMIUM} (apt-get install chromium).`);
     emulator = await startTestEmulator();
     contoso = addOrg(emulator.ctx, 'Contoso', 'contoso.com');
     fabrikam = addOrg(emulator.ctx, 'Fabrikam', 'fabrikam.com');
@@ -31,14 +28,7 @@ describe('emulator pages in Chromium', () => {
     await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
     callback = `http://localhost:${(app.address() as AddressInfo).port}/callback`;
     demoApp(emulator.ctx).redirectUris.push(callback);
-    try {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
-      });
-    } catch (err) {
-      throw new Error(`could not launch Chromium at ${CHROMIUM}: ${(err as Error).message}`);
-    }
+    browser = await launchChromium();
     await mkdir(SCREENSHOTS, { recursive: true });
   });
 

@@ -1,0 +1,18 @@
+import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
+
+export const CHROMIUM = '/usr/bin/chromium';
+export const SCREENSHOTS = new URL('../../docs/screenshots/', import.meta.url);
+
+/** Debian's Chromium, headless, with everything that would reach the internet switched off. */
+export async function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is required for browser tests and was not found at ${CHROMIUM} (apt-get install chromium).`);
+  try {
+    return await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
+    });
+  } catch (err) {
+    throw new Error(`could not launch Chromium at ${CHROMIUM}: ${(err as Error).message}`);
+  }
+}
