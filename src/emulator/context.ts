@@ -17,6 +17,8 @@ export interface EmulatorContext {
   /** Data folder for state and certificates; null keeps everything in memory. */
   dataDir: string | null;
   urls: EmulatorUrls;
+  /** Writes state and signing keys to the data folder (set by the server; absent in memory-only use). */
+  save?: () => Promise<void>;
 }
 
 export interface EmulatorUrls {

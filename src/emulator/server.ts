@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import { decodeJwt } from 'jose';
 import { Clock } from './clock.ts';
 import type { EmulatorContext, EmulatorUrls } from './context.ts';
 import { graphErrorBody, identityErrorBody, IdentityError } from './errors.ts';
-import { FaultInjector, RequestLog, type Fault } from './faults.ts';
+import { FaultInjector, RequestLog, type Fault, type RequestLogEntry } from './faults.ts';
 import { SigningKeyring, type StoredSigningKey } from './keys.ts';
 import { Directory, DirectoryError } from './model.ts';
 import { createCertificateAuthority, issueServerCertificate, type PemKeyPair } from './pki.ts';
@@ -124,6 +124,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     if (dataDir) await saveState(dataDir, directory);
     if (dataDir) await writeFile(join(dataDir, 'signing-keys.json'), JSON.stringify(keyring.toStored(), null, 2), { mode: 0o600 });
   };
+  ctx.save = save;
 
   return {
     ctx,
@@ -221,7 +222,7 @@ function faultTargetOf(route: string): 'graph' | 'token' | undefined {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    emulatorLogEntry?: import('./faults.ts').RequestLogEntry;
+    emulatorLogEntry?: RequestLogEntry;
   }
 }
 
@@ -248,7 +249,7 @@ async function applyFault(
   fault: Fault,
   target: 'graph' | 'token',
   request: FastifyRequest,
-  reply: import('fastify').FastifyReply,
+  reply: FastifyReply,
   ctx: EmulatorContext,
 ): Promise<void> {
   const now = new Date(ctx.clock.nowMs());

@@ -2,6 +2,8 @@ import type { Kysely } from 'kysely';
 import type { Database } from './schema.ts';
 import { hashToken, randomToken } from './tokens.ts';
 
+const LAST_SEEN_PRECISION_MS = 60_000;
+
 export interface SessionLimits {
   idleMs: number;
   absoluteMs: number;
@@ -58,7 +60,10 @@ export class SessionRepository {
       await this.#db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
       return undefined;
     }
-    await this.#db.updateTable('sessions').set({ last_seen_at: now }).where('id_hash', '=', idHash).execute();
+    // A write per request would dominate page cost; the idle clock needs only minute precision.
+    if (now - row.last_seen_at >= LAST_SEEN_PRECISION_MS) {
+      await this.#db.updateTable('sessions').set({ last_seen_at: now }).where('id_hash', '=', idHash).execute();
+    }
     return {
       tenantId: row.tenant_id,
       userId: row.user_id,
