@@ -69,6 +69,9 @@ export interface UserRecord {
   ordinal: number;
   /** Serialised default-shape JSON, rebuilt lazily after an edit (the hot path of `/users`). */
   cachedJson?: string;
+  /** Serialised JSON for the last other `$select` served (`cachedSelect` names it); dropped on edit too. */
+  cachedSelect?: string;
+  cachedSelectJson?: string;
 }
 
 export interface ServicePrincipal {
@@ -315,6 +318,7 @@ export class Directory {
     if (patch.admin !== undefined) user.admin = patch.admin;
     if (changed.length > 0) {
       delete user.cachedJson;
+      delete user.cachedSelectJson;
       this.logChange(tenant, user.props.id, changed);
     }
     return user;

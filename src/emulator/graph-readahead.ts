@@ -1,0 +1,58 @@
+import type { Tenant } from './model.ts';
+
+/** A page body and the `$skiptoken` of the page after it. */
+export interface PreparedPage {
+  body: string | Buffer;
+  next: string | undefined;
+}
+
+interface Prepared extends PreparedPage {
+  tenant: Tenant;
+  /** The tenant's change sequence when the page was built: any change since makes it stale. */
+  seq: number;
+  atMs: number;
+}
+
+/**
+ * Read-ahead for `/users` paging: right after answering a page, the next one
+ * (named by the `$skiptoken` just issued) is built while the client is busy
+ * parsing, so the next request of a sync is answered without serialising on
+ * its critical path. Bodies are kept as UTF-8 buffers, bounded in number and
+ * age, and dropped as soon as the tenant changes.
+ */
+export class PageReadAhead {
+  readonly #pages = new Map<string, Prepared>();
+  readonly #capacity: number;
+  readonly #maxAgeMs: number;
+
+  constructor(capacity = 8, maxAgeMs = 60_000) {
+    this.#capacity = capacity;
+    this.#maxAgeMs = maxAgeMs;
+  }
+
+  /** Takes the prepared page for this token, if it is still exactly what would be built now. */
+  take(token: string, tenant: Tenant): PreparedPage | undefined {
+    const page = this.#pages.get(token);
+    if (!page) return undefined;
+    this.#pages.delete(token);
+    if (page.tenant !== tenant || page.seq !== tenant.seq || Date.now() - page.atMs > this.#maxAgeMs) return undefined;
+    return page;
+  }
+
+  /** Builds the page for `token` soon, off the current request's path. */
+  schedule(token: string, tenant: Tenant, build: () => PreparedPage): void {
+    if (this.#pages.has(token)) return;
+    setImmediate(() => {
+      if (this.#pages.has(token)) return;
+      const seq = tenant.seq;
+      let page: PreparedPage;
+      try {
+        page = build();
+      } catch {
+        return; // the request itself will build (and report) it
+      }
+      if (this.#pages.size >= this.#capacity) this.#pages.delete(this.#pages.keys().next().value!);
+      this.#pages.set(token, { body: Buffer.from(page.body), next: page.next, tenant, seq, atMs: Date.now() });
+    });
+  }
+}
