@@ -1,25 +1,35 @@
-import { demoCommand, emulatorCommand } from './emulator/cli.ts';
+import { doctorCommand, migrateCommand, serveCommand } from './commands.ts';
+import { emulatorCommand } from './emulator/cli.ts';
 
 const HELP = `Usage: roster <command> [options]
 
 Commands:
-  demo        start the emulator with the demo tenants (Contoso, Fabrikam, Northwind Traders)
-              and print the demo accounts; the Roster web app is not part of this build yet
+  serve       serve the Roster web app with the settings of the environment (see the README);
+              without Entra settings it runs the demo
+  demo        the emulator with demo organisations and Roster on SQLite, in one process
+  migrate     apply pending database migrations
+  doctor      check the configuration, the database and the identity provider
   emulator    run the offline Entra ID + Graph emulator, or drive a running one
               (roster emulator --help)
   help        show this text
 `;
 
 /** Commands of the design that this build does not have yet: they say so instead of pretending. */
-const NOT_YET = new Set(['serve', 'worker', 'sync', 'tenants', 'migrate', 'doctor']);
+const NOT_YET = new Set(['worker', 'sync', 'tenants']);
 
 async function main(argv: string[]): Promise<number | 'running'> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'emulator':
       return emulatorCommand(rest);
+    case 'serve':
+      return serveCommand(rest, 'serve');
     case 'demo':
-      return demoCommand(rest);
+      return serveCommand(rest, 'demo');
+    case 'migrate':
+      return migrateCommand(rest);
+    case 'doctor':
+      return doctorCommand(rest);
     case 'help':
     case '--help':
     case '-h':
@@ -30,7 +40,7 @@ async function main(argv: string[]): Promise<number | 'running'> {
       return 2;
     default:
       if (NOT_YET.has(command)) {
-        process.stderr.write(`roster ${command}: not available yet in this version of Roster. Available now: roster demo, roster emulator.\n`);
+        process.stderr.write(`roster ${command}: not available yet in this version of Roster. Available now: roster serve, demo, migrate, doctor, emulator.\n`);
         return 2;
       }
       process.stderr.write(`roster: unknown command "${command}"\n\n${HELP}`);

@@ -9,6 +9,8 @@ import { z } from 'zod';
  * Every variable is documented in the README; defaults are listed here.
  */
 export interface RosterConfig {
+  /** Address the web server listens on. */
+  host: string;
   port: number;
   /** Externally visible base URL; redirect URIs are built from it, never from request headers. */
   publicUrl: URL;
@@ -26,6 +28,8 @@ export interface RosterConfig {
   } | null;
   session: { idleMinutes: number; absoluteHours: number };
   sync: { intervalMinutes: number };
+  /** Ports of the emulator that demo mode starts. */
+  emulator: { httpsPort: number; httpPort: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -65,6 +69,7 @@ const httpUrl = (name: string, schemes: string[]) =>
   );
 
 const envSchema = z.object({
+  HOST: optionalText,
   PORT: integer('PORT', 0, 65535),
   PUBLIC_URL: httpUrl('PUBLIC_URL', ['http', 'https']),
   DATA_DIR: optionalText,
@@ -82,6 +87,8 @@ const envSchema = z.object({
   SESSION_IDLE_MINUTES: integer('SESSION_IDLE_MINUTES', 1, 7 * 24 * 60),
   SESSION_ABSOLUTE_HOURS: integer('SESSION_ABSOLUTE_HOURS', 1, 30 * 24),
   SYNC_INTERVAL_MINUTES: integer('SYNC_INTERVAL_MINUTES', 1, 24 * 60),
+  EMULATOR_HTTPS_PORT: integer('EMULATOR_HTTPS_PORT', 0, 65535),
+  EMULATOR_HTTP_PORT: integer('EMULATOR_HTTP_PORT', 0, 65535),
   LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
 });
 
@@ -132,6 +139,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
+    host: v.HOST ?? '127.0.0.1',
     port,
     publicUrl,
     dataDir,
@@ -140,6 +148,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     entra,
     session: { idleMinutes: v.SESSION_IDLE_MINUTES ?? 60, absoluteHours: v.SESSION_ABSOLUTE_HOURS ?? 12 },
     sync: { intervalMinutes: v.SYNC_INTERVAL_MINUTES ?? 15 },
+    emulator: { httpsPort: v.EMULATOR_HTTPS_PORT ?? 5443, httpPort: v.EMULATOR_HTTP_PORT ?? 5080 },
     logLevel: v.LOG_LEVEL ?? 'info',
   };
 }

@@ -308,34 +308,9 @@ export async function startCommand(args: string[], mode: 'emulator' | 'demo'): P
       `  pages (http):            ${ready.pages}\n` +
       `  control API:             ${ready.control}   (token in the ready line${controlPath ? ` and ${controlPath}` : ''})`,
   );
-  if (mode === 'demo') log(demoSummary(ready, dataDir));
   // Last: whoever waits for this line finds everything above already written.
   process.stdout.write(`${JSON.stringify(ready)}\n`);
   return 'running';
-}
-
-function demoSummary(ready: ReadyLine, dataDir: string | null): string {
-  const redirectUri = ready.app.redirectUris[0] ?? '';
-  const signIn = new URL(`${ready.pages}/organizations/oauth2/v2.0/authorize`);
-  signIn.search = new URLSearchParams({ client_id: ready.app.clientId, response_type: 'code', redirect_uri: redirectUri, scope: 'openid profile', state: 'demo' }).toString();
-  const consent = new URL(`${ready.pages}/organizations/v2.0/adminconsent`);
-  consent.search = new URLSearchParams({ client_id: ready.app.clientId, scope: 'https://graph.microsoft.com/.default', redirect_uri: redirectUri, state: 'demo' }).toString();
-  const passwords = new Set(ready.tenants.map((t) => t.admin?.password).filter(Boolean));
-  const tenants = ready.tenants.map(
-    (t) =>
-      `    ${t.displayName.padEnd(18)} ${t.domain.padEnd(22)} ${String(t.users).padStart(6)} users  ${t.consented ? 'signed up (consented)' : 'not signed up yet   '}  admin: ${t.admin?.username ?? '(none)'}${passwords.size > 1 && t.admin ? ` / ${t.admin.password}` : ''}`,
-  );
-  return [
-    '',
-    'Roster demo. The Roster web app is not part of this build yet: what runs is the Entra ID + Graph emulator it will use.',
-    `  Sign-in page:        ${signIn}`,
-    `  Admin consent page:  ${consent}`,
-    `  Both send the browser back to ${redirectUri}, where the Roster web app will answer once it exists.`,
-    '  Demo tenants:',
-    ...tenants,
-    passwords.size === 1 ? `  Password of every demo account: ${[...passwords][0]}` : '',
-    `Stop with Ctrl+C${dataDir ? `; the directory is saved to ${dataDir} and comes back on the next start` : ''}.`,
-  ].join('\n');
 }
 
 // ---- verbs ---------------------------------------------------------------------
@@ -602,14 +577,6 @@ export async function emulatorCommand(args: string[]): Promise<number | 'running
     return await startCommand(args, 'emulator');
   } catch (err) {
     return reportError('roster emulator', err);
-  }
-}
-
-export async function demoCommand(args: string[]): Promise<number | 'running'> {
-  try {
-    return await startCommand(args, 'demo');
-  } catch (err) {
-    return reportError('roster demo', err);
   }
 }
 

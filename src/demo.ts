@@ -1,0 +1,79 @@
+import type { Logger } from 'pino';
+import type { RosterConfig } from './config/config.ts';
+import { startEmulator, type RunningEmulator } from './emulator/server.ts';
+import { TenantRepository } from './store/tenants.ts';
+import { emulatorDataDir, startRoster, type RunningRoster } from './roster.ts';
+
+export interface RunningDemo {
+  emulator: RunningEmulator;
+  roster: RunningRoster;
+  close(): Promise<void>;
+}
+
+/**
+ * Demo mode: the emulator with its demo directory and Roster on SQLite in one
+ * process. On the first start, the demo tenants that consented are signed up
+ * through the same confirmation a real sign-up goes through.
+ */
+export async function startDemo(config: RosterConfig, logger: Logger): Promise<RunningDemo> {
+  const base = config.publicUrl.origin;
+  const emulator = await startEmulator({
+    dataDir: emulatorDataDir(config),
+    seed: { kind: 'demo' },
+    httpsPort: config.emulator.httpsPort,
+    httpPort: config.emulator.httpPort,
+    redirectUris: [`${base}/auth/callback`, `${base}/signup/callback`],
+    postLogoutRedirectUris: [`${base}/`],
+  });
+  let roster: RunningRoster;
+  try {
+    roster = await startRoster(
+      config,
+      {
+        credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
+        authorityHost: new URL(emulator.urls.authority),
+        graphBaseUrl: new URL(emulator.urls.graph),
+        trustedCaPem: emulator.caCertPem,
+      },
+      logger,
+    );
+  } catch (err) {
+    await emulator.close();
+    throw err;
+  }
+  const tenants = new TenantRepository(roster.store.db);
+  for (const tenant of emulator.ctx.directory.tenants.values()) {
+    if (!tenant.servicePrincipals.has(emulator.ctx.demoAppId) || (await tenants.get(tenant.id))) continue;
+    const outcome = await roster.onboarding.confirm(tenant.id, { signedUpByOid: null, signupContext: { plan: 'team', demo: true } });
+    logger.info({ tenant: tenant.displayName, outcome: outcome.kind }, 'demo tenant signed up');
+  }
+  return {
+    emulator,
+    roster,
+    close: async () => {
+      await roster.close();
+      await emulator.save();
+      await emulator.close();
+    },
+  };
+}
+
+/** What a newcomer needs to try the demo, for the terminal. */
+export function demoSummary(demo: RunningDemo, signedUp: Set<string>): string {
+  const lines = [
+    '',
+    `Roster demo is running: open ${demo.roster.url}`,
+    '',
+    'Demo organisations (password of every account: roster-demo):',
+  ];
+  for (const tenant of demo.emulator.ctx.directory.tenants.values()) {
+    const admin = tenant.users.find((u) => u.admin);
+    const member = tenant.users.find((u) => !u.admin && u.props.accountEnabled && u.props.userType === 'Member');
+    const state = signedUp.has(tenant.id) ? 'signed up' : 'not signed up: sign it up with its admin';
+    lines.push(`  ${tenant.displayName.padEnd(18)} ${String(tenant.users.length).padStart(6)} users  ${state}`);
+    if (admin) lines.push(`      admin:  ${admin.props.userPrincipalName}`);
+    if (member) lines.push(`      member: ${member.props.userPrincipalName}`);
+  }
+  lines.push('', `Identity provider (emulator) pages: ${demo.emulator.urls.pages}`, 'Stop with Ctrl+C; the data stays in ./data for the next start.');
+  return lines.join('\n');
+}

@@ -1,0 +1,86 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { RosterConfig } from './config/config.ts';
+import { loadCertificateCredential, type AppCredentials } from './identity/credentials.ts';
+import { EntraApp } from './identity/entra-app.ts';
+import { OutboundHttp } from './identity/http.ts';
+import { IdTokenValidator } from './identity/id-token.ts';
+import { loadAuthorityMetadata } from './identity/metadata.ts';
+import { migrateToLatest, openStore, type Store } from './store/database.ts';
+import { TenantRepository } from './store/tenants.ts';
+import { TenantOnboarding } from './tenants/onboarding.ts';
+import { buildWebApp } from './web/app.ts';
+
+/** Where Roster finds its identity provider: Entra ID from configuration, or the demo's emulator. */
+export interface IdentityProvider {
+  credentials: AppCredentials;
+  authorityHost: URL;
+  graphBaseUrl: URL;
+  /** Only for the emulator: its local certificate authority, trusted for it alone. */
+  trustedCaPem?: string;
+}
+
+export interface RunningRoster {
+  app: FastifyInstance;
+  store: Store;
+  onboarding: TenantOnboarding;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function identityProviderFromConfig(config: RosterConfig): Promise<IdentityProvider> {
+  if (!config.entra) throw new Error('no Entra settings: Roster runs in demo mode against its emulator');
+  const { entra } = config;
+  return {
+    credentials: {
+      clientId: entra.clientId,
+      clientSecret: entra.clientSecret,
+      certificate: entra.clientCertificatePath ? await loadCertificateCredential(entra.clientCertificatePath) : null,
+    },
+    authorityHost: entra.authorityHost,
+    graphBaseUrl: entra.graphBaseUrl,
+  };
+}
+
+/** Opens the database, checks the identity provider answers, and serves the web app. */
+export async function startRoster(config: RosterConfig, provider: IdentityProvider, logger: Logger): Promise<RunningRoster> {
+  const store = await openStore(config.database);
+  const http = new OutboundHttp(provider.trustedCaPem ? { trustedCaPem: provider.trustedCaPem } : {});
+  try {
+    const applied = await migrateToLatest(store);
+    if (applied.length > 0) logger.info({ migrations: applied.map((m) => m.migrationName) }, 'database migrated');
+    const metadata = await loadAuthorityMetadata(http, provider.authorityHost);
+    const entra = new EntraApp({ credentials: provider.credentials, metadata, http, graphBaseUrl: provider.graphBaseUrl });
+    const onboarding = new TenantOnboarding({ tenants: new TenantRepository(store.db), entra, http, graphBaseUrl: provider.graphBaseUrl });
+    const app = await buildWebApp({
+      publicUrl: config.publicUrl,
+      session: config.session,
+      store,
+      entra,
+      validator: new IdTokenValidator(http, metadata, entra.clientId),
+      onboarding,
+      logger,
+    });
+    await app.listen({ host: config.host, port: config.port });
+    return {
+      app,
+      store,
+      onboarding,
+      url: config.publicUrl.origin,
+      close: async () => {
+        await app.close();
+        await http.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await http.close();
+    await store.close();
+    throw err;
+  }
+}
+
+export function emulatorDataDir(config: RosterConfig): string {
+  return join(config.dataDir, 'emulator');
+}

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Browser } from '../helpers/browser.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = join(ROOT, 'bin/roster.js');
+const children = new Set<ChildProcess>();
+let tmp: string;
+
+before(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'roster-cmd-'));
+});
+after(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The environment of a clean machine: no Entra settings unless a test adds them. */
+function env(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const clean: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
+  return { ...clean, ...extra };
+}
+
+function spawnRoster(args: string[], extraEnv: Record<string, string>) {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp, env: env(extraEnv), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    children.delete(child);
+    resolve(code);
+  }));
+  return {
+    child,
+    exited,
+    out: () => stdout,
+    err: () => stderr,
+    async waitFor(pattern: RegExp, ms = 60_000): Promise<void> {
+      for (let waited = 0; !pattern.test(stdout); waited += 50) {
+        if (waited > ms || child.exitCode !== null) assert.fail(`never printed ${pattern}; stdout: ${stdout}\nstderr: ${stderr.slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
+async function runRoster(args: string[], extraEnv: Record<string, string> = {}) {
+  const run = spawnRoster(args, extraEnv);
+  const code = await run.exited;
+  return { code, stdout: run.out(), stderr: run.err() };
+}
+
+describe('roster demo', () => {
+  test('serves Roster against the emulator with signed-up demo organisations, stops on SIGTERM and keeps its data', async () => {
+    const dataDir = join(tmp, 'demo');
+    const ports = { PORT: String(await freePort()), EMULATOR_HTTPS_PORT: String(await freePort()), EMULATOR_HTTP_PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+    const url = `http://localhost:${ports.PORT}`;
+    const first = spawnRoster(['demo'], ports);
+    await first.waitFor(/Stop with Ctrl\+C/);
+    assert.match(first.out(), new RegExp(`Roster demo is running: open ${url}`));
+    assert.match(first.out(), /Contoso\s+300 users\s+signed up/);
+    assert.match(first.out(), /Fabrikam\s+60 users\s+not signed up/);
+    assert.match(first.out(), /Northwind Traders\s+25000 users\s+signed up/);
+    assert.match(first.out(), /admin:\s+admin@fabrikam\.com/);
+
+    const home = await new Browser().get(`${url}/`);
+    assert.equal(home.status, 200);
+    assert.match(home.html, /Sign up your organisation/);
+    const signIn = await new Browser().get(`${url}/signin`);
+    assert.equal(signIn.status, 303);
+    assert.match(signIn.location!, new RegExp(`^http://localhost:${ports.EMULATOR_HTTP_PORT}/organizations/oauth2/v2.0/authorize`));
+
+    first.child.kill('SIGTERM');
+    assert.equal(await first.exited, 0);
+
+    const second = spawnRoster(['demo'], ports);
+    await second.waitFor(/Stop with Ctrl\+C/);
+    assert.match(second.out(), /Contoso\s+300 users\s+signed up/);
+    second.child.kill('SIGINT');
+    assert.equal(await second.exited, 0);
+  });
+});
+
+describe('roster migrate and doctor', () => {
+  test('migrate applies the migrations once, then reports the database up to date', async () => {
+    const DATA_DIR = join(tmp, 'migrate');
+    const first = await runRoster(['migrate'], { DATA_DIR });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /Applied to .*roster\.db: 0001_tenants_users_sessions/);
+    const second = await runRoster(['migrate'], { DATA_DIR });
+    assert.match(second.stdout, /is up to date/);
+  });
+
+  test('doctor passes in demo mode and names each failing part', async () => {
+    const DATA_DIR = join(tmp, 'doctor');
+    await runRoster(['migrate'], { DATA_DIR });
+    const healthy = await runRoster(['doctor'], { DATA_DIR });
+    assert.equal(healthy.code, 0, healthy.stdout + healthy.stderr);
+    assert.match(healthy.stdout, /ok\s+configuration: demo mode/);
+    assert.match(healthy.stdout, /ok\s+database: sqlite/);
+
+    const badDb = await runRoster(['doctor'], { DATABASE_URL: 'postgres://roster:secret@127.0.0.1:1/roster' });
+    assert.equal(badDb.code, 1);
+    assert.match(badDb.stdout, /FAIL\s+database: cannot connect to PostgreSQL at postgres:\/\/roster:\*\*\*@127\.0\.0\.1:1\/roster/);
+    assert.doesNotMatch(badDb.stdout, /secret/);
+
+    const badConfig = await runRoster(['doctor'], { PORT: 'eighty', ENTRA_CLIENT_ID: 'not-a-guid' });
+    assert.equal(badConfig.code, 1);
+    assert.match(badConfig.stdout, /FAIL\s+configuration: PORT: PORT must be a whole number/);
+    assert.match(badConfig.stdout, /FAIL\s+configuration: ENTRA_CLIENT_ID: ENTRA_CLIENT_ID must be the application \(client\) id/);
+
+    const noAuthority = await runRoster(['doctor'], { DATA_DIR, ENTRA_CLIENT_ID: '11111111-2222-4333-8444-555555555555', ENTRA_CLIENT_SECRET: 's', ENTRA_AUTHORITY_HOST: `https://localhost:${await freePort()}` });
+    assert.equal(noAuthority.code, 1);
+    assert.match(noAuthority.stdout, /FAIL\s+identity provider: the identity provider at https:\/\/localhost:\d+ did not answer/);
+  });
+
+  test('serve refuses bad settings with exit 2 and an unreachable database with exit 1, each with a clear message', async () => {
+    const badConfig = await runRoster(['serve'], { ENTRA_CLIENT_ID: '11111111-2222-4333-8444-555555555555' });
+    assert.equal(badConfig.code, 2);
+    assert.match(badConfig.stderr, /ENTRA_CLIENT_SECRET or ENTRA_CLIENT_CERTIFICATE is needed/);
+    const badDb = await runRoster(['serve'], { DATABASE_URL: 'postgres://roster@127.0.0.1:1/roster', PORT: String(await freePort()), EMULATOR_HTTPS_PORT: '0', EMULATOR_HTTP_PORT: '0' });
+    assert.equal(badDb.code, 1);
+    assert.match(badDb.stderr, /cannot connect to PostgreSQL at postgres:\/\/roster@127\.0\.0\.1:1\/roster/);
+  });
+});
