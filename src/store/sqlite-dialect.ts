@@ -29,15 +29,25 @@ class NodeSqliteStatement implements SqliteStatement {
   }
 }
 
+/** Kysely prepares every query anew; the same few statements run on every request, so keep them. */
+const STATEMENT_CACHE_SIZE = 200;
+
 class NodeSqliteDatabase implements SqliteDatabase {
   readonly #database: DatabaseSync;
+  readonly #statements = new Map<string, NodeSqliteStatement>();
 
   constructor(database: DatabaseSync) {
     this.#database = database;
   }
 
   prepare(sql: string): SqliteStatement {
-    return new NodeSqliteStatement(this.#database.prepare(sql));
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      if (this.#statements.size >= STATEMENT_CACHE_SIZE) this.#statements.delete(this.#statements.keys().next().value!);
+      statement = new NodeSqliteStatement(this.#database.prepare(sql));
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   close(): void {

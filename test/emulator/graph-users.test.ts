@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, PageIterator, type PageCollection } from '@microsoft/microsoft-graph-client';
 import { Agent } from 'undici';
-import type { Tenant } from '../../src/emulator/model.ts';
+import { GRAPH_USER_PROPERTIES, type Tenant } from '../../src/emulator/model.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { appToken } from '../helpers/tokens.ts';
 
@@ -119,6 +119,18 @@ describe('Graph /users', () => {
     assert.equal(count, 2500);
     assert.equal(last!.value.length, 502);
     assert.ok(!('@odata.nextLink' in last!));
+  });
+
+  test('$select of every property gives exactly those properties in schema order, after edits too', async () => {
+    const all = GRAPH_USER_PROPERTIES.join(',');
+    const target = tenant.users[7]!;
+    emu.ctx.directory.editUser(tenant, target.props.id, { department: 'Sales', mobilePhone: '+1 555 0100' });
+    const { body } = await get(`/v1.0/users/${target.props.id}?$select=${all}`);
+    const page = (await get(`/v1.0/users?$top=10&$select=${all}`)).body as unknown as Page;
+    for (const user of [body, page.value[7]!]) {
+      assert.deepEqual(Object.keys(user).filter((k) => !k.startsWith('@')), [...GRAPH_USER_PROPERTIES]);
+      assert.equal(user.department, 'Sales');
+    }
   });
 
   test('an unknown $select property is a 400 in Graph\'s words', async () => {
