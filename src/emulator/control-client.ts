@@ -200,6 +200,13 @@ export class ControlClient {
   rotateKeys(options: { dropPrevious?: boolean } = {}): Promise<{ kid: string; kids: string[]; saved: boolean }> {
     return this.request('POST', '/keys/rotate', options);
   }
+  /** The next ID token the emulator mints is spoiled this way (see `ID_TOKEN_TAMPERS`). */
+  tamperNextIdToken(kind: string): Promise<{ pending: string[] }> {
+    return this.request('POST', '/id-tokens/tamper', { kind });
+  }
+  setDecoyKeys(enabled: boolean): Promise<{ decoys: boolean }> {
+    return this.request('PUT', '/keys/decoys', { enabled });
+  }
   expireDelta(tenant: string): Promise<{ tenant: string; deltaFloor: number }> {
     return this.request('POST', `/tenants/${seg(tenant)}/delta/expire`);
   }

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 
 export interface CertificateCredential {
@@ -27,7 +27,7 @@ export async function loadCertificateCredential(path: string): Promise<Certifica
     throw new Error(`ENTRA_CLIENT_CERTIFICATE (${path}) must hold both the certificate and its private key in PEM form`);
   }
   const certificate = new X509Certificate(certificatePem);
-  if (!certificate.checkPrivateKey((await import('node:crypto')).createPrivateKey(privateKeyPem))) {
+  if (!certificate.checkPrivateKey(createPrivateKey(privateKeyPem))) {
     throw new Error(`ENTRA_CLIENT_CERTIFICATE (${path}): the private key does not belong to the certificate`);
   }
   return {

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Browser } from '../helpers/browser.ts';
+import { startTestEmulator } from '../helpers/emulator.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin/roster.js');
@@ -130,6 +131,25 @@ describe('roster migrate and doctor', () => {
     const noAuthority = await runRoster(['doctor'], { DATA_DIR, ENTRA_CLIENT_ID: '11111111-2222-4333-8444-555555555555', ENTRA_CLIENT_SECRET: 's', ENTRA_AUTHORITY_HOST: `https://localhost:${await freePort()}` });
     assert.equal(noAuthority.code, 1);
     assert.match(noAuthority.stdout, /FAIL\s+identity provider: the identity provider at https:\/\/localhost:\d+ did not answer/);
+  });
+
+  test('outbound calls trust NODE_EXTRA_CA_CERTS, so an Entra-compatible server with its own CA can stand in', async () => {
+    const emulator = await startTestEmulator();
+    try {
+      const DATA_DIR = join(tmp, 'extra-ca');
+      await runRoster(['migrate'], { DATA_DIR });
+      const caFile = join(tmp, 'emulator-ca.pem');
+      await writeFile(caFile, emulator.caCertPem);
+      const settings = { DATA_DIR, ENTRA_CLIENT_ID: emulator.demoApp.clientId, ENTRA_CLIENT_SECRET: emulator.demoApp.clientSecret, ENTRA_AUTHORITY_HOST: emulator.urls.authority, GRAPH_BASE_URL: emulator.urls.graph };
+      const untrusted = await runRoster(['doctor'], settings);
+      assert.equal(untrusted.code, 1);
+      assert.match(untrusted.stdout, /FAIL\s+identity provider/);
+      const trusted = await runRoster(['doctor'], { ...settings, NODE_EXTRA_CA_CERTS: caFile });
+      assert.equal(trusted.code, 0, trusted.stdout);
+      assert.match(trusted.stdout, /ok\s+identity provider: discovery answered; issuer https:\/\/localhost:\d+\/\{tenantid\}\/v2\.0/);
+    } finally {
+      await emulator.close();
+    }
   });
 
   test('serve refuses bad settings with exit 2 and an unreachable database with exit 1, each with a clear message', async () => {

@@ -96,6 +96,14 @@ describe('rule 4: ID token validation', () => {
     });
   }
 
+  it('the control API queues a spoiled token too, and refuses an unknown kind', async () => {
+    await emulator.control('POST', '/id-tokens/tamper', { kind: 'wrong-aud' });
+    await assert.rejects(validator().validate(await mintIdToken(), NONCE), (err: unknown) => err instanceof IdTokenRejectedError && /aud/.test(err.reason));
+    await assert.rejects(emulator.control('POST', '/id-tokens/tamper', { kind: 'slightly-off' }), /400/);
+    const identity = await validator().validate(await mintIdToken(), NONCE);
+    assert.equal(identity.tenantId, contoso.tenant.id, 'one spoiled token per request');
+  });
+
   it('a personal account is a valid token whose tid the registry must refuse', async () => {
     const identity = await validator().validate(await mintIdToken('personal-account'), NONCE);
     assert.equal(identity.tenantId, PERSONAL_ACCOUNT_TENANT_ID);

@@ -7,6 +7,7 @@ import { DirectoryError, isGuid, type AppRegistration, type Tenant, type UserInp
 import { describeCertificate } from '../pki.ts';
 import { saveState } from '../persistence.ts';
 import { DEFAULT_PASSWORD, formatPath, generateUsers } from '../seed.ts';
+import { ID_TOKEN_TAMPERS, pendingIdTokenTampers, queueIdTokenTamper } from '../tamper.ts';
 
 /** Bad input to the control API: 400 with a message that says which field. */
 class ControlInputError extends Error {
@@ -64,6 +65,7 @@ const tenantPatchSchema = z.strictObject({
 });
 const consentSchema = z.strictObject({ appId: z.string().optional() });
 const rotateSchema = z.strictObject({ dropPrevious: z.boolean().optional() });
+const tamperSchema = z.strictObject({ kind: z.enum(ID_TOKEN_TAMPERS) });
 const appCreateSchema = z.strictObject({
   appId: guid.optional(),
   displayName: z.string().min(1),
@@ -327,6 +329,18 @@ export function registerControlRoutes(app: FastifyInstance, ctx: EmulatorContext
         // Keys live in the data folder: a restart must not resurrect the old set.
         if (ctx.dataDir) await saveAll(ctx);
         return { kid, kids: ctx.keyring.kids, saved: ctx.dataDir !== null };
+      });
+
+      // ---- spoiled ID tokens, for relying parties' validation tests ----
+      scope.post('/id-tokens/tamper', async (request) => {
+        const body = parse(tamperSchema, request.body);
+        queueIdTokenTamper(ctx, body.kind);
+        return { pending: pendingIdTokenTampers(ctx) };
+      });
+      scope.put('/keys/decoys', async (request) => {
+        const body = parse(z.strictObject({ enabled: z.boolean() }), request.body);
+        ctx.keyring.withDecoys = body.enabled;
+        return { decoys: ctx.keyring.withDecoys };
       });
 
       // ---- apps ----
