@@ -19,27 +19,11 @@ import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Agent, request } from 'undici';
 import { accessTokenIssuerFor, GRAPH_AUDIENCE } from '../src/emulator/context.ts';
-import type { GraphUser, UserInput } from '../src/emulator/model.ts';
+import { GRAPH_USER_PROPERTIES, type GraphUser, type UserInput } from '../src/emulator/model.ts';
 import { startEmulator } from '../src/emulator/server.ts';
 
-const SELECT = [
-  'id',
-  'displayName',
-  'givenName',
-  'surname',
-  'mail',
-  'userPrincipalName',
-  'jobTitle',
-  'department',
-  'officeLocation',
-  'accountEnabled',
-  'userType',
-  'createdDateTime',
-  'employeeId',
-  'companyName',
-  'mobilePhone',
-  'businessPhones',
-] as const satisfies readonly (keyof GraphUser)[];
+/** Every property Roster syncs, in schema order. */
+const SELECT = GRAPH_USER_PROPERTIES;
 
 
 const MB = 1024 * 1024;

@@ -68,9 +68,12 @@ export async function serveCommand(args: string[], mode: 'serve' | 'demo'): Prom
     return 0;
   }
   try {
-    const config = readConfig();
-    const logger = createLogger(config.logLevel, pino.destination(2));
-    if (mode === 'demo' || config.demo) {
+    const env = environmentWithDotEnv(process.env, process.cwd());
+    const config = loadConfig(env);
+    const demo = mode === 'demo' || config.demo;
+    // Request logs would drown the demo's instructions; ask for them with LOG_LEVEL.
+    const logger = createLogger(demo && env.LOG_LEVEL === undefined ? 'warn' : config.logLevel, pino.destination(2));
+    if (demo) {
       if (mode === 'demo' && !config.demo) process.stderr.write('roster demo: ignoring the Entra settings of the environment; the demo uses its own emulator.\n');
       const { startDemo, demoSummary } = await import('./demo.ts');
       const demo = await startDemo({ ...config, demo: true, entra: null }, logger);

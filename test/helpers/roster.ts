@@ -1,16 +1,14 @@
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { EntraApp } from '../../src/identity/entra-app.ts';
-import { OutboundHttp } from '../../src/identity/http.ts';
 import { IdTokenValidator } from '../../src/identity/id-token.ts';
-import { loadAuthorityMetadata } from '../../src/identity/metadata.ts';
 import type { Engine } from '../../src/store/database.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
 import { buildWebApp } from '../../src/web/app.ts';
 import { createLogger } from '../../src/web/logger.ts';
 import { startTestEmulator, type TestEmulator } from './emulator.ts';
+import { connectToEmulator } from './entra.ts';
 import { demoApp } from './fixtures.ts';
 import { openTestStore, type TestStore } from './stores.ts';
 
@@ -47,15 +45,9 @@ export async function startTestRoster(options: { engine?: Engine; emulator?: Tes
   app0.redirectUris.push(`${url}/auth/callback`, `${url}/signup/callback`);
   app0.postLogoutRedirectUris.push(`${url}/`);
 
-  const http = new OutboundHttp({ trustedCaPem: emulator.caCertPem });
-  const metadata = await loadAuthorityMetadata(http, new URL(emulator.urls.authority));
-  const graphBaseUrl = new URL(emulator.urls.graph);
-  const entra = new EntraApp({
-    credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
-    metadata,
-    http,
-    graphBaseUrl,
-  });
+  const connection = await connectToEmulator(emulator);
+  const { http, metadata, graphBaseUrl } = connection;
+  const entra = connection.app();
   let offset = 0;
   const now = () => Date.now() + offset;
   const logs: string[] = [];

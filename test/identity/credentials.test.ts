@@ -7,16 +7,14 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { createRsaKeyWithCertificate } from '../../src/emulator/pki.ts';
 import { loadCertificateCredential, type CertificateCredential } from '../../src/identity/credentials.ts';
-import { EntraApp } from '../../src/identity/entra-app.ts';
-import { OutboundHttp } from '../../src/identity/http.ts';
-import { loadAuthorityMetadata, type AuthorityMetadata } from '../../src/identity/metadata.ts';
+import type { EntraApp } from '../../src/identity/entra-app.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { connectToEmulator, type EmulatorConnection } from '../helpers/entra.ts';
 import { addOrg, consent, registerClientCertificate, type Org } from '../helpers/fixtures.ts';
 
 describe('rule 29: app credentials, certificate and secret, rotation without downtime', () => {
   let emulator: TestEmulator;
-  let http: OutboundHttp;
-  let metadata: AuthorityMetadata;
+  let connection: EmulatorConnection;
   let contoso: Org;
   let dir: string;
   let registered: CertificateCredential;
@@ -29,18 +27,12 @@ describe('rule 29: app credentials, certificate and secret, rotation without dow
   }
 
   function app(credentials: { secret?: string; certificate?: CertificateCredential }): EntraApp {
-    return new EntraApp({
-      credentials: { clientId: emulator.demoApp.clientId, clientSecret: credentials.secret ?? null, certificate: credentials.certificate ?? null },
-      metadata,
-      http,
-      graphBaseUrl: new URL(emulator.urls.graph),
-    });
+    return connection.app(credentials);
   }
 
   before(async () => {
     emulator = await startTestEmulator();
-    http = new OutboundHttp({ trustedCaPem: emulator.caCertPem });
-    metadata = await loadAuthorityMetadata(http, new URL(emulator.urls.authority));
+    connection = await connectToEmulator(emulator);
     contoso = addOrg(emulator.ctx, 'Contoso', 'contoso.com');
     consent(emulator.ctx, contoso);
     dir = await mkdtemp(join(tmpdir(), 'roster-cred-'));
@@ -51,7 +43,7 @@ describe('rule 29: app credentials, certificate and secret, rotation without dow
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
-    await http.close();
+    await connection.close();
     await emulator.close();
   });
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { queueIdTokenTamper, type IdTokenTamper } from '../../src/emulator/tamper.ts';
-import { EntraApp } from '../../src/identity/entra-app.ts';
-import { OutboundHttp } from '../../src/identity/http.ts';
+import type { OutboundHttp } from '../../src/identity/http.ts';
 import { IdTokenRejectedError, IdTokenValidator, PERSONAL_ACCOUNT_TENANT_ID } from '../../src/identity/id-token.ts';
-import { loadAuthorityMetadata, type AuthorityMetadata } from '../../src/identity/metadata.ts';
+import type { AuthorityMetadata } from '../../src/identity/metadata.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { connectToEmulator, type EmulatorConnection } from '../helpers/entra.ts';
 import { addOrg, consent, type Org } from '../helpers/fixtures.ts';
 import { PagesClient, signInForCode } from '../helpers/pages.ts';
 
@@ -13,14 +13,16 @@ const REDIRECT_URI = 'http://localhost:3000/auth/callback';
 const NONCE = 'nonce-of-this-sign-in';
 
 let emulator: TestEmulator;
+let connection: EmulatorConnection;
 let http: OutboundHttp;
 let metadata: AuthorityMetadata;
 let contoso: Org;
 
 before(async () => {
   emulator = await startTestEmulator();
-  http = new OutboundHttp({ trustedCaPem: emulator.caCertPem });
-  metadata = await loadAuthorityMetadata(http, new URL(emulator.urls.authority));
+  connection = await connectToEmulator(emulator);
+  http = connection.http;
+  metadata = connection.metadata;
   contoso = addOrg(emulator.ctx, 'Contoso', 'contoso.com');
   consent(emulator.ctx, contoso);
 });
@@ -145,12 +147,7 @@ describe('rule 4: ID token validation', () => {
 
 describe('rule 1: sign-in with the authorization code flow and PKCE through MSAL', () => {
   it('builds an authorize URL with code, S256 challenge, nonce and state, and redeems the code', async () => {
-    const app = new EntraApp({
-      credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
-      metadata,
-      http,
-      graphBaseUrl: new URL(emulator.urls.graph),
-    });
+    const app = connection.app();
     const pkce = await app.newPkcePair();
     const url = new URL(await app.signInUrl({ redirectUri: REDIRECT_URI, state: 'state-1', nonce: NONCE, codeChallenge: pkce.challenge }));
     assert.equal(url.origin, new URL(emulator.urls.pages).origin);

@@ -1,18 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EntraApp } from '../../src/identity/entra-app.ts';
-import { OutboundHttp } from '../../src/identity/http.ts';
-import { loadAuthorityMetadata } from '../../src/identity/metadata.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { connectToEmulator, type EmulatorConnection } from '../helpers/entra.ts';
 import { addOrg, consent, demoApp, type Org } from '../helpers/fixtures.ts';
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
 for (const engine of ENGINES) {
   describe(`tenant onboarding (${engine})`, () => {
     let emulator: TestEmulator;
-    let http: OutboundHttp;
+    let connection: EmulatorConnection;
     let db: TestStore;
     let onboarding: TenantOnboarding;
     let tenants: TenantRepository;
@@ -21,24 +19,17 @@ for (const engine of ENGINES) {
 
     before(async () => {
       emulator = await startTestEmulator();
-      http = new OutboundHttp({ trustedCaPem: emulator.caCertPem });
+      connection = await connectToEmulator(emulator);
       db = await openTestStore(engine);
-      const metadata = await loadAuthorityMetadata(http, new URL(emulator.urls.authority));
-      const entra = new EntraApp({
-        credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
-        metadata,
-        http,
-        graphBaseUrl: new URL(emulator.urls.graph),
-      });
       tenants = new TenantRepository(db.store.db);
-      onboarding = new TenantOnboarding({ tenants, entra, http, graphBaseUrl: new URL(emulator.urls.graph) });
+      onboarding = new TenantOnboarding({ tenants, entra: connection.app(), http: connection.http, graphBaseUrl: connection.graphBaseUrl });
       contoso = addOrg(emulator.ctx, 'Contoso', 'contoso.com');
       fabrikam = addOrg(emulator.ctx, 'Fabrikam', 'fabrikam.com');
     });
 
     after(async () => {
       await db.drop();
-      await http.close();
+      await connection.close();
       await emulator.close();
     });
 

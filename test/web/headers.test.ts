@@ -1,30 +1,27 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { EntraApp } from '../../src/identity/entra-app.ts';
-import { OutboundHttp } from '../../src/identity/http.ts';
 import { IdTokenValidator } from '../../src/identity/id-token.ts';
-import { loadAuthorityMetadata } from '../../src/identity/metadata.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
 import { buildWebApp } from '../../src/web/app.ts';
 import { createLogger } from '../../src/web/logger.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { connectToEmulator, type EmulatorConnection } from '../helpers/entra.ts';
 import { openTestStore, type TestStore } from '../helpers/stores.ts';
 
 describe('served over https (production)', () => {
   let emulator: TestEmulator;
-  let http: OutboundHttp;
+  let connection: EmulatorConnection;
   let db: TestStore;
   let app: FastifyInstance;
 
   before(async () => {
     emulator = await startTestEmulator();
-    http = new OutboundHttp({ trustedCaPem: emulator.caCertPem });
+    connection = await connectToEmulator(emulator);
     db = await openTestStore('sqlite');
-    const metadata = await loadAuthorityMetadata(http, new URL(emulator.urls.authority));
-    const graphBaseUrl = new URL(emulator.urls.graph);
-    const entra = new EntraApp({ credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null }, metadata, http, graphBaseUrl });
+    const { http, metadata, graphBaseUrl } = connection;
+    const entra = connection.app();
     app = await buildWebApp({
       publicUrl: new URL('https://roster.example.com'),
       session: { idleMinutes: 60, absoluteHours: 12 },
@@ -38,7 +35,7 @@ describe('served over https (production)', () => {
   after(async () => {
     await app.close();
     await db.drop();
-    await http.close();
+    await connection.close();
     await emulator.close();
   });
 
