@@ -67,8 +67,14 @@ export interface UserRecord {
   admin: boolean;
   /** Position in the tenant's listing order; stable across edits and restores. */
   ordinal: number;
-  /** Serialised default-shape JSON, rebuilt lazily after an edit (the hot path of `/users`). */
+  /** Serialised default-shape JSON, rebuilt lazily after an edit. */
   cachedJson?: string;
+  /**
+   * JSON of every property in schema order: the shape of a full sync, the
+   * emulator's hot path. Made when the user is written, so listings only
+   * concatenate (absent after loading saved state until first served).
+   */
+  fullJson?: string;
   /** Serialised JSON for the last other `$select` served (`cachedSelect` names it); dropped on edit too. */
   cachedSelect?: string;
   cachedSelectJson?: string;
@@ -167,6 +173,14 @@ export class DirectoryError extends Error {
     super(message);
     this.status = status;
   }
+}
+
+/**
+ * Every property in schema order. The record's own object is built in that
+ * order, so stringifying it is both right and the fastest way.
+ */
+export function fullUserJson(props: GraphUser): string {
+  return JSON.stringify(props);
 }
 
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -282,6 +296,7 @@ export class Directory {
 
   addUser(tenant: Tenant, input: UserInput): UserRecord {
     const record = this.buildUser(tenant, input);
+    record.fullJson = fullUserJson(record.props);
     tenant.users.push(record);
     tenant.usersById.set(record.props.id, record);
     this.logChange(tenant, record.props.id);
@@ -295,6 +310,7 @@ export class Directory {
   addUsersUnchecked(tenant: Tenant, inputs: Iterable<UserInput>): void {
     for (const input of inputs) {
       const record = this.buildUser(tenant, input, false);
+      record.fullJson = fullUserJson(record.props);
       tenant.users.push(record);
       tenant.usersById.set(record.props.id, record);
       tenant.seq += 1;
@@ -319,6 +335,7 @@ export class Directory {
     if (changed.length > 0) {
       delete user.cachedJson;
       delete user.cachedSelectJson;
+      user.fullJson = fullUserJson(user.props);
       this.logChange(tenant, user.props.id, changed);
     }
     return user;

@@ -10,6 +10,7 @@ import {
   parseSelect,
   selectFromToken,
   serializerFor,
+  isFullSelect,
   userJson,
   usersContext,
   withContext,
@@ -147,6 +148,11 @@ export function registerGraphRoutes(app: FastifyInstance, ctx: EmulatorContext):
       for (let i = start; i < end; i++) {
         const user = users[i]!;
         parts[i - start] = user.cachedJson ?? userJson(user, null);
+      }
+    } else if (isFullSelect(select)) {
+      for (let i = start; i < end; i++) {
+        const user = users[i]!;
+        parts[i - start] = user.fullJson ?? userJson(user, select);
       }
     } else {
       const key = select.join(',');
