@@ -81,6 +81,43 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0002_directory_sync': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('users').addColumn('seen_run_id', 'text').execute();
+      await db.schema
+        .createTable('sync_state')
+        .addColumn('tenant_id', 'text', (c) => c.primaryKey().references('tenants.id').onDelete('cascade'))
+        .addColumn('delta_link', 'text')
+        .addColumn('next_link', 'text')
+        .addColumn('run_id', 'text')
+        .addColumn('run_kind', 'text')
+        .addColumn('health', 'text', (c) => c.notNull().defaultTo('ok'))
+        .addColumn('last_success_at', 'bigint')
+        .addColumn('last_error', 'text')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('sync_runs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('pages', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('updated', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('deleted', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('error', 'text')
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('finished_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('sync_runs_by_tenant').on('sync_runs').columns(['tenant_id', 'started_at']).execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await sql`drop table if exists sync_runs`.execute(db);
+      await sql`drop table if exists sync_state`.execute(db);
+      await db.schema.alterTable('users').dropColumn('seen_run_id').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -43,7 +43,40 @@ export interface UsersTable {
   roster_role: 'admin' | 'member';
   last_sign_in_at: number | null;
   synced_at: number | null;
+  /** The full-sync run that last saw this user in a listing (rule 8: who to remove at the end). */
+  seen_run_id: string | null;
   updated_at: number;
+}
+
+/** One row per tenant: where its sync stands. */
+export interface SyncStateTable {
+  tenant_id: string;
+  /** `@odata.deltaLink` of the last completed round: the next incremental sync starts there. */
+  delta_link: string | null;
+  /** `@odata.nextLink` of the round in progress, saved with the writes of each page. */
+  next_link: string | null;
+  /** The run the saved next link belongs to (resumed after a crash). */
+  run_id: string | null;
+  run_kind: 'full' | 'delta' | null;
+  /** 'ok', 'failing', 'disconnected', 'missing_permission' or 'held' (mass deletion awaiting a decision). */
+  health: 'ok' | 'failing' | 'disconnected' | 'missing_permission' | 'held';
+  last_success_at: number | null;
+  last_error: string | null;
+  updated_at: number;
+}
+
+export interface SyncRunsTable {
+  id: string;
+  tenant_id: string;
+  kind: 'full' | 'delta';
+  status: 'running' | 'succeeded' | 'failed' | 'held';
+  pages: number;
+  created: number;
+  updated: number;
+  deleted: number;
+  error: string | null;
+  started_at: number;
+  finished_at: number | null;
 }
 
 export interface SessionsTable {
@@ -85,4 +118,6 @@ export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   auth_requests: AuthRequestsTable;
+  sync_state: SyncStateTable;
+  sync_runs: SyncRunsTable;
 }

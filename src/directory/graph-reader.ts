@@ -1,0 +1,97 @@
+import type { OutboundHttp } from '../identity/http.ts';
+import { backoffMs, retryAfterMs } from './retry.ts';
+
+/** A Graph answer Roster could not use, after retries; `code` is Graph's error code. */
+export class GraphRequestError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export interface GraphPage<T> {
+  value: T[];
+  '@odata.nextLink'?: string;
+  '@odata.deltaLink'?: string;
+}
+
+const RETRIED_STATUSES = new Set([429, 500, 502, 503, 504]);
+
+export interface GraphReaderOptions {
+  http: OutboundHttp;
+  /** Attempts per request before giving up (the run then fails and is retried later). */
+  maxAttempts?: number;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+  /** Called before each wait, so progress can show "throttled for N s". */
+  onWait?: (ms: number, reason: string) => void;
+}
+
+/**
+ * Reads Graph pages with the retry rules of directory sync: 429 and 5xx wait
+ * at least `Retry-After` (seconds, fractions or an HTTP date), otherwise
+ * exponential backoff with jitter; network errors and timeouts back off too.
+ * Written here rather than taken from the Graph client library because its
+ * RetryHandler rounds an HTTP-date `Retry-After` down and caps every wait at
+ * its maximum delay, so it can retry sooner than Graph asked.
+ */
+export class GraphReader {
+  readonly #http: OutboundHttp;
+  readonly #maxAttempts: number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #now: () => number;
+  readonly #onWait: ((ms: number, reason: string) => void) | undefined;
+
+  constructor(options: GraphReaderOptions) {
+    this.#http = options.http;
+    this.#maxAttempts = options.maxAttempts ?? 6;
+    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.#now = options.now ?? Date.now;
+    this.#onWait = options.onWait;
+  }
+
+  async getPage<T>(url: string, accessToken: () => Promise<string>, headers: Record<string, string> = {}): Promise<GraphPage<T>> {
+    for (let attempt = 0; ; attempt++) {
+      let response: Awaited<ReturnType<OutboundHttp['fetch']>>;
+      try {
+        response = await this.#http.fetch(url, {
+          headers: { authorization: `Bearer ${await accessToken()}`, accept: 'application/json', ...headers },
+          signal: AbortSignal.timeout(60_000),
+        });
+      } catch (err) {
+        if (!isNetworkError(err) || attempt + 1 >= this.#maxAttempts) throw err;
+        await this.#wait(backoffMs(attempt), `network error: ${(err as Error).message}`);
+        continue;
+      }
+      if (response.ok) return (await response.json()) as GraphPage<T>;
+      const text = await response.text();
+      let code = `HTTP${response.status}`;
+      let message = text.slice(0, 300);
+      try {
+        const body = JSON.parse(text) as { error?: { code?: string; message?: string } };
+        code = body.error?.code ?? code;
+        message = body.error?.message ?? message;
+      } catch {
+        // Not Graph's JSON envelope (a proxy's page): keep the status and the start of the text.
+      }
+      if (!RETRIED_STATUSES.has(response.status) || attempt + 1 >= this.#maxAttempts) {
+        throw new GraphRequestError(response.status, code, `Graph answered ${response.status} ${code}: ${message}`);
+      }
+      const asked = retryAfterMs(response.headers.get('retry-after'), this.#now());
+      await this.#wait(asked ?? backoffMs(attempt), `${response.status} ${code}`);
+    }
+  }
+
+  async #wait(ms: number, reason: string): Promise<void> {
+    this.#onWait?.(ms, reason);
+    await this.#sleep(ms);
+  }
+}
+
+function isNetworkError(err: unknown): boolean {
+  const e = err as { name?: string; cause?: { code?: string } };
+  return e.name === 'TimeoutError' || e.name === 'AbortError' || (e.name === 'TypeError' && e.cause !== undefined);
+}

@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { GraphReader } from '../../src/directory/graph-reader.ts';
+import { DirectorySync, SYNCED_PROPERTIES } from '../../src/directory/sync.ts';
+import type { Tenant } from '../../src/emulator/model.ts';
+import { SessionRepository } from '../../src/store/sessions.ts';
+import { TenantRepository } from '../../src/store/tenants.ts';
+import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { connectToEmulator, type EmulatorConnection } from '../helpers/entra.ts';
+import { demoApp } from '../helpers/fixtures.ts';
+import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
+
+const COLUMNS: Record<string, string> = {
+  displayName: 'display_name', givenName: 'given_name', surname: 'surname', mail: 'mail', userPrincipalName: 'user_principal_name',
+  jobTitle: 'job_title', department: 'department', officeLocation: 'office_location', accountEnabled: 'account_enabled', userType: 'user_type',
+  createdDateTime: 'created_date_time', employeeId: 'employee_id', companyName: 'company_name', mobilePhone: 'mobile_phone', businessPhones: 'business_phones',
+};
+
+for (const engine of ENGINES) {
+  describe(`directory sync rules (${engine})`, () => {
+    let emulator: TestEmulator;
+    let connection: EmulatorConnection;
+    let db: TestStore;
+    let tenant: Tenant;
+    let sync: DirectorySync;
+    const waits: number[] = [];
+
+    function makeSync(options: { maxAttempts?: number; pageSize?: number; consentGraceMs?: number } = {}): DirectorySync {
+      return new DirectorySync({
+        store: db.store,
+        entra: connection.app(),
+        reader: new GraphReader({ http: connection.http, maxAttempts: options.maxAttempts ?? 4, onWait: (ms) => waits.push(ms) }),
+        graphBaseUrl: connection.graphBaseUrl,
+        pageSize: options.pageSize ?? 999,
+        consentGraceMs: options.consentGraceMs ?? 0,
+      });
+    }
+
+    /** The local copy equals the emulator's active users: same ids, every synced property. */
+    async function assertMirrors(): Promise<void> {
+      const rows = await db.store.db.selectFrom('users').selectAll().where('tenant_id', '=', tenant.id).where('deleted_at', 'is', null).execute();
+      const local = new Map(rows.map((row) => [row.id, row as unknown as Record<string, unknown>]));
+      assert.equal(local.size, tenant.users.length, 'same number of users');
+      for (const user of tenant.users) {
+        const row = local.get(user.props.id);
+        assert.ok(row, `user ${user.props.id} is missing locally`);
+        for (const property of SYNCED_PROPERTIES) {
+          if (property === 'id') continue;
+          const expected = property === 'accountEnabled' ? (user.props.accountEnabled ? 1 : 0) : property === 'businessPhones' ? JSON.stringify(user.props.businessPhones) : user.props[property];
+          assert.deepEqual(row[COLUMNS[property]!], expected, `${user.props.id} ${property}`);
+        }
+      }
+    }
+
+    before(async () => {
+      emulator = await startTestEmulator();
+      connection = await connectToEmulator(emulator);
+      db = await openTestStore(engine);
+    });
+    after(async () => {
+      await db.drop();
+      await connection.close();
+      await emulator.close();
+    });
+
+    beforeEach(async () => {
+      const name = `Org${Math.random().toString(36).slice(2, 8)}`;
+      tenant = emulator.ctx.directory.addTenant({ displayName: name, domains: [`${name.toLowerCase()}.onmicrosoft.com`, `${name.toLowerCase()}.com`] });
+      emulator.ctx.directory.addUsersUnchecked(
+        tenant,
+        Array.from({ length: 2500 }, (_, i) => ({
+          userPrincipalName: `user${i}@${name.toLowerCase()}.com`,
+          displayName: `User ${i}`,
+          givenName: 'User',
+          surname: `N${i}`,
+          jobTitle: i % 3 ? 'Engineer' : null,
+          department: i % 2 ? 'R&D' : 'Sales',
+          businessPhones: i % 4 ? [] : ['+1 555 0100'],
+        })),
+      );
+      emulator.ctx.directory.grantAdminConsent(tenant, demoApp(emulator.ctx));
+      // Signed up long enough ago that consent has propagated.
+      await new TenantRepository(db.store.db).activate({ id: tenant.id, displayName: name, domains: tenant.domains, signedUpByOid: null, signupContext: null }, Date.now() - 3_600_000);
+      sync = makeSync();
+      waits.length = 0;
+    });
+
+    it('rule 1: a full sync reads every page and records the run', async () => {
+      const outcome = await sync.run(tenant.id);
+      assert.equal(outcome.status, 'succeeded');
+      assert.equal(outcome.kind, 'full');
+      assert.equal(outcome.pages, 3);
+      assert.equal(outcome.created, 2500);
+      await assertMirrors();
+      const state = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+      assert.match(state.delta_link!, /\$deltatoken=/);
+      assert.equal(state.next_link, null);
+      assert.equal(state.health, 'ok');
+      assert.ok(state.last_success_at);
+    });
+
+    it('rules 2, 3 and 4: delta rounds apply creates, partial updates, soft deletes, restores and permanent deletes', async () => {
+      await sync.run(tenant.id);
+      const d = emulator.ctx.directory;
+      const [a, b, c, e] = [tenant.users[1]!, tenant.users[2]!, tenant.users[3]!, tenant.users[4]!];
+      d.addUser(tenant, { userPrincipalName: `new@${tenant.defaultDomain}`, displayName: 'New Person' });
+      d.editUser(tenant, a.props.id, { department: 'Legal' });
+      d.softDeleteUser(tenant, b.props.id);
+      d.softDeleteUser(tenant, c.props.id);
+      d.restoreUser(tenant, c.props.id);
+      d.purgeUser(tenant, e.props.id);
+      const before = emulator.ctx.requestLog.entries({ tenant: tenant.id }).length;
+      const outcome = await sync.run(tenant.id);
+      assert.equal(outcome.kind, 'delta');
+      assert.equal(outcome.status, 'succeeded');
+      assert.equal(outcome.pages, 1, 'work follows the changes, not the tenant size');
+      assert.equal(emulator.ctx.requestLog.entries({ tenant: tenant.id }).length - before, 1);
+      assert.equal(outcome.created, 1);
+      assert.equal(outcome.deleted, 2);
+      await assertMirrors();
+      const softDeleted = await db.store.db.selectFrom('users').select(['deleted_at', 'job_title']).where('tenant_id', '=', tenant.id).where('id', '=', b.props.id).executeTakeFirstOrThrow();
+      assert.ok(softDeleted.deleted_at, 'soft delete is kept as deleted, restorable');
+      const merged = await db.store.db.selectFrom('users').select(['department', 'display_name', 'job_title']).where('tenant_id', '=', tenant.id).where('id', '=', a.props.id).executeTakeFirstOrThrow();
+      assert.deepEqual({ ...merged }, { department: 'Legal', display_name: a.props.displayName, job_title: a.props.jobTitle }, 'a minimal update merges, never blanks');
+      d.restoreUser(tenant, b.props.id);
+      await sync.run(tenant.id);
+      await assertMirrors();
+    });
+
+    it('rule 5: replaying a round changes nothing and duplicates nothing', async () => {
+      await sync.run(tenant.id);
+      const link = (await db.store.db.selectFrom('sync_state').select('delta_link').where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).delta_link;
+      emulator.ctx.directory.editUser(tenant, tenant.users[10]!.props.id, { jobTitle: 'Director' });
+      await sync.run(tenant.id);
+      await db.store.db.updateTable('sync_state').set({ delta_link: link }).where('tenant_id', '=', tenant.id).execute();
+      const replay = await sync.run(tenant.id);
+      assert.equal(replay.status, 'succeeded');
+      assert.equal(replay.created, 0);
+      await assertMirrors();
+    });
+
+    it('rule 6: an expired delta link starts a full resync by itself', async () => {
+      await sync.run(tenant.id);
+      emulator.ctx.directory.purgeUser(tenant, tenant.users[0]!.props.id);
+      tenant.deltaFloor = tenant.seq + 1;
+      const outcome = await sync.run(tenant.id);
+      assert.equal(outcome.kind, 'full');
+      assert.equal(outcome.status, 'succeeded');
+      await assertMirrors();
+      const runs = await db.store.db.selectFrom('sync_runs').select(['kind', 'status', 'error']).where('tenant_id', '=', tenant.id).orderBy('started_at').execute();
+      assert.ok(runs.some((r) => r.kind === 'delta' && r.status === 'failed' && /expired/.test(r.error ?? '')));
+    });
+
+    it('rules 8 and 12: a full resync that fails midway removes nothing; network errors are retried', async () => {
+      await sync.run(tenant.id);
+      const gone = tenant.users.slice(0, 5).map((u) => u.props.id);
+      for (const id of gone) emulator.ctx.directory.purgeUser(tenant, id);
+      emulator.ctx.faults.add({ target: 'graph', kind: 'drop', tenant: tenant.id, count: 2 });
+      let addedFault = false;
+      const failing = await makeSync({ maxAttempts: 3 }).run(tenant.id, {
+        full: true,
+        onProgress: () => {
+          if (addedFault) return;
+          addedFault = true;
+          emulator.ctx.faults.add({ target: 'graph', kind: 'unavailable', tenant: tenant.id, count: 3 });
+        },
+      });
+      assert.equal(failing.status, 'failed');
+      assert.ok(waits.length >= 2, 'dropped connections were retried');
+      const still = await db.store.db.selectFrom('users').select('id').where('tenant_id', '=', tenant.id).where('id', 'in', gone).execute();
+      assert.equal(still.length, 5, 'nothing removed before the listing was complete');
+      const state = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+      assert.equal(state.health, 'failing');
+      assert.match(state.last_error!, /503/);
+      const done = await sync.run(tenant.id, { full: true });
+      assert.equal(done.status, 'succeeded');
+      assert.equal(done.deleted, 5);
+      await assertMirrors();
+    });
+
+    it('rule 9: a full resync that would remove too many users is held, then confirmed', async () => {
+      await sync.run(tenant.id);
+      for (const user of tenant.users.slice(0, 1000)) emulator.ctx.directory.purgeUser(tenant, user.props.id);
+      const held = await sync.run(tenant.id, { full: true });
+      assert.equal(held.status, 'held');
+      assert.match(held.error!, /would remove 1000 of 2500 users/);
+      assert.equal(Number((await db.store.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).n), 2500);
+      assert.equal(await sync.confirmHeldDeletion(tenant.id), 1000);
+      await assertMirrors();
+    });
+
+    it('rule 11: 429 with Retry-After is honoured before the next request of that tenant', async () => {
+      emulator.ctx.faults.add({ target: 'graph', kind: 'throttle', tenant: tenant.id, retryAfter: '0.35', count: 2 });
+      const outcome = await sync.run(tenant.id);
+      assert.equal(outcome.status, 'succeeded');
+      const log = emulator.ctx.requestLog.entries({ tenant: tenant.id }).filter((e) => e.route.includes('/v1.0/'));
+      for (let i = 1; i < log.length; i++) {
+        if (log[i - 1]!.status === 429) assert.ok(log[i]!.atMs - log[i - 1]!.atMs >= 350, `request ${i} came ${log[i]!.atMs - log[i - 1]!.atMs} ms after a 429`);
+      }
+      assert.deepEqual(waits.slice(0, 2), [350, 350]);
+      await assertMirrors();
+    });
+
+    it('rules 13 and 19: revoked consent marks the tenant disconnected, keeps its users and ends its sessions', async () => {
+      await sync.run(tenant.id);
+      const sessions = new SessionRepository(db.store.db, { idleMs: 3_600_000, absoluteMs: 36_000_000 });
+      const { id } = await sessions.create(tenant.id, tenant.users[0]!.props.id, Date.now());
+      emulator.ctx.directory.revokeConsent(tenant, emulator.ctx.demoAppId);
+      const outcome = await makeSync().run(tenant.id, { full: true });
+      assert.equal(outcome.status, 'failed');
+      const stored = await new TenantRepository(db.store.db).get(tenant.id);
+      assert.equal(stored?.state, 'disconnected');
+      assert.equal(Number((await db.store.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).n), 2500, 'never read as an empty directory');
+      assert.equal(await sessions.resume(id, Date.now()), undefined);
+      const state = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+      assert.equal(state.health, 'disconnected');
+    });
+
+    it('rule 14: 403 from Graph marks the tenant missing permission with the fix spelled out', async () => {
+      tenant.servicePrincipals.get(emulator.ctx.demoAppId)!.appRoles = [];
+      const outcome = await sync.run(tenant.id);
+      assert.equal(outcome.status, 'failed');
+      const state = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+      assert.equal(state.health, 'missing_permission');
+      assert.match(state.last_error!, /grant Roster the Microsoft Graph application permission User\.Read\.All/);
+    });
+
+    it('rule 15: just after sign-up, a token failure is retried later instead of disconnecting the tenant', async () => {
+      emulator.ctx.directory.revokeConsent(tenant, emulator.ctx.demoAppId);
+      await new TenantRepository(db.store.db).activate({ id: tenant.id, displayName: tenant.displayName, domains: tenant.domains, signedUpByOid: null, signupContext: null }, Date.now());
+      const outcome = await makeSync({ consentGraceMs: 300_000 }).run(tenant.id);
+      assert.equal(outcome.status, 'failed');
+      assert.equal((await new TenantRepository(db.store.db).get(tenant.id))?.state, 'active');
+      const state = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+      assert.equal(state.health, 'failing');
+    });
+
+    it('rule 19: a user disabled by a sync loses their sessions', async () => {
+      await sync.run(tenant.id);
+      const sessions = new SessionRepository(db.store.db, { idleMs: 3_600_000, absoluteMs: 36_000_000 });
+      const victim = tenant.users[7]!;
+      const { id } = await sessions.create(tenant.id, victim.props.id, Date.now());
+      emulator.ctx.directory.editUser(tenant, victim.props.id, { accountEnabled: false });
+      await sync.run(tenant.id);
+      assert.equal(await sessions.resume(id, Date.now()), undefined);
+      await assertMirrors();
+    });
+  });
+}
