@@ -1,4 +1,4 @@
-import { doctorCommand, migrateCommand, serveCommand } from './commands.ts';
+import { doctorCommand, migrateCommand, serveCommand, syncCommand } from './commands.ts';
 import { emulatorCommand } from './emulator/cli.ts';
 
 const HELP = `Usage: roster <command> [options]
@@ -9,13 +9,14 @@ Commands:
   demo        the emulator with demo organisations and Roster on SQLite, in one process
   migrate     apply pending database migrations
   doctor      check the configuration, the database and the identity provider
+  sync        sync the user directories of active tenants now ([--tenant ID] [--full])
   emulator    run the offline Entra ID + Graph emulator, or drive a running one
               (roster emulator --help)
   help        show this text
 `;
 
 /** Commands of the design that this build does not have yet: they say so instead of pretending. */
-const NOT_YET = new Set(['worker', 'sync', 'tenants']);
+const NOT_YET = new Set(['worker', 'tenants']);
 
 async function main(argv: string[]): Promise<number | 'running'> {
   const [command, ...rest] = argv;
@@ -30,6 +31,8 @@ async function main(argv: string[]): Promise<number | 'running'> {
       return migrateCommand(rest);
     case 'doctor':
       return doctorCommand(rest);
+    case 'sync':
+      return syncCommand(rest);
     case 'help':
     case '--help':
     case '-h':
@@ -40,7 +43,7 @@ async function main(argv: string[]): Promise<number | 'running'> {
       return 2;
     default:
       if (NOT_YET.has(command)) {
-        process.stderr.write(`roster ${command}: not available yet in this version of Roster. Available now: roster serve, demo, migrate, doctor, emulator.\n`);
+        process.stderr.write(`roster ${command}: not available yet in this version of Roster. Available now: roster serve, demo, migrate, doctor, sync, emulator.\n`);
         return 2;
       }
       process.stderr.write(`roster: unknown command "${command}"\n\n${HELP}`);

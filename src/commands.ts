@@ -170,3 +170,29 @@ export async function doctorCommand(args: string[]): Promise<Outcome> {
   }
   return healthy ? 0 : 1;
 }
+
+/** `roster sync [--tenant ID] [--full]`: syncs in the foreground, with a progress bar on a terminal. */
+export async function syncCommand(args: string[]): Promise<Outcome> {
+  let values: { help?: boolean; tenant?: string; full?: boolean };
+  try {
+    values = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' }, tenant: { type: 'string' }, full: { type: 'boolean' } }, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    process.stderr.write(`roster sync: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write('Usage: roster sync [--tenant TENANT_ID] [--full]\n  Syncs every active tenant (or one) now: incremental from the saved delta link, or a full listing with --full.\n');
+    return 0;
+  }
+  try {
+    const config = readConfig();
+    if (config.demo) {
+      process.stderr.write('roster sync: needs Entra settings (ENTRA_CLIENT_ID and a secret or certificate); in demo mode, roster demo syncs its organisations itself.\n');
+      return 2;
+    }
+    const { runSync } = await import('./directory/sync-command.ts');
+    return await runSync(config, { tenant: values.tenant ?? null, full: values.full ?? false });
+  } catch (err) {
+    return startupFailure('sync', err);
+  }
+}
