@@ -46,6 +46,7 @@ export async function startDemo(config: RosterConfig, logger: Logger): Promise<R
     if (!tenant.servicePrincipals.has(emulator.ctx.demoAppId) || (await tenants.get(tenant.id))) continue;
     const outcome = await roster.onboarding.confirm(tenant.id, { signedUpByOid: null, signupContext: { plan: 'team', demo: true } });
     logger.info({ tenant: tenant.displayName, outcome: outcome.kind }, 'demo tenant signed up');
+    if (outcome.kind === 'active') void roster.scheduler.syncNow(tenant.id);
   }
   return {
     emulator,

@@ -10,7 +10,14 @@ import { loadAuthorityMetadata } from './identity/metadata.ts';
 import { migrateToLatest, openStore, type Store } from './store/database.ts';
 import { TenantRepository } from './store/tenants.ts';
 import { TenantOnboarding } from './tenants/onboarding.ts';
+import pLimit from 'p-limit';
+import { GraphReader } from './directory/graph-reader.ts';
+import { DirectorySync } from './directory/sync.ts';
+import { SyncScheduler } from './jobs/scheduler.ts';
 import { buildWebApp } from './web/app.ts';
+
+/** Graph requests in flight at once, across all tenants (Graph throttles per app). */
+const GRAPH_CONCURRENCY = 8;
 
 /** Where Roster finds its identity provider: Entra ID from configuration, or the demo's emulator. */
 export interface IdentityProvider {
@@ -25,6 +32,7 @@ export interface RunningRoster {
   app: FastifyInstance;
   store: Store;
   onboarding: TenantOnboarding;
+  scheduler: SyncScheduler;
   url: string;
   close(): Promise<void>;
 }
@@ -53,6 +61,9 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
     const metadata = await loadAuthorityMetadata(http, provider.authorityHost);
     const entra = new EntraApp({ credentials: provider.credentials, metadata, http, graphBaseUrl: provider.graphBaseUrl });
     const onboarding = new TenantOnboarding({ tenants: new TenantRepository(store.db), entra, http, graphBaseUrl: provider.graphBaseUrl });
+    const budget = pLimit(GRAPH_CONCURRENCY);
+    const sync = new DirectorySync({ store, entra, reader: new GraphReader({ http, budget: (request) => budget(request) }), graphBaseUrl: provider.graphBaseUrl });
+    const scheduler = new SyncScheduler({ store, sync, logger, intervalMinutes: config.sync.intervalMinutes });
     const app = await buildWebApp({
       publicUrl: config.publicUrl,
       session: config.session,
@@ -61,15 +72,20 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
       validator: new IdTokenValidator(http, metadata, entra.clientId),
       onboarding,
       logger,
+      // A new organisation's directory is read at once, not at the next scheduled round.
+      onTenantActivated: (tenantId) => void scheduler.syncNow(tenantId),
     });
     await app.listen({ host: config.host, port: config.port });
+    scheduler.start();
     return {
       app,
       store,
       onboarding,
+      scheduler,
       url: config.publicUrl.origin,
       close: async () => {
         await app.close();
+        await scheduler.stop();
         await http.close();
         await store.close();
       },

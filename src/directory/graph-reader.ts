@@ -20,8 +20,17 @@ export interface GraphPage<T> {
 
 const RETRIED_STATUSES = new Set([429, 500, 502, 503, 504]);
 
+/** Runs a request within the app's global concurrency budget (shared by every tenant). */
+export type RequestBudget = <T>(request: () => Promise<T>) => Promise<T>;
+
 export interface GraphReaderOptions {
   http: OutboundHttp;
+  /**
+   * Graph throttles per app across all tenants: every request of every tenant
+   * takes a slot of one shared budget, and waits for `Retry-After` outside it,
+   * so a throttled tenant never holds up the others.
+   */
+  budget?: RequestBudget;
   /** Attempts per request before giving up (the run then fails and is retried later). */
   maxAttempts?: number;
   sleep?: (ms: number) => Promise<void>;
@@ -44,9 +53,11 @@ export class GraphReader {
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #now: () => number;
   readonly #onWait: ((ms: number, reason: string) => void) | undefined;
+  readonly #budget: RequestBudget;
 
   constructor(options: GraphReaderOptions) {
     this.#http = options.http;
+    this.#budget = options.budget ?? ((request) => request());
     this.#maxAttempts = options.maxAttempts ?? 6;
     this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.#now = options.now ?? Date.now;
@@ -55,19 +66,24 @@ export class GraphReader {
 
   async getPage<T>(url: string, accessToken: () => Promise<string>, headers: Record<string, string> = {}): Promise<GraphPage<T>> {
     for (let attempt = 0; ; attempt++) {
-      let response: Awaited<ReturnType<OutboundHttp['fetch']>>;
+      const authorization = `Bearer ${await accessToken()}`;
+      let answer: { status: number; ok: boolean; retryAfter: string | null; text: string };
       try {
-        response = await this.#http.fetch(url, {
-          headers: { authorization: `Bearer ${await accessToken()}`, accept: 'application/json', ...headers },
-          signal: AbortSignal.timeout(60_000),
+        answer = await this.#budget(async () => {
+          const response = await this.#http.fetch(url, {
+            headers: { authorization, accept: 'application/json', ...headers },
+            signal: AbortSignal.timeout(60_000),
+          });
+          return { status: response.status, ok: response.ok, retryAfter: response.headers.get('retry-after'), text: await response.text() };
         });
       } catch (err) {
         if (!isNetworkError(err) || attempt + 1 >= this.#maxAttempts) throw err;
         await this.#wait(backoffMs(attempt), `network error: ${(err as Error).message}`);
         continue;
       }
-      if (response.ok) return (await response.json()) as GraphPage<T>;
-      const text = await response.text();
+      if (answer.ok) return JSON.parse(answer.text) as GraphPage<T>;
+      const response = answer;
+      const text = answer.text;
       let code = `HTTP${response.status}`;
       let message = text.slice(0, 300);
       try {
@@ -80,7 +96,7 @@ export class GraphReader {
       if (!RETRIED_STATUSES.has(response.status) || attempt + 1 >= this.#maxAttempts) {
         throw new GraphRequestError(response.status, code, `Graph answered ${response.status} ${code}: ${message}`);
       }
-      const asked = retryAfterMs(response.headers.get('retry-after'), this.#now());
+      const asked = retryAfterMs(response.retryAfter, this.#now());
       await this.#wait(asked ?? backoffMs(attempt), `${response.status} ${code}`);
     }
   }

@@ -7,7 +7,7 @@ import { identityProviderFromConfig } from '../roster.ts';
 import { migrateToLatest, openStore } from '../store/database.ts';
 import { TenantRepository } from '../store/tenants.ts';
 import { GraphReader } from './graph-reader.ts';
-import { DirectorySync, type SyncProgress } from './sync.ts';
+import { DirectorySync, TenantBusyError, type SyncProgress } from './sync.ts';
 
 /** Syncs in the foreground; exit code 1 when any tenant's run failed. */
 export async function runSync(config: RosterConfig, options: { tenant: string | null; full: boolean }): Promise<number> {
@@ -49,8 +49,16 @@ export async function runSync(config: RosterConfig, options: { tenant: string | 
           log(`${tenant.displayName}: ${p.kind} sync, page ${p.pages}, ${p.users} users (${p.created} new, ${p.updated} updated, ${p.deleted} removed)`);
         }
       };
-      const outcome = await sync.run(tenant.id, { full: options.full, onProgress });
-      (bar as cliProgress.SingleBar | null)?.stop();
+      let outcome;
+      try {
+        outcome = await sync.run(tenant.id, { full: options.full, onProgress });
+      } catch (err) {
+        if (!(err instanceof TenantBusyError)) throw err;
+        process.stdout.write(`${tenant.displayName}: skipped, another process is syncing it right now\n`);
+        continue;
+      } finally {
+        (bar as cliProgress.SingleBar | null)?.stop();
+      }
       const summary = `${tenant.displayName}: ${outcome.kind} sync ${outcome.status}: ${outcome.pages} pages, ${outcome.created} created, ${outcome.updated} updated, ${outcome.deleted} removed${outcome.error ? ` (${outcome.error})` : ''}`;
       process.stdout.write(`${summary}\n`);
       if (outcome.status === 'failed') failed += 1;

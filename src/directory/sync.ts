@@ -5,6 +5,9 @@ import type { EntraApp } from '../identity/entra-app.ts';
 import type { Store } from '../store/database.ts';
 import type { Database, SyncRunsTable, SyncStateTable, UsersTable } from '../store/schema.ts';
 import { GraphRequestError, type GraphPage, type GraphReader } from './graph-reader.ts';
+import { TenantLock, TenantBusyError } from './tenant-lock.ts';
+
+export { TenantBusyError };
 
 /** The user properties Roster keeps, in Graph's schema order. */
 export const SYNCED_PROPERTIES = [
@@ -64,6 +67,11 @@ export interface SyncProgress {
 
 export type SyncOutcome = Omit<SyncRunsTable, 'tenant_id'> & { tenantId: string };
 
+export interface RunOptions {
+  full?: boolean;
+  onProgress?: (progress: SyncProgress) => void;
+}
+
 export interface DirectorySyncOptions {
   store: Store;
   entra: EntraApp;
@@ -112,10 +120,24 @@ export class DirectorySync {
     this.#pageSize = options.pageSize ?? 999;
   }
 
-  /** Runs (or resumes) a sync of one active tenant; the tenant id comes from Roster's registry. */
-  async run(tenantId: string, options: { full?: boolean; onProgress?: (progress: SyncProgress) => void } = {}): Promise<SyncOutcome> {
+  /**
+   * Runs (or resumes) a sync of one active tenant; the tenant id comes from
+   * Roster's registry. Throws `TenantBusyError` while another process syncs it.
+   */
+  async run(tenantId: string, options: RunOptions = {}): Promise<SyncOutcome> {
     const tenant = await this.#db.selectFrom('tenants').select(['id', 'state', 'updated_at']).where('id', '=', tenantId).executeTakeFirst();
     if (!tenant || tenant.state !== 'active') throw new Error(`tenant ${tenantId} is not an active tenant`);
+    await this.#state(tenantId);
+    const lock = new TenantLock(this.#db, this.#now);
+    await lock.acquire(tenantId);
+    try {
+      return await this.#run(tenantId, tenant.updated_at, lock, options);
+    } finally {
+      await lock.release(tenantId);
+    }
+  }
+
+  async #run(tenantId: string, signedUpAt: number, lock: TenantLock, options: RunOptions): Promise<SyncOutcome> {
     const state = await this.#state(tenantId);
 
     let runId: string;
@@ -141,7 +163,7 @@ export class DirectorySync {
       try {
         return (await this.#entra.appToken(tenantId)).accessToken;
       } catch (err) {
-        throw this.#tokenFailure(err, tenant.updated_at);
+        throw this.#tokenFailure(err, signedUpAt);
       }
     };
 
@@ -156,12 +178,15 @@ export class DirectorySync {
             // The delta link expired: start over with a full listing, which removes what vanished meanwhile.
             await this.#closeRun(runId, 'failed', `delta link expired (${err.code}); full resync started`);
             await this.#db.updateTable('sync_state').set({ delta_link: null, run_id: null, run_kind: null, next_link: null, updated_at: this.#now() }).where('tenant_id', '=', tenantId).execute();
-            return this.run(tenantId, { ...options, full: true });
+            return this.#run(tenantId, signedUpAt, lock, { ...options, full: true });
           }
           throw err;
         }
         const finished = !page['@odata.nextLink'];
-        const outcome = await this.#db.transaction().execute((trx) => this.#applyPage(trx, tenantId, runId, kind, page, progress));
+        const outcome = await this.#db.transaction().execute(async (trx) => {
+          await lock.renew(trx, tenantId);
+          return this.#applyPage(trx, tenantId, runId, kind, page, progress);
+        });
         options.onProgress?.({ ...progress });
         if (outcome === 'held' || finished) {
           const closed = await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
@@ -171,6 +196,7 @@ export class DirectorySync {
         url = page['@odata.nextLink']!;
       }
     } catch (err) {
+      if (err instanceof TenantBusyError) throw err;
       const failure = err instanceof RunFailure ? err : this.#classify(err);
       await this.#closeRun(runId, 'failed', failure.message);
       // A failed run starts over next time: its next link may be stale by then.

@@ -94,6 +94,8 @@ const migrations: Record<string, Migration> = {
         .addColumn('health', 'text', (c) => c.notNull().defaultTo('ok'))
         .addColumn('last_success_at', 'bigint')
         .addColumn('last_error', 'text')
+        .addColumn('lock_owner', 'text')
+        .addColumn('lock_expires_at', 'bigint')
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
         .execute();
       await db.schema

@@ -62,6 +62,10 @@ export interface SyncStateTable {
   health: 'ok' | 'failing' | 'disconnected' | 'missing_permission' | 'held';
   last_success_at: number | null;
   last_error: string | null;
+  /** `host:pid:nonce` of the process syncing this tenant; one at a time, across processes and machines. */
+  lock_owner: string | null;
+  /** The lock is renewed with every page; a crashed holder's lock lapses at this time. */
+  lock_expires_at: number | null;
   updated_at: number;
 }
 

@@ -30,6 +30,8 @@ export interface WebDependencies {
   onboarding: TenantOnboarding;
   logger: Logger;
   now?: () => number;
+  /** Told when an organisation's sign-up is confirmed (to sync it at once). */
+  onTenantActivated?: (tenantId: string) => void;
 }
 
 /** A sign-in or sign-up must come back within this time. */
@@ -57,6 +59,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     entra: deps.entra,
     validator: deps.validator,
     onboarding: deps.onboarding,
+    onTenantActivated: deps.onTenantActivated ?? (() => {}),
     store: deps.store,
     tenants: new TenantRepository(deps.store.db),
     users: new UserRepository(deps.store.db),

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { hostname } from 'node:os';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
-import { DirectorySync, SYNCED_PROPERTIES } from '../../src/directory/sync.ts';
+import { DirectorySync, SYNCED_PROPERTIES, TenantBusyError } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { SessionRepository } from '../../src/store/sessions.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
@@ -233,6 +234,20 @@ for (const engine of ENGINES) {
       assert.equal((await new TenantRepository(db.store.db).get(tenant.id))?.state, 'active');
       const state = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
       assert.equal(state.health, 'failing');
+    });
+
+    it('rule 17: one sync per tenant at a time, across processes; a dead holder on this machine is taken over at once', async () => {
+      const [first, second] = await Promise.allSettled([sync.run(tenant.id), makeSync().run(tenant.id)]);
+      const outcomes = [first, second];
+      assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1);
+      const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+      assert.ok(refused.reason instanceof TenantBusyError);
+      await db.store.db.updateTable('sync_state').set({ lock_owner: `${hostname()}:999999:dead`, lock_expires_at: Date.now() + 60_000 }).where('tenant_id', '=', tenant.id).execute();
+      assert.equal((await sync.run(tenant.id)).status, 'succeeded', 'a crashed holder does not block the tenant until its lease lapses');
+      await db.store.db.updateTable('sync_state').set({ lock_owner: 'another-machine:1:x', lock_expires_at: Date.now() + 60_000 }).where('tenant_id', '=', tenant.id).execute();
+      await assert.rejects(sync.run(tenant.id), TenantBusyError);
+      await db.store.db.updateTable('sync_state').set({ lock_expires_at: Date.now() - 1 }).where('tenant_id', '=', tenant.id).execute();
+      assert.equal((await sync.run(tenant.id)).status, 'succeeded', 'a lapsed lease is taken over');
     });
 
     it('rule 19: a user disabled by a sync loses their sessions', async () => {

@@ -114,6 +114,7 @@ async function confirm(ctx: WebContext, request: FastifyRequest, reply: FastifyR
   switch (outcome.kind) {
     case 'active': {
       request.log.info({ tenant: outcome.tenant.id }, 'organisation signed up');
+      ctx.onTenantActivated(outcome.tenant.id);
       // Signing the admin in proves who they are and records them as the tenant's first Roster admin.
       const binding = ctx.browserBinding(request, reply);
       const pkce = await ctx.entra.newPkcePair();
