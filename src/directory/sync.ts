@@ -168,11 +168,13 @@ export class DirectorySync {
     };
 
     try {
+      // Minimal updates carry only what changed; merging them is the point of rule 4.
+      const fetchPage = (pageUrl: string) => this.#reader.getPage<DirectoryItem>(pageUrl, token, { prefer: `odata.maxpagesize=${this.#pageSize}, return=minimal` });
+      let next: Promise<GraphPage<DirectoryItem>> = fetchPage(url);
       for (;;) {
         let page: GraphPage<DirectoryItem>;
         try {
-          // Minimal updates carry only what changed; merging them is the point of rule 4.
-          page = await this.#reader.getPage<DirectoryItem>(url, token, { prefer: `odata.maxpagesize=${this.#pageSize}, return=minimal` });
+          page = await next;
         } catch (err) {
           if (kind === 'delta' && err instanceof GraphRequestError && (err.status === 410 || /syncStateNotFound|resyncRequired/i.test(err.code))) {
             // The delta link expired: start over with a full listing, which removes what vanished meanwhile.
@@ -182,18 +184,22 @@ export class DirectorySync {
           }
           throw err;
         }
-        const finished = !page['@odata.nextLink'];
+        const nextLink = page['@odata.nextLink'];
+        // The next page is read while this one is written; its cursor is saved only with this page's writes.
+        if (nextLink) {
+          next = fetchPage(nextLink);
+          next.catch(() => {});
+        }
         const outcome = await this.#db.transaction().execute(async (trx) => {
           await lock.renew(trx, tenantId);
           return this.#applyPage(trx, tenantId, runId, kind, page, progress);
         });
         options.onProgress?.({ ...progress });
-        if (outcome === 'held' || finished) {
+        if (outcome === 'held' || !nextLink) {
           const closed = await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
           options.onProgress?.({ ...progress, phase: 'done' });
           return toOutcome(closed);
         }
-        url = page['@odata.nextLink']!;
       }
     } catch (err) {
       if (err instanceof TenantBusyError) throw err;
@@ -257,10 +263,26 @@ export class DirectorySync {
     let updated = 0;
     let deleted = 0;
     const sessionsToEnd: string[] = [];
+    // Upserts wait in groups of the same shape; anything that must come after one of them flushes first, so the page's order holds.
+    const upserts = new Map<string, Record<string, unknown>[]>();
+    const pending = new Set<string>();
+    const flush = async () => {
+      for (const [shape, rows] of upserts) {
+        const columns = shape.split(',') as (keyof UsersTable)[];
+        await trx
+          .insertInto('users')
+          .values(rows.map((row) => ({ roster_role: 'member', account_enabled: 1, ...row }) as UsersTable))
+          .onConflict((oc) => oc.columns(['tenant_id', 'id']).doUpdateSet((eb) => Object.fromEntries(columns.map((c) => [c, eb.ref(`excluded.${c}`)])) as never))
+          .execute();
+      }
+      upserts.clear();
+      pending.clear();
+    };
 
     for (const item of items) {
       const known = existing.get(item.id);
       const removed = item['@removed'];
+      if (pending.has(item.id)) await flush();
       if (removed) {
         if (!known) continue;
         if (removed.reason === 'deleted') {
@@ -276,24 +298,26 @@ export class DirectorySync {
         continue;
       }
       // Only what the page mentions changes: a partial update never blanks a property.
-      const changes: Partial<UsersTable> = { deleted_at: null, synced_at: now, updated_at: now };
+      const changes: Record<string, unknown> = { deleted_at: null, synced_at: now, updated_at: now };
       for (const property of SYNCED_PROPERTIES) {
         if (property === 'id' || !(property in item)) continue;
-        (changes as Record<string, unknown>)[COLUMN[property]] = columnValue(property, item[property]);
+        changes[COLUMN[property]] = columnValue(property, item[property]);
       }
       if (kind === 'full') changes.seen_run_id = runId;
       if (changes.account_enabled === 0) sessionsToEnd.push(item.id);
-      await trx
-        .insertInto('users')
-        .values({ tenant_id: tenantId, id: item.id, roster_role: 'member', account_enabled: 1, ...changes } as UsersTable)
-        .onConflict((oc) => oc.columns(['tenant_id', 'id']).doUpdateSet(changes))
-        .execute();
+      // Rows that mention the same properties are written by one statement.
+      const shape = Object.keys(changes).join(',');
+      const group = upserts.get(shape) ?? [];
+      group.push({ tenant_id: tenantId, id: item.id, ...changes });
+      upserts.set(shape, group);
+      pending.add(item.id);
       if (known) updated += 1;
       else {
         created += 1;
         existing.set(item.id, { id: item.id, deleted_at: null });
       }
     }
+    await flush();
     if (sessionsToEnd.length) await trx.deleteFrom('sessions').where('tenant_id', '=', tenantId).where('user_id', 'in', sessionsToEnd).execute();
 
     progress.pages += 1;
