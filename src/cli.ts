@@ -1,4 +1,4 @@
-import { doctorCommand, migrateCommand, serveCommand, syncCommand } from './commands.ts';
+import { doctorCommand, migrateCommand, serveCommand, syncCommand, workerCommand } from './commands.ts';
 import { emulatorCommand } from './emulator/cli.ts';
 
 const HELP = `Usage: roster <command> [options]
@@ -10,13 +10,14 @@ Commands:
   migrate     apply pending database migrations
   doctor      check the configuration, the database and the identity provider
   sync        sync the user directories of active tenants now ([--tenant ID] [--full])
+  worker      work the directory sync queue (PostgreSQL); run any number, on any machines
   emulator    run the offline Entra ID + Graph emulator, or drive a running one
               (roster emulator --help)
   help        show this text
 `;
 
 /** Commands of the design that this build does not have yet: they say so instead of pretending. */
-const NOT_YET = new Set(['worker', 'tenants']);
+const NOT_YET = new Set(['tenants']);
 
 async function main(argv: string[]): Promise<number | 'running'> {
   const [command, ...rest] = argv;
@@ -33,6 +34,8 @@ async function main(argv: string[]): Promise<number | 'running'> {
       return doctorCommand(rest);
     case 'sync':
       return syncCommand(rest);
+    case 'worker':
+      return workerCommand(rest);
     case 'help':
     case '--help':
     case '-h':
@@ -43,7 +46,7 @@ async function main(argv: string[]): Promise<number | 'running'> {
       return 2;
     default:
       if (NOT_YET.has(command)) {
-        process.stderr.write(`roster ${command}: not available yet in this version of Roster. Available now: roster serve, demo, migrate, doctor, sync, emulator.\n`);
+        process.stderr.write(`roster ${command}: not available yet in this version of Roster. Available now: roster serve, demo, migrate, doctor, sync, worker, emulator.\n`);
         return 2;
       }
       process.stderr.write(`roster: unknown command "${command}"\n\n${HELP}`);

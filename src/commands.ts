@@ -196,3 +196,32 @@ export async function syncCommand(args: string[]): Promise<Outcome> {
     return startupFailure('sync', err);
   }
 }
+
+/** `roster worker`: syncs tenants from the shared queue, next to any number of other workers. */
+export async function workerCommand(args: string[]): Promise<Outcome> {
+  const values = noOptions('worker', args);
+  if (!values) return 2;
+  if (values.help) {
+    process.stdout.write('Usage: roster worker\n  Works the directory sync queue on the PostgreSQL of DATABASE_URL; run as many as you like, on any machines.\n');
+    return 0;
+  }
+  try {
+    const config = readConfig();
+    if (config.demo) {
+      process.stderr.write('roster worker: needs Entra settings (ENTRA_CLIENT_ID and a secret or certificate); the demo syncs inside roster demo.\n');
+      return 2;
+    }
+    if (config.database.engine !== 'postgres') {
+      process.stderr.write('roster worker: workers share the sync work through PostgreSQL: set DATABASE_URL. On SQLite, roster serve syncs by itself.\n');
+      return 2;
+    }
+    const logger = createLogger(config.logLevel, pino.destination(2));
+    const { identityProviderFromConfig, startWorker } = await import('./roster.ts');
+    const worker = await startWorker(config, await identityProviderFromConfig(config), logger);
+    logger.info({ database: config.database.url.replace(/:[^:@/]*@/, ':***@') }, 'worker started');
+    onSignals(worker.close);
+    return 'running';
+  } catch (err) {
+    return startupFailure('worker', err);
+  }
+}

@@ -13,6 +13,7 @@ import { TenantOnboarding } from './tenants/onboarding.ts';
 import pLimit from 'p-limit';
 import { GraphReader } from './directory/graph-reader.ts';
 import { DirectorySync } from './directory/sync.ts';
+import { SyncQueue } from './jobs/queue.ts';
 import { SyncScheduler } from './jobs/scheduler.ts';
 import { buildWebApp } from './web/app.ts';
 
@@ -55,15 +56,15 @@ export async function identityProviderFromConfig(config: RosterConfig): Promise<
 export async function startRoster(config: RosterConfig, provider: IdentityProvider, logger: Logger): Promise<RunningRoster> {
   const store = await openStore(config.database);
   const http = new OutboundHttp(provider.trustedCaPem ? { trustedCaPem: provider.trustedCaPem } : {});
+  let syncing: Syncing | undefined;
   try {
     const applied = await migrateToLatest(store);
     if (applied.length > 0) logger.info({ migrations: applied.map((m) => m.migrationName) }, 'database migrated');
     const metadata = await loadAuthorityMetadata(http, provider.authorityHost);
     const entra = new EntraApp({ credentials: provider.credentials, metadata, http, graphBaseUrl: provider.graphBaseUrl });
     const onboarding = new TenantOnboarding({ tenants: new TenantRepository(store.db), entra, http, graphBaseUrl: provider.graphBaseUrl });
-    const budget = pLimit(GRAPH_CONCURRENCY);
-    const sync = new DirectorySync({ store, entra, reader: new GraphReader({ http, budget: (request) => budget(request) }), graphBaseUrl: provider.graphBaseUrl });
-    const scheduler = new SyncScheduler({ store, sync, logger, intervalMinutes: config.sync.intervalMinutes });
+    syncing = await startSyncing(config, store, entra, http, provider.graphBaseUrl, logger);
+    const { scheduler } = syncing;
     const app = await buildWebApp({
       publicUrl: config.publicUrl,
       session: config.session,
@@ -76,7 +77,6 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
       onTenantActivated: (tenantId) => void scheduler.syncNow(tenantId),
     });
     await app.listen({ host: config.host, port: config.port });
-    scheduler.start();
     return {
       app,
       store,
@@ -85,7 +85,31 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
       url: config.publicUrl.origin,
       close: async () => {
         await app.close();
-        await scheduler.stop();
+        await syncing!.stop();
+        await http.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await syncing?.stop();
+    await http.close();
+    await store.close();
+    throw err;
+  }
+}
+
+/** `roster worker`: works the sync queue (PostgreSQL) and queues due tenants; no web server. */
+export async function startWorker(config: RosterConfig, provider: IdentityProvider, logger: Logger): Promise<{ close(): Promise<void> }> {
+  const store = await openStore(config.database);
+  const http = new OutboundHttp(provider.trustedCaPem ? { trustedCaPem: provider.trustedCaPem } : {});
+  try {
+    await migrateToLatest(store);
+    const metadata = await loadAuthorityMetadata(http, provider.authorityHost);
+    const entra = new EntraApp({ credentials: provider.credentials, metadata, http, graphBaseUrl: provider.graphBaseUrl });
+    const syncing = await startSyncing(config, store, entra, http, provider.graphBaseUrl, logger);
+    return {
+      close: async () => {
+        await syncing.stop();
         await http.close();
         await store.close();
       },
@@ -99,4 +123,30 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
 
 export function emulatorDataDir(config: RosterConfig): string {
   return join(config.dataDir, 'emulator');
+}
+
+export interface Syncing {
+  scheduler: SyncScheduler;
+  stop(): Promise<void>;
+}
+
+/**
+ * Directory sync for this process. On SQLite the scheduler runs syncs here; on
+ * PostgreSQL it queues them in pg-boss and this process works the queue next
+ * to any number of `roster worker` processes.
+ */
+export async function startSyncing(config: RosterConfig, store: Store, entra: EntraApp, http: OutboundHttp, graphBaseUrl: URL, logger: Logger): Promise<Syncing> {
+  const budget = pLimit(GRAPH_CONCURRENCY);
+  const sync = new DirectorySync({ store, entra, reader: new GraphReader({ http, budget: (request) => budget(request) }), graphBaseUrl });
+  const queue = config.database.engine === 'postgres' ? await SyncQueue.start(config.database.url, logger) : undefined;
+  const scheduler = new SyncScheduler({ store, sync, logger, intervalMinutes: config.sync.intervalMinutes, tickMs: config.sync.tickSeconds * 1000, ...(queue ? { queue } : {}) });
+  if (queue) await queue.work(sync, config.sync.concurrency);
+  scheduler.start();
+  return {
+    scheduler,
+    stop: async () => {
+      await scheduler.stop();
+      await queue?.stop();
+    },
+  };
 }

@@ -27,7 +27,7 @@ export interface RosterConfig {
     graphBaseUrl: URL;
   } | null;
   session: { idleMinutes: number; absoluteHours: number };
-  sync: { intervalMinutes: number };
+  sync: { intervalMinutes: number; tickSeconds: number; concurrency: number };
   /** Ports of the emulator that demo mode starts. */
   emulator: { httpsPort: number; httpPort: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -87,6 +87,8 @@ const envSchema = z.object({
   SESSION_IDLE_MINUTES: integer('SESSION_IDLE_MINUTES', 1, 7 * 24 * 60),
   SESSION_ABSOLUTE_HOURS: integer('SESSION_ABSOLUTE_HOURS', 1, 30 * 24),
   SYNC_INTERVAL_MINUTES: integer('SYNC_INTERVAL_MINUTES', 1, 24 * 60),
+  SYNC_TICK_SECONDS: integer('SYNC_TICK_SECONDS', 1, 3600),
+  SYNC_CONCURRENCY: integer('SYNC_CONCURRENCY', 1, 64),
   EMULATOR_HTTPS_PORT: integer('EMULATOR_HTTPS_PORT', 0, 65535),
   EMULATOR_HTTP_PORT: integer('EMULATOR_HTTP_PORT', 0, 65535),
   LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
@@ -147,7 +149,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     demo: entra === null,
     entra,
     session: { idleMinutes: v.SESSION_IDLE_MINUTES ?? 60, absoluteHours: v.SESSION_ABSOLUTE_HOURS ?? 12 },
-    sync: { intervalMinutes: v.SYNC_INTERVAL_MINUTES ?? 15 },
+    sync: { intervalMinutes: v.SYNC_INTERVAL_MINUTES ?? 15, tickSeconds: v.SYNC_TICK_SECONDS ?? 30, concurrency: v.SYNC_CONCURRENCY ?? 2 },
     emulator: { httpsPort: v.EMULATOR_HTTPS_PORT ?? 5443, httpPort: v.EMULATOR_HTTP_PORT ?? 5080 },
     logLevel: v.LOG_LEVEL ?? 'info',
   };

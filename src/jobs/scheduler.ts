@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { DirectorySync, SyncOutcome } from '../directory/sync.ts';
 import { TenantBusyError } from '../directory/sync.ts';
 import type { Store } from '../store/database.ts';
+import type { SyncQueue } from './queue.ts';
 
 export interface SchedulerOptions {
   store: Store;
@@ -11,6 +12,8 @@ export interface SchedulerOptions {
   intervalMinutes: number;
   /** How often the schedule is checked. */
   tickMs?: number;
+  /** With a queue (PostgreSQL), due tenants are queued for any worker instead of run here. */
+  queue?: SyncQueue;
   now?: () => number;
 }
 
@@ -54,14 +57,19 @@ export class SyncScheduler {
       if (this.#running.has(tenant.id) || tenant.health === 'held') continue;
       const last = Math.max(tenant.lastSuccess ?? 0, tenant.health === 'ok' ? 0 : (tenant.lastAttempt ?? 0));
       if (last !== 0 && this.#now() - last < intervalMs) continue;
+      if (this.#options.queue) {
+        if (await this.#options.queue.enqueue(tenant.id)) started.push(tenant.id);
+        continue;
+      }
       this.#launch(tenant.id, {});
       started.push(tenant.id);
     }
     return started;
   }
 
-  /** "Sync now": starts a run unless one is under way; resolves when it ends. */
+  /** "Sync now": starts (or, with a queue, queues) a run unless one is under way; resolves when it ends here. */
   syncNow(tenantId: string, options: { full?: boolean } = {}): Promise<SyncOutcome | undefined> {
+    if (this.#options.queue) return this.#options.queue.enqueue(tenantId, options).then(() => undefined);
     return this.#running.get(tenantId) ?? this.#launch(tenantId, options);
   }
 
