@@ -38,8 +38,10 @@ export async function runSync(config: RosterConfig, options: { tenant: string | 
       const sync = new DirectorySync({ store, entra, reader, graphBaseUrl: provider.graphBaseUrl });
       const onProgress = (p: SyncProgress) => {
         if (interactive) {
+          // Graph does not say how many users a first listing holds: a bar needs the count of the last sync.
+          const format = known > 0 ? '|{bar}| {value}/{total} users' : '{value} users';
           bar ??= new cliProgress.SingleBar(
-            { format: `${tenant.displayName.slice(0, 24).padEnd(24)} |{bar}| {value}/{total} users  {pages} pages  {phase}`, hideCursor: true, stream: process.stderr },
+            { format: `${tenant.displayName.slice(0, 24).padEnd(24)} ${format}  {pages} pages  {phase}`, hideCursor: true, stream: process.stderr },
             cliProgress.Presets.shades_classic,
           );
           if (!bar.isActive) bar.start(Math.max(known, p.users, 1), 0, { pages: 0, phase: p.phase });

@@ -250,6 +250,29 @@ for (const engine of ENGINES) {
       assert.equal((await sync.run(tenant.id)).status, 'succeeded', 'a lapsed lease is taken over');
     });
 
+    it('rule 20: every run is recorded with its kind, times, pages, counts, status and error', async () => {
+      await sync.run(tenant.id);
+      emulator.ctx.directory.editUser(tenant, tenant.users[3]!.props.id, { jobTitle: 'Auditor' });
+      await sync.run(tenant.id);
+      tenant.servicePrincipals.get(emulator.ctx.demoAppId)!.appRoles = [];
+      // A new process: issued tokens keep their roles until they expire, as in Entra.
+      await makeSync().run(tenant.id, { full: true });
+      const runs = await db.store.db.selectFrom('sync_runs').selectAll().where('tenant_id', '=', tenant.id).orderBy('started_at').execute();
+      assert.deepEqual(
+        runs.map((r) => [r.kind, r.status, r.pages, r.created, r.updated, r.deleted]),
+        [
+          ['full', 'succeeded', 3, 2500, 0, 0],
+          ['delta', 'succeeded', 1, 0, 1, 0],
+          ['full', 'failed', 0, 0, 0, 0],
+        ],
+      );
+      for (const run of runs) assert.ok(run.finished_at! >= run.started_at);
+      assert.match(runs[2]!.error!, /User\.Read\.All/);
+      const state = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+      assert.equal(state.last_success_at, runs[1]!.finished_at, 'the last success stays visible next to the current error');
+      assert.match(state.last_error!, /User\.Read\.All/);
+    });
+
     it('rule 19: a user disabled by a sync loses their sessions', async () => {
       await sync.run(tenant.id);
       const sessions = new SessionRepository(db.store.db, { idleMs: 3_600_000, absoluteMs: 36_000_000 });
