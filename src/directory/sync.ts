@@ -9,7 +9,10 @@ import { TenantLock, TenantBusyError } from './tenant-lock.ts';
 
 export { TenantBusyError };
 
-/** The user properties Roster keeps, in Graph's schema order. */
+/**
+ * The user properties Roster keeps, in Graph's schema order. Declared here, not
+ * taken from the emulator: the product and its stand-in share no code.
+ */
 export const SYNCED_PROPERTIES = [
   'id',
   'displayName',

@@ -5,23 +5,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { SYNCED_PROPERTIES } from '../../src/directory/sync.ts';
 import { seededRandom } from '../../src/emulator/faults.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { demoApp } from '../helpers/fixtures.ts';
+import { assertMirrors } from '../helpers/mirror.ts';
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url));
 const USERS = 20_000;
 const KILLS = 10;
 
-const COLUMNS: Record<string, string> = {
-  displayName: 'display_name', givenName: 'given_name', surname: 'surname', mail: 'mail', userPrincipalName: 'user_principal_name',
-  jobTitle: 'job_title', department: 'department', officeLocation: 'office_location', accountEnabled: 'account_enabled', userType: 'user_type',
-  createdDateTime: 'created_date_time', employeeId: 'employee_id', companyName: 'company_name', mobilePhone: 'mobile_phone', businessPhones: 'business_phones',
-};
 
 /** Rule 7 the hard way: `roster sync` killed with SIGKILL at random moments, restarted each time. */
 for (const engine of ENGINES) {
@@ -99,27 +94,11 @@ for (const engine of ENGINES) {
       return midRound;
     }
 
-    async function assertMirrors(): Promise<void> {
-      const rows = await db.store.db.selectFrom('users').selectAll().where('tenant_id', '=', tenant.id).where('deleted_at', 'is', null).execute();
-      const local = new Map(rows.map((row) => [row.id, row as unknown as Record<string, unknown>]));
-      assert.equal(local.size, tenant.users.length);
-      for (const user of tenant.users) {
-        const row = local.get(user.props.id);
-        assert.ok(row, `missing ${user.props.id}`);
-        for (const property of SYNCED_PROPERTIES) {
-          if (property === 'id') continue;
-          const expected = property === 'accountEnabled' ? (user.props.accountEnabled ? 1 : 0) : property === 'businessPhones' ? JSON.stringify(user.props.businessPhones) : user.props[property];
-          assert.deepEqual(row[COLUMNS[property]!], expected, `${user.props.id} ${property}`);
-        }
-      }
-      const deleted = await db.store.db.selectFrom('users').select('id').where('tenant_id', '=', tenant.id).where('deleted_at', 'is not', null).execute();
-      assert.deepEqual(new Set(deleted.map((r) => r.id)), new Set(tenant.deletedUsers.keys()), 'soft-deleted users are the directory\'s deleted items');
-    }
 
     it(`a ${USERS.toLocaleString('en-US')}-user full sync, killed ${KILLS} times`, async () => {
       const midRound = await killRepeatedly(['--full'], 2);
       assert.ok(midRound >= 5, `only ${midRound} runs were killed in the middle of the listing`);
-      await assertMirrors();
+      await assertMirrors(db.store, tenant, { deletedToo: true });
     });
 
     it(`a delta sync of thousands of changes, killed ${KILLS} times`, async () => {
@@ -130,7 +109,7 @@ for (const engine of ENGINES) {
       for (let i = 0; i < 300; i++) d.addUser(tenant, { userPrincipalName: `new${i}@crashco.com`, displayName: `New ${i}` });
       const midRound = await killRepeatedly([], 1);
       assert.ok(midRound >= 1, `only ${midRound} runs were killed in the middle of the delta round`);
-      await assertMirrors();
+      await assertMirrors(db.store, tenant, { deletedToo: true });
     });
   });
 }

@@ -2,20 +2,16 @@ import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
-import { DirectorySync, SYNCED_PROPERTIES, TenantBusyError } from '../../src/directory/sync.ts';
+import { DirectorySync, TenantBusyError } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { SessionRepository } from '../../src/store/sessions.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { connectToEmulator, type EmulatorConnection } from '../helpers/entra.ts';
 import { demoApp } from '../helpers/fixtures.ts';
+import { assertMirrors } from '../helpers/mirror.ts';
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
-const COLUMNS: Record<string, string> = {
-  displayName: 'display_name', givenName: 'given_name', surname: 'surname', mail: 'mail', userPrincipalName: 'user_principal_name',
-  jobTitle: 'job_title', department: 'department', officeLocation: 'office_location', accountEnabled: 'account_enabled', userType: 'user_type',
-  createdDateTime: 'created_date_time', employeeId: 'employee_id', companyName: 'company_name', mobilePhone: 'mobile_phone', businessPhones: 'business_phones',
-};
 
 for (const engine of ENGINES) {
   describe(`directory sync rules (${engine})`, () => {
@@ -37,21 +33,6 @@ for (const engine of ENGINES) {
       });
     }
 
-    /** The local copy equals the emulator's active users: same ids, every synced property. */
-    async function assertMirrors(): Promise<void> {
-      const rows = await db.store.db.selectFrom('users').selectAll().where('tenant_id', '=', tenant.id).where('deleted_at', 'is', null).execute();
-      const local = new Map(rows.map((row) => [row.id, row as unknown as Record<string, unknown>]));
-      assert.equal(local.size, tenant.users.length, 'same number of users');
-      for (const user of tenant.users) {
-        const row = local.get(user.props.id);
-        assert.ok(row, `user ${user.props.id} is missing locally`);
-        for (const property of SYNCED_PROPERTIES) {
-          if (property === 'id') continue;
-          const expected = property === 'accountEnabled' ? (user.props.accountEnabled ? 1 : 0) : property === 'businessPhones' ? JSON.stringify(user.props.businessPhones) : user.props[property];
-          assert.deepEqual(row[COLUMNS[property]!], expected, `${user.props.id} ${property}`);
-        }
-      }
-    }
 
     before(async () => {
       emulator = await startTestEmulator();
@@ -92,7 +73,7 @@ for (const engine of ENGINES) {
       assert.equal(outcome.kind, 'full');
       assert.equal(outcome.pages, 3);
       assert.equal(outcome.created, 2500);
-      await assertMirrors();
+      await assertMirrors(db.store, tenant);
       const state = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
       assert.match(state.delta_link!, /\$deltatoken=/);
       assert.equal(state.next_link, null);
@@ -118,14 +99,14 @@ for (const engine of ENGINES) {
       assert.equal(emulator.ctx.requestLog.entries({ tenant: tenant.id }).length - before, 1);
       assert.equal(outcome.created, 1);
       assert.equal(outcome.deleted, 2);
-      await assertMirrors();
+      await assertMirrors(db.store, tenant);
       const softDeleted = await db.store.db.selectFrom('users').select(['deleted_at', 'job_title']).where('tenant_id', '=', tenant.id).where('id', '=', b.props.id).executeTakeFirstOrThrow();
       assert.ok(softDeleted.deleted_at, 'soft delete is kept as deleted, restorable');
       const merged = await db.store.db.selectFrom('users').select(['department', 'display_name', 'job_title']).where('tenant_id', '=', tenant.id).where('id', '=', a.props.id).executeTakeFirstOrThrow();
       assert.deepEqual({ ...merged }, { department: 'Legal', display_name: a.props.displayName, job_title: a.props.jobTitle }, 'a minimal update merges, never blanks');
       d.restoreUser(tenant, b.props.id);
       await sync.run(tenant.id);
-      await assertMirrors();
+      await assertMirrors(db.store, tenant);
     });
 
     it('rule 5: replaying a round changes nothing and duplicates nothing', async () => {
@@ -137,7 +118,7 @@ for (const engine of ENGINES) {
       const replay = await sync.run(tenant.id);
       assert.equal(replay.status, 'succeeded');
       assert.equal(replay.created, 0);
-      await assertMirrors();
+      await assertMirrors(db.store, tenant);
     });
 
     it('rule 6: an expired delta link starts a full resync by itself', async () => {
@@ -147,7 +128,7 @@ for (const engine of ENGINES) {
       const outcome = await sync.run(tenant.id);
       assert.equal(outcome.kind, 'full');
       assert.equal(outcome.status, 'succeeded');
-      await assertMirrors();
+      await assertMirrors(db.store, tenant);
       const runs = await db.store.db.selectFrom('sync_runs').select(['kind', 'status', 'error']).where('tenant_id', '=', tenant.id).orderBy('started_at').execute();
       assert.ok(runs.some((r) => r.kind === 'delta' && r.status === 'failed' && /expired/.test(r.error ?? '')));
     });
@@ -176,7 +157,7 @@ for (const engine of ENGINES) {
       const done = await sync.run(tenant.id, { full: true });
       assert.equal(done.status, 'succeeded');
       assert.equal(done.deleted, 5);
-      await assertMirrors();
+      await assertMirrors(db.store, tenant);
     });
 
     it('rule 9: a full resync that would remove too many users is held, then confirmed', async () => {
@@ -187,7 +168,7 @@ for (const engine of ENGINES) {
       assert.match(held.error!, /would remove 1000 of 2500 users/);
       assert.equal(Number((await db.store.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).n), 2500);
       assert.equal(await sync.confirmHeldDeletion(tenant.id), 1000);
-      await assertMirrors();
+      await assertMirrors(db.store, tenant);
     });
 
     it('rule 11: 429 with Retry-After is honoured before the next request of that tenant', async () => {
@@ -199,7 +180,7 @@ for (const engine of ENGINES) {
         if (log[i - 1]!.status === 429) assert.ok(log[i]!.atMs - log[i - 1]!.atMs >= 350, `request ${i} came ${log[i]!.atMs - log[i - 1]!.atMs} ms after a 429`);
       }
       assert.deepEqual(waits.slice(0, 2), [350, 350]);
-      await assertMirrors();
+      await assertMirrors(db.store, tenant);
     });
 
     it('rules 13 and 19: revoked consent marks the tenant disconnected, keeps its users and ends its sessions', async () => {
@@ -281,7 +262,7 @@ for (const engine of ENGINES) {
       emulator.ctx.directory.editUser(tenant, victim.props.id, { accountEnabled: false });
       await sync.run(tenant.id);
       assert.equal(await sessions.resume(id, Date.now()), undefined);
-      await assertMirrors();
+      await assertMirrors(db.store, tenant);
     });
   });
 }
