@@ -121,10 +121,10 @@ export interface StartPlan {
 }
 
 /** Turns start flags into emulator options; throws UsageError on anything wrong. */
-export function planStart(args: string[], mode: 'emulator' | 'demo'): StartPlan | 'help' {
-  const { values, positionals } = parse(args, START_OPTIONS, `roster ${mode}`);
+export function planStart(args: string[]): StartPlan | 'help' {
+  const { values, positionals } = parse(args, START_OPTIONS, 'roster emulator');
   if (values.help) return 'help';
-  if (positionals.length > 0) throw new UsageError(`roster ${mode}: unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw new UsageError(`roster emulator: unexpected argument "${positionals[0]}"`);
   if (values.memory && values['data-dir'] !== undefined) throw new UsageError('--memory and --data-dir exclude each other');
   const httpsPort = intFlag('https-port', values['https-port'], 0, 65535) ?? DEFAULT_HTTPS_PORT;
   const httpPort = intFlag('http-port', values['http-port'], 0, 65535) ?? DEFAULT_HTTP_PORT;
@@ -135,8 +135,8 @@ export function planStart(args: string[], mode: 'emulator' | 'demo'): StartPlan 
   const consented = intFlag('consented', values.consented, 0, 10_000);
   const consentDelay = numberFlag('consent-delay', values['consent-delay'], 0, 86_400);
   const generateGiven = tenants !== undefined || users !== undefined || seed !== undefined || consented !== undefined;
-  const demo = mode === 'demo' || values.demo === true;
-  const chosen = [generateGiven && '--tenants/--users/--seed/--consented', values.fixture !== undefined && '--fixture', demo && (mode === 'demo' ? 'roster demo' : '--demo')].filter(Boolean);
+  const demo = values.demo === true;
+  const chosen = [generateGiven && '--tenants/--users/--seed/--consented', values.fixture !== undefined && '--fixture', demo && '--demo'].filter(Boolean);
   if (chosen.length > 1) throw new UsageError(`choose one way to seed: ${chosen.join(' or ')}`);
   if (values.password !== undefined && values.fixture !== undefined) throw new UsageError('--password applies to generated accounts; a fixture sets passwords per user');
   for (const uri of [...(values['redirect-uri'] ?? []), ...(values['post-logout-redirect-uri'] ?? [])]) {
@@ -221,8 +221,9 @@ function pidAlive(pid: number): boolean {
 }
 
 /** Starts the emulator and keeps it running until SIGINT/SIGTERM. Resolves once it is ready. */
-export async function startCommand(args: string[], mode: 'emulator' | 'demo'): Promise<number | 'running'> {
-  const plan = planStart(args, mode);
+export async function startCommand(args: string[]): Promise<number | 'running'> {
+  const mode = 'emulator';
+  const plan = planStart(args);
   if (plan === 'help') {
     process.stdout.write(EMULATOR_HELP);
     return 0;
@@ -574,7 +575,7 @@ async function runVerb(args: string[]): Promise<number> {
 export async function emulatorCommand(args: string[]): Promise<number | 'running'> {
   try {
     if (args[0] !== undefined && VERB_WORDS.has(args[0])) return await runVerb(args);
-    return await startCommand(args, 'emulator');
+    return await startCommand(args);
   } catch (err) {
     return reportError('roster emulator', err);
   }
