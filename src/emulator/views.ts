@@ -98,13 +98,14 @@ export interface AccountTile {
   upn: string;
 }
 
-export function accountPickerPage(view: { action: string; txn: string; appName: string; accounts: AccountTile[]; heading?: string }): string {
-  const tiles = view.accounts
-    .map(
-      (a) =>
-        `<li><button type="submit" name="account" value="${escapeHtml(a.value)}"><span class="name">${escapeHtml(a.name)}</span><span class="upn">${escapeHtml(a.upn)}</span></button></li>`,
-    )
+function accountTiles(accounts: AccountTile[]): string {
+  return accounts
+    .map((a) => `<li><button type="submit" name="account" value="${escapeHtml(a.value)}"><span class="name">${escapeHtml(a.name)}</span><span class="upn">${escapeHtml(a.upn)}</span></button></li>`)
     .join('');
+}
+
+export function accountPickerPage(view: { action: string; txn: string; appName: string; accounts: AccountTile[]; heading?: string }): string {
+  const tiles = accountTiles(view.accounts);
   return layout(
     'Pick an account',
     `<h1>${escapeHtml(view.heading ?? 'Pick an account')}</h1>
@@ -197,12 +198,7 @@ export function signedOutPage(): string {
 }
 
 export function logoutPickerPage(view: { action: string; accounts: AccountTile[]; fields: Record<string, string> }): string {
-  const tiles = view.accounts
-    .map(
-      (a) =>
-        `<li><button type="submit" name="account" value="${escapeHtml(a.value)}"><span class="name">${escapeHtml(a.name)}</span><span class="upn">${escapeHtml(a.upn)}</span></button></li>`,
-    )
-    .join('');
+  const tiles = accountTiles(view.accounts);
   return layout(
     'Sign out',
     `<h1>Pick an account</h1><p>Which account do you want to sign out of?</p>

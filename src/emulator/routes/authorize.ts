@@ -364,17 +364,25 @@ export function registerAuthorizeRoutes(app: FastifyInstance, ctx: EmulatorConte
     return sendToApp(reply, txn, { code, state: txn.state, session_state: account.sid });
   }
 
+  /** The app and redirect URI of a browser request, or the emulator's own error page (sent) when they are bad. */
+  function validatedClientOrPage(tenantSegment: string, q: Query, reply: FastifyReply): ReturnType<typeof validateClient> | undefined {
+    try {
+      return validateClient(resolvePathTenant(ctx, tenantSegment), tenantSegment, q);
+    } catch (err) {
+      if (err instanceof PageError) {
+        void sendPageError(reply, err);
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
   // ---- GET authorize --------------------------------------------------------
 
   app.get<{ Params: { tenant: string } }>('/:tenant/oauth2/v2.0/authorize', async (request, reply) => {
     const q = flatten(request.query);
-    let validated: ReturnType<typeof validateClient>;
-    try {
-      validated = validateClient(resolvePathTenant(ctx, request.params.tenant), request.params.tenant, q);
-    } catch (err) {
-      if (err instanceof PageError) return sendPageError(reply, err);
-      throw err;
-    }
+    const validated = validatedClientOrPage(request.params.tenant, q, reply);
+    if (!validated) return reply;
     const { path, app: registration, redirectUri } = validated;
     const requestedMode = q.response_mode ?? 'query';
     const responseMode: ResponseMode = requestedMode === 'form_post' || requestedMode === 'fragment' ? requestedMode : 'query';
@@ -453,13 +461,8 @@ export function registerAuthorizeRoutes(app: FastifyInstance, ctx: EmulatorConte
 
   app.get<{ Params: { tenant: string } }>('/:tenant/v2.0/adminconsent', async (request, reply) => {
     const q = flatten(request.query);
-    let validated: ReturnType<typeof validateClient>;
-    try {
-      validated = validateClient(resolvePathTenant(ctx, request.params.tenant), request.params.tenant, q);
-    } catch (err) {
-      if (err instanceof PageError) return sendPageError(reply, err);
-      throw err;
-    }
+    const validated = validatedClientOrPage(request.params.tenant, q, reply);
+    if (!validated) return reply;
     const { path, app: registration, redirectUri } = validated;
     const base = { redirectUri, responseMode: 'query' as const, state: q.state };
     if (path.kind === 'common' || path.kind === 'consumers') {
