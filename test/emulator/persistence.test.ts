@@ -7,26 +7,12 @@ import { Clock } from '../../src/emulator/clock.ts';
 import { Directory, type UserRecord } from '../../src/emulator/model.ts';
 import { loadState, saveState, StateFileError, STATE_VERSION } from '../../src/emulator/persistence.ts';
 import { createRsaKeyWithCertificate, describeCertificate } from '../../src/emulator/pki.ts';
+import { directoryWithDemoApp, DEMO_APP_ID } from '../helpers/fixtures.ts';
 import { applySeed } from '../../src/emulator/seed.ts';
 
-const DEMO_APP = '11111111-2222-4333-8444-555555555555';
+const DEMO_APP = DEMO_APP_ID;
 
-function newDirectory(): Directory {
-  const directory = new Directory(new Clock());
-  directory.addApp({
-    appId: DEMO_APP,
-    displayName: 'Roster (demo)',
-    homeTenantId: null,
-    signInAudience: 'AzureADMultipleOrgs',
-    redirectUris: ['http://localhost:3000/auth/callback'],
-    postLogoutRedirectUris: ['http://localhost:3000/'],
-    secrets: [{ id: 's1', value: 'secret-value-one', expiresAtMs: 1_900_000_000_000 }],
-    certificates: [],
-    requiredAppRoles: ['User.Read.All'],
-    disabled: false,
-  });
-  return directory;
-}
+const newDirectory = directoryWithDemoApp;
 
 const plainUser = (u: UserRecord) => ({ props: u.props, password: u.password, admin: u.admin, ordinal: u.ordinal });
 

@@ -3,29 +3,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Clock } from '../../src/emulator/clock.ts';
-import { Directory, isGuid, type Tenant } from '../../src/emulator/model.ts';
+import { isGuid, type Directory, type Tenant } from '../../src/emulator/model.ts';
+import { directoryWithDemoApp, DEMO_APP_ID } from '../helpers/fixtures.ts';
 import { applySeed, FixtureError, type SeedSource } from '../../src/emulator/seed.ts';
 
-const DEMO_APP = '11111111-2222-4333-8444-555555555555';
+const DEMO_APP = DEMO_APP_ID;
 const EXAMPLE_FIXTURE = new URL('../../docs/examples/emulator-fixture.json', import.meta.url).pathname;
 
-function newDirectory(): Directory {
-  const directory = new Directory(new Clock());
-  directory.addApp({
-    appId: DEMO_APP,
-    displayName: 'Roster (demo)',
-    homeTenantId: null,
-    signInAudience: 'AzureADMultipleOrgs',
-    redirectUris: [],
-    postLogoutRedirectUris: [],
-    secrets: [],
-    certificates: [],
-    requiredAppRoles: ['User.Read.All'],
-    disabled: false,
-  });
-  return directory;
-}
+const newDirectory = directoryWithDemoApp;
 
 async function seeded(source: SeedSource): Promise<Directory> {
   const directory = newDirectory();

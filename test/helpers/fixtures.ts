@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EmulatorContext } from '../../src/emulator/context.ts';
-import type { AppRegistration, Tenant, UserRecord } from '../../src/emulator/model.ts';
+import { Clock } from '../../src/emulator/clock.ts';
+import { Directory, type AppRegistration, type Tenant, type UserRecord } from '../../src/emulator/model.ts';
 import { createRsaKeyWithCertificate, describeCertificate } from '../../src/emulator/pki.ts';
 
 export interface Org {
@@ -62,4 +63,25 @@ export function paramsOf(location: string | null): Record<string, string> {
   const url = new URL(location);
   const search = url.hash ? new URLSearchParams(url.hash.slice(1)) : url.searchParams;
   return Object.fromEntries(search.entries());
+}
+
+/** Id of the demo app in directories built without a server. */
+export const DEMO_APP_ID = '11111111-2222-4333-8444-555555555555';
+
+/** A bare emulator directory holding only the demo app registration (no server). */
+export function directoryWithDemoApp(): Directory {
+  const directory = new Directory(new Clock());
+  directory.addApp({
+    appId: DEMO_APP_ID,
+    displayName: 'Roster (demo)',
+    homeTenantId: null,
+    signInAudience: 'AzureADMultipleOrgs',
+    redirectUris: ['http://localhost:3000/auth/callback'],
+    postLogoutRedirectUris: ['http://localhost:3000/'],
+    secrets: [{ id: 's1', value: 'secret-value-one', expiresAtMs: 1_900_000_000_000 }],
+    certificates: [],
+    requiredAppRoles: ['User.Read.All'],
+    disabled: false,
+  });
+  return directory;
 }
