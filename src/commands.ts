@@ -70,16 +70,14 @@ export async function serveCommand(args: string[], mode: 'serve' | 'demo'): Prom
   try {
     const env = environmentWithDotEnv(process.env, process.cwd());
     const config = loadConfig(env);
-    const demo = mode === 'demo' || config.demo;
+    const runDemo = mode === 'demo' || config.demo;
     // Request logs would drown the demo's instructions; ask for them with LOG_LEVEL.
-    const logger = createLogger(demo && env.LOG_LEVEL === undefined ? 'warn' : config.logLevel, pino.destination(2));
-    if (demo) {
+    const logger = createLogger(runDemo && env.LOG_LEVEL === undefined ? 'warn' : config.logLevel, pino.destination(2));
+    if (runDemo) {
       if (mode === 'demo' && !config.demo) process.stderr.write('roster demo: ignoring the Entra settings of the environment; the demo uses its own emulator.\n');
       const { startDemo, demoSummary } = await import('./demo.ts');
       const demo = await startDemo({ ...config, demo: true, entra: null }, logger);
-      const { TenantRepository } = await import('./store/tenants.ts');
-      const active = new Set((await new TenantRepository(demo.roster.store.db).list()).filter((t) => t.state === 'active').map((t) => t.id));
-      process.stdout.write(`${demoSummary(demo, active)}\n`);
+      process.stdout.write(`${await demoSummary(demo)}\n`);
       onSignals(demo.close);
       return 'running';
     }

@@ -60,7 +60,9 @@ export async function startDemo(config: RosterConfig, logger: Logger): Promise<R
 }
 
 /** What a newcomer needs to try the demo, for the terminal. */
-export function demoSummary(demo: RunningDemo, signedUp: Set<string>): string {
+export async function demoSummary(demo: RunningDemo): Promise<string> {
+  const registry = await new TenantRepository(demo.roster.store.db).list();
+  const signedUp = new Set(registry.filter((t) => t.state === 'active').map((t) => t.id));
   const lines = [
     '',
     `Roster demo is running: open ${demo.roster.url}`,
