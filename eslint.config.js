@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'data/', 'test-results/', 'docs/screenshots/'] },
+  { ignores: ['node_modules/', 'data/', 'test-results/', 'docs/screenshots/', '.scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -6,6 +6,7 @@ import { emulatorDataDir, startRoster, type RunningRoster } from './roster.ts';
 
 export interface RunningDemo {
   emulator: RunningEmulator;
+  dataDir: string;
   roster: RunningRoster;
   close(): Promise<void>;
 }
@@ -28,7 +29,7 @@ export async function startDemo(config: RosterConfig, logger: Logger): Promise<R
   let roster: RunningRoster;
   try {
     roster = await startRoster(
-      config,
+      { ...config, operators: config.operators.length > 0 ? config.operators : demoOperators(emulator) },
       {
         credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
         authorityHost: new URL(emulator.urls.authority),
@@ -44,12 +45,15 @@ export async function startDemo(config: RosterConfig, logger: Logger): Promise<R
   const tenants = new TenantRepository(roster.store.db);
   for (const tenant of emulator.ctx.directory.tenants.values()) {
     if (!tenant.servicePrincipals.has(emulator.ctx.demoAppId) || (await tenants.get(tenant.id))) continue;
-    const outcome = await roster.onboarding.confirm(tenant.id, { signedUpByOid: null, signupContext: { plan: 'team', demo: true } });
+    // As if its global administrator had signed it up: they are its first Roster admin.
+    const admin = tenant.users.find((u) => u.admin);
+    const outcome = await roster.onboarding.confirm(tenant.id, { signedUpByOid: admin?.props.id ?? null, signupContext: { plan: 'team', demo: true } });
     logger.info({ tenant: tenant.displayName, outcome: outcome.kind }, 'demo tenant signed up');
     if (outcome.kind === 'active') void roster.scheduler.syncNow(tenant.id);
   }
   return {
     emulator,
+    dataDir: config.dataDir,
     roster,
     close: async () => {
       await roster.close();
@@ -57,6 +61,13 @@ export async function startDemo(config: RosterConfig, logger: Logger): Promise<R
       await emulator.close();
     },
   };
+}
+
+/** Without OPERATORS, the admin of the first signed-up demo organisation runs this Roster too. */
+function demoOperators(emulator: RunningEmulator): RosterConfig['operators'] {
+  const home = [...emulator.ctx.directory.tenants.values()].find((t) => t.servicePrincipals.has(emulator.ctx.demoAppId));
+  const admin = home?.users.find((u) => u.admin);
+  return home && admin ? [{ tenantId: home.id, objectId: admin.props.id }] : [];
 }
 
 /** What a newcomer needs to try the demo, for the terminal. */
@@ -74,9 +85,10 @@ export async function demoSummary(demo: RunningDemo): Promise<string> {
     const member = tenant.users.find((u) => !u.admin && u.props.accountEnabled && u.props.userType === 'Member');
     const state = signedUp.has(tenant.id) ? 'signed up' : 'not signed up: sign it up with its admin';
     lines.push(`  ${tenant.displayName.padEnd(18)} ${String(tenant.users.length).padStart(6)} users  ${state}`);
-    if (admin) lines.push(`      admin:  ${admin.props.userPrincipalName}`);
+    const operator = demo.roster.operators.some((o) => o.tenantId === tenant.id && o.objectId === admin?.props.id);
+    if (admin) lines.push(`      admin:  ${admin.props.userPrincipalName}${operator ? ' (also operator: /operator)' : ''}`);
     if (member) lines.push(`      member: ${member.props.userPrincipalName}`);
   }
-  lines.push('', `Identity provider (emulator) pages: ${demo.emulator.urls.pages}`, 'Stop with Ctrl+C; the data stays in ./data for the next start.');
+  lines.push('', `Identity provider (emulator) pages: ${demo.emulator.urls.pages}`, `Stop with Ctrl+C; the data stays in ${demo.dataDir} for the next start.`);
   return lines.join('\n');
 }

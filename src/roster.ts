@@ -34,6 +34,7 @@ export interface RunningRoster {
   store: Store;
   onboarding: TenantOnboarding;
   scheduler: SyncScheduler;
+  operators: RosterConfig['operators'];
   url: string;
   close(): Promise<void>;
 }
@@ -64,7 +65,7 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
     const entra = new EntraApp({ credentials: provider.credentials, metadata, http, graphBaseUrl: provider.graphBaseUrl });
     const onboarding = new TenantOnboarding({ tenants: new TenantRepository(store.db), entra, http, graphBaseUrl: provider.graphBaseUrl });
     syncing = await startSyncing(config, store, entra, http, provider.graphBaseUrl, logger);
-    const { scheduler } = syncing;
+    const { scheduler, sync } = syncing;
     const app = await buildWebApp({
       publicUrl: config.publicUrl,
       session: config.session,
@@ -75,6 +76,13 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
       logger,
       // A new organisation's directory is read at once, not at the next scheduled round.
       onTenantActivated: (tenantId) => void scheduler.syncNow(tenantId),
+      sync: {
+        requestSync: (tenantId, options) => void scheduler.syncNow(tenantId, options),
+        confirmHeldDeletion: (tenantId) => sync.confirmHeldDeletion(tenantId),
+        discardHeldDeletion: (tenantId) => sync.discardHeldDeletion(tenantId),
+      },
+      operators: config.operators,
+      metricsToken: config.metricsToken,
     });
     await app.listen({ host: config.host, port: config.port });
     return {
@@ -82,6 +90,7 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
       store,
       onboarding,
       scheduler,
+      operators: config.operators,
       url: config.publicUrl.origin,
       close: async () => {
         await app.close();
@@ -127,6 +136,7 @@ export function emulatorDataDir(config: RosterConfig): string {
 
 export interface Syncing {
   scheduler: SyncScheduler;
+  sync: DirectorySync;
   stop(): Promise<void>;
 }
 
@@ -144,6 +154,7 @@ export async function startSyncing(config: RosterConfig, store: Store, entra: En
   scheduler.start();
   return {
     scheduler,
+    sync,
     stop: async () => {
       await scheduler.stop();
       await queue?.stop();

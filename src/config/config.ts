@@ -31,6 +31,15 @@ export interface RosterConfig {
   /** Ports of the emulator that demo mode starts. */
   emulator: { httpsPort: number; httpPort: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** People who see every tenant, as `(tid, oid)` pairs: the only identity Roster trusts. */
+  operators: OperatorIdentity[];
+  /** When set, `/metrics` asks for `Authorization: Bearer <token>`. */
+  metricsToken: string | null;
+}
+
+export interface OperatorIdentity {
+  tenantId: string;
+  objectId: string;
 }
 
 export class ConfigError extends Error {
@@ -41,7 +50,9 @@ export class ConfigError extends Error {
   }
 }
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const GUID_TEXT = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const GUID = new RegExp(`^${GUID_TEXT}$`, 'i');
+const OPERATOR_PAIR = new RegExp(`^${GUID_TEXT}:${GUID_TEXT}$`, 'i');
 
 const optionalText = z
   .string()
@@ -91,6 +102,20 @@ const envSchema = z.object({
   SYNC_CONCURRENCY: integer('SYNC_CONCURRENCY', 1, 64),
   EMULATOR_HTTPS_PORT: integer('EMULATOR_HTTPS_PORT', 0, 65535),
   EMULATOR_HTTP_PORT: integer('EMULATOR_HTTP_PORT', 0, 65535),
+  OPERATORS: optionalText.pipe(
+    z
+      .string()
+      .refine(
+        (v) => v.split(',').every((pair) => OPERATOR_PAIR.test(pair.trim())),
+        'OPERATORS must be a comma-separated list of tenantId:objectId pairs (two GUIDs each), e.g. 72f988bf-...:4a6c...',
+      )
+      .transform((v) => v.split(',').map((pair) => {
+        const [tenantId, objectId] = pair.trim().toLowerCase().split(':') as [string, string];
+        return { tenantId, objectId };
+      }))
+      .optional(),
+  ),
+  METRICS_TOKEN: optionalText.pipe(z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional()),
   LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
 });
 
@@ -152,5 +177,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     sync: { intervalMinutes: v.SYNC_INTERVAL_MINUTES ?? 15, tickSeconds: v.SYNC_TICK_SECONDS ?? 30, concurrency: v.SYNC_CONCURRENCY ?? 2 },
     emulator: { httpsPort: v.EMULATOR_HTTPS_PORT ?? 5443, httpPort: v.EMULATOR_HTTP_PORT ?? 5080 },
     logLevel: v.LOG_LEVEL ?? 'info',
+    operators: v.OPERATORS ?? [],
+    metricsToken: v.METRICS_TOKEN ?? null,
   };
 }

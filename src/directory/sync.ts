@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { AuthError } from '@azure/msal-node';
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { EntraApp } from '../identity/entra-app.ts';
-import type { Store } from '../store/database.ts';
+import type { Engine, Store } from '../store/database.ts';
 import type { Database, SyncRunsTable, SyncStateTable, UsersTable } from '../store/schema.ts';
 import { GraphRequestError, type GraphPage, type GraphReader } from './graph-reader.ts';
 import { TenantLock, TenantBusyError } from './tenant-lock.ts';
@@ -53,6 +53,33 @@ const COLUMN: Record<Exclude<GraphProperty, 'id'>, keyof UsersTable> = {
   businessPhones: 'business_phones',
 };
 
+/** Every column a sync writes from Graph, and `deleted_at`: what decides whether an item changed a user. */
+const DATA_COLUMNS = [...Object.values(COLUMN), 'deleted_at'] as const;
+type DataColumn = (typeof DATA_COLUMNS)[number];
+type StoredUser = Pick<UsersTable, 'id' | 'seen_run_id' | DataColumn>;
+type UserRow = Pick<UsersTable, 'id' | 'seen_run_id' | 'deleted_at'> & Partial<Pick<UsersTable, DataColumn>>;
+interface WorkingUser {
+  row: UserRow;
+  /** Columns the page's items named: written even when unchanged, as Graph sent them. */
+  mentioned: Set<keyof UsersTable>;
+  /** Reported as an object (not only as `@removed`). */
+  listed: boolean;
+}
+
+/** A run in progress: its counters and, in a delta round, how many users it has marked for removal at its end. */
+interface Round {
+  runId: string;
+  kind: 'full' | 'delta';
+  progress: SyncProgress;
+  pendingRemovals: number;
+}
+
+/** Rows per statement: 1,000 rows of at most 21 values stay under SQLite's 32,766 parameters. */
+const WRITE_BATCH = 1000;
+
+/** A run that created this many users refreshes PostgreSQL's statistics of the users table. */
+const ANALYZE_AFTER_CREATED = 1000;
+
 /** Answers of the token endpoint that mean "Roster's app is gone from that tenant". */
 const APP_REMOVED = ['AADSTS700016', 'AADSTS7000229'];
 
@@ -81,7 +108,7 @@ export interface DirectorySyncOptions {
   reader: GraphReader;
   graphBaseUrl: URL;
   now?: () => number;
-  /** A full resync that would remove more than this share of a tenant's users is held (default 0.3). */
+  /** A full resync or delta round that would remove more than this share of a tenant's users is held (default 0.3). */
   massDeletionShare?: number;
   /** Consent reaches every Microsoft service within minutes: token failures this soon after sign-up are retried, not flagged. */
   consentGraceMs?: number;
@@ -104,6 +131,7 @@ class RunFailure extends Error {
  */
 export class DirectorySync {
   readonly #db: Kysely<Database>;
+  readonly #engine: Engine;
   readonly #entra: EntraApp;
   readonly #reader: GraphReader;
   readonly #graphBaseUrl: URL;
@@ -114,6 +142,7 @@ export class DirectorySync {
 
   constructor(options: DirectorySyncOptions) {
     this.#db = options.store.db;
+    this.#engine = options.store.engine;
     this.#entra = options.entra;
     this.#reader = options.reader;
     this.#graphBaseUrl = options.graphBaseUrl;
@@ -157,11 +186,18 @@ export class DirectorySync {
       runId = randomUUID();
       url = kind === 'full' ? this.#fullListingUrl() : state.delta_link!;
       await this.#db.insertInto('sync_runs').values({ id: runId, tenant_id: tenantId, kind, status: 'running', pages: 0, created: 0, updated: 0, deleted: 0, error: null, started_at: this.#now(), finished_at: null }).execute();
-      await this.#db.updateTable('sync_state').set({ run_id: runId, run_kind: kind, next_link: null, updated_at: this.#now() }).where('tenant_id', '=', tenantId).execute();
+      await this.#db.updateTable('sync_state').set({ run_id: runId, run_kind: kind, next_link: null, requested_at: null, updated_at: this.#now() }).where('tenant_id', '=', tenantId).execute();
     }
 
     const run = await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
-    const progress: SyncProgress = { runId, kind, phase: 'listing', pages: run.pages, users: run.created + run.updated, created: run.created, updated: run.updated, deleted: run.deleted };
+    const progress: SyncProgress = { runId, kind, phase: 'listing', pages: run.pages, users: 0, created: run.created, updated: run.updated, deleted: run.deleted };
+    const round: Round = { runId, kind, progress, pendingRemovals: 0 };
+    if (resumable) {
+      // Resumed after a crash: the committed pages' marks are in the database. A delta round marks whom it will remove, a full listing whom it has seen.
+      const marked = await this.#db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).where('seen_run_id', '=', runId).executeTakeFirstOrThrow();
+      if (kind === 'delta') round.pendingRemovals = Number(marked.n);
+      else progress.users = Number(marked.n);
+    }
     const token = async () => {
       try {
         return (await this.#entra.appToken(tenantId)).accessToken;
@@ -195,11 +231,13 @@ export class DirectorySync {
         }
         const outcome = await this.#db.transaction().execute(async (trx) => {
           await lock.renew(trx, tenantId);
-          return this.#applyPage(trx, tenantId, runId, kind, page, progress);
+          return this.#applyPage(trx, tenantId, round, page);
         });
         options.onProgress?.({ ...progress });
         if (outcome === 'held' || !nextLink) {
           const closed = await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
+          // PostgreSQL plans the users pages from table statistics; after a large first listing they are stale until autovacuum gets there.
+          if (this.#engine === 'postgres' && closed.created >= ANALYZE_AFTER_CREATED) await sql`analyze users`.execute(this.#db);
           options.onProgress?.({ ...progress, phase: 'done' });
           return toOutcome(closed);
         }
@@ -216,27 +254,44 @@ export class DirectorySync {
     }
   }
 
-  /** Applies a held mass deletion: the users the held full listing did not see are removed. */
+  /**
+   * Applies a held mass deletion: the users the held full listing did not see,
+   * or the held delta round reported deleted, are removed and their sessions end.
+   */
   async confirmHeldDeletion(tenantId: string): Promise<number> {
-    const state = await this.#state(tenantId);
-    if (state.health !== 'held' || !state.run_id) throw new Error(`tenant ${tenantId} has no held deletion`);
-    const runId = state.run_id;
-    return this.#db.transaction().execute(async (trx) => {
-      const removed = await this.#removeUnseen(trx, tenantId, runId);
-      await trx.updateTable('sync_runs').set({ status: 'succeeded', deleted: removed, finished_at: this.#now() }).where('id', '=', runId).execute();
-      await trx.updateTable('sync_state').set({ health: 'ok', last_error: null, run_id: null, run_kind: null, last_success_at: this.#now(), updated_at: this.#now() }).where('tenant_id', '=', tenantId).execute();
+    return this.#decideHeld(tenantId, async (trx, run) => {
+      const removed = await this.#removePending(trx, tenantId, run.id, run.kind);
+      await trx.updateTable('sync_runs').set({ status: 'succeeded', deleted: run.deleted + removed, finished_at: this.#now() }).where('id', '=', run.id).execute();
       return removed;
     });
   }
 
-  /** Keeps the users a held full listing did not see; the next full resync asks again if they are still missing. */
+  /** Keeps the users a held run would have removed; the next full resync asks again if they are still missing. */
   async discardHeldDeletion(tenantId: string): Promise<void> {
-    const state = await this.#state(tenantId);
-    if (state.health !== 'held' || !state.run_id) throw new Error(`tenant ${tenantId} has no held deletion`);
-    await this.#db.transaction().execute(async (trx) => {
-      await trx.updateTable('sync_runs').set({ status: 'succeeded', error: 'mass deletion discarded by an operator', finished_at: this.#now() }).where('id', '=', state.run_id!).execute();
-      await trx.updateTable('sync_state').set({ health: 'ok', last_error: null, run_id: null, run_kind: null, last_success_at: this.#now(), updated_at: this.#now() }).where('tenant_id', '=', tenantId).execute();
+    await this.#decideHeld(tenantId, async (trx, run) => {
+      if (run.kind === 'delta') await trx.updateTable('users').set({ seen_run_id: null }).where(this.#pending(tenantId, run.id, 'delta')).execute();
+      await trx.updateTable('sync_runs').set({ status: 'succeeded', error: 'mass deletion discarded by an operator', finished_at: this.#now() }).where('id', '=', run.id).execute();
     });
+  }
+
+  /** An operator's decision on a held run, under the tenant's lock so no run can be changing the same users. */
+  async #decideHeld<T>(tenantId: string, decide: (trx: Transaction<Database>, run: SyncRunsTable) => Promise<T>): Promise<T> {
+    await this.#state(tenantId);
+    const lock = new TenantLock(this.#db, this.#now);
+    await lock.acquire(tenantId);
+    try {
+      return await this.#db.transaction().execute(async (trx) => {
+        const state = await trx.selectFrom('sync_state').select(['health', 'run_id']).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+        const run = state.run_id ? await trx.selectFrom('sync_runs').selectAll().where('id', '=', state.run_id).executeTakeFirst() : undefined;
+        // A newer run may have taken the tenant's run id since: only a run still held can be decided.
+        if (state.health !== 'held' || run?.status !== 'held') throw new Error(`tenant ${tenantId} has no held deletion`);
+        const result = await decide(trx, run);
+        await trx.updateTable('sync_state').set({ health: 'ok', last_error: null, run_id: null, run_kind: null, last_success_at: this.#now(), updated_at: this.#now() }).where('tenant_id', '=', tenantId).execute();
+        return result;
+      });
+    } finally {
+      await lock.release(tenantId);
+    }
   }
 
   #fullListingUrl(): string {
@@ -245,7 +300,7 @@ export class DirectorySync {
     return url.href;
   }
 
-  async #state(tenantId: string): Promise<SyncStateTable> {
+  async #state(tenantId: string): Promise<Selectable<SyncStateTable>> {
     await this.#db
       .insertInto('sync_state')
       .values({ tenant_id: tenantId, delta_link: null, next_link: null, run_id: null, run_kind: null, health: 'ok', last_success_at: null, last_error: null, updated_at: this.#now() })
@@ -254,96 +309,126 @@ export class DirectorySync {
     return this.#db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
   }
 
-  /** One page: its users, the run's counters and the next cursor, all in one transaction. */
-  async #applyPage(trx: Transaction<Database>, tenantId: string, runId: string, kind: 'full' | 'delta', page: GraphPage<DirectoryItem>, progress: SyncProgress): Promise<'continue' | 'held'> {
+  /**
+   * One page: its users, the run's counters and the next cursor, all in one
+   * transaction. The page is folded per user against the stored row first, so
+   * only real changes are written and counted, and sessions end only when a
+   * user stops being active here: a replayed page changes and ends nothing.
+   */
+  async #applyPage(trx: Transaction<Database>, tenantId: string, round: Round, page: GraphPage<DirectoryItem>): Promise<'continue' | 'held'> {
+    const { runId, kind, progress } = round;
     const now = this.#now();
     const items = page.value ?? [];
     const ids = [...new Set(items.map((item) => item.id))];
-    const existing = ids.length
-      ? new Map((await trx.selectFrom('users').select(['id', 'deleted_at']).where('tenant_id', '=', tenantId).where('id', 'in', ids).execute()).map((row) => [row.id, row]))
-      : new Map<string, { id: string; deleted_at: number | null }>();
+    const stored = new Map<string, StoredUser>();
+    for (let i = 0; i < ids.length; i += WRITE_BATCH) {
+      const rows = await trx.selectFrom('users').select(['id', 'seen_run_id', ...DATA_COLUMNS]).where('tenant_id', '=', tenantId).where('id', 'in', ids.slice(i, i + WRITE_BATCH)).execute();
+      for (const row of rows) stored.set(row.id, row as StoredUser);
+    }
+
+    // What each user becomes after the page's items, in the page's order (duplicates and all).
+    const current = new Map<string, WorkingUser>();
+    for (const item of items) {
+      const before = stored.get(item.id);
+      let user = current.get(item.id) ?? (before ? { row: { ...before }, mentioned: new Set<keyof UsersTable>(), listed: false } : undefined);
+      const removed = item['@removed'];
+      if (removed) {
+        if (!user) continue;
+        // A permanent delete waits for the end of the round (rules 8 and 9): a full listing leaves it unseen, a delta round marks it pending.
+        if (removed.reason === 'deleted') user.row.seen_run_id = kind === 'delta' ? runId : null;
+        else user.row.deleted_at ??= now;
+      } else {
+        user ??= { row: { id: item.id, deleted_at: null, seen_run_id: null }, mentioned: new Set(), listed: false };
+        // Only what the page mentions changes: a partial update never blanks a property.
+        for (const property of SYNCED_PROPERTIES) {
+          if (property === 'id' || !(property in item)) continue;
+          user.row[COLUMN[property]] = columnValue(property, item[property]) as never;
+          user.mentioned.add(COLUMN[property]);
+        }
+        user.row.deleted_at = null;
+        user.listed = true;
+        if (kind === 'full') user.row.seen_run_id = runId;
+        else if (user.row.seen_run_id === runId) user.row.seen_run_id = null;
+      }
+      current.set(item.id, user);
+    }
+
     let created = 0;
     let updated = 0;
     let deleted = 0;
+    let listed = 0;
     const sessionsToEnd: string[] = [];
-    // Upserts wait in groups of the same shape; anything that must come after one of them flushes first, so the page's order holds.
+    // Rows that write the same columns go in one statement; rows with nothing but bookkeeping in one update per set of values.
     const upserts = new Map<string, Record<string, unknown>[]>();
-    const pending = new Set<string>();
-    const flush = async () => {
-      for (const [shape, rows] of upserts) {
-        const columns = shape.split(',') as (keyof UsersTable)[];
+    const touches = new Map<string, { set: Partial<UsersTable>; ids: string[] }>();
+    for (const [id, { row, mentioned, listed: wasListed }] of current) {
+      const before = stored.get(id);
+      if (wasListed) listed += 1;
+      if (kind === 'delta') round.pendingRemovals += Number(row.seen_run_id === runId) - Number(before?.seen_run_id === runId);
+      const columns = DATA_COLUMNS.filter((c) => c in row && (!before || mentioned.has(c) || row[c] !== before[c]));
+      const changed = !before || columns.some((c) => row[c] !== before[c]);
+      const seenChanged = row.seen_run_id !== (before?.seen_run_id ?? null);
+      if (changed) {
+        const values: Record<string, unknown> = { tenant_id: tenantId, id, updated_at: now };
+        for (const c of columns) values[c] = row[c];
+        if (wasListed) values.synced_at = now;
+        if (seenChanged) values.seen_run_id = row.seen_run_id;
+        const shape = Object.keys(values).join(',');
+        const group = upserts.get(shape) ?? [];
+        group.push(values);
+        upserts.set(shape, group);
+        if (!before) created += 1;
+        else if (before.deleted_at === null && row.deleted_at !== null) deleted += 1;
+        else updated += 1;
+      } else if (wasListed || seenChanged) {
+        const set: Partial<UsersTable> = { ...(wasListed ? { synced_at: now } : {}), ...(seenChanged ? { seen_run_id: row.seen_run_id } : {}) };
+        const key = JSON.stringify(set);
+        const group = touches.get(key) ?? { set, ids: [] };
+        group.ids.push(id);
+        touches.set(key, group);
+      }
+      if (before && isActive(before) && !isActive(row)) sessionsToEnd.push(id);
+    }
+    for (const [shape, rows] of upserts) {
+      // The key is never rewritten: an update of key columns would rewrite the primary key's index.
+      const columns = (shape.split(',') as (keyof UsersTable)[]).filter((c) => c !== 'tenant_id' && c !== 'id');
+      for (let i = 0; i < rows.length; i += WRITE_BATCH) {
         await trx
           .insertInto('users')
-          .values(rows.map((row) => ({ roster_role: 'member', account_enabled: 1, ...row }) as UsersTable))
+          .values(rows.slice(i, i + WRITE_BATCH).map((row) => ({ roster_role: 'member', account_enabled: 1, ...row }) as UsersTable))
           .onConflict((oc) => oc.columns(['tenant_id', 'id']).doUpdateSet((eb) => Object.fromEntries(columns.map((c) => [c, eb.ref(`excluded.${c}`)])) as never))
           .execute();
       }
-      upserts.clear();
-      pending.clear();
-    };
-
-    for (const item of items) {
-      const known = existing.get(item.id);
-      const removed = item['@removed'];
-      if (pending.has(item.id)) await flush();
-      if (removed) {
-        if (!known) continue;
-        if (removed.reason === 'deleted') {
-          await trx.deleteFrom('users').where('tenant_id', '=', tenantId).where('id', '=', item.id).execute();
-          existing.delete(item.id);
-          deleted += 1;
-        } else if (known.deleted_at === null) {
-          await trx.updateTable('users').set({ deleted_at: now, updated_at: now }).where('tenant_id', '=', tenantId).where('id', '=', item.id).execute();
-          known.deleted_at = now;
-          deleted += 1;
-        }
-        sessionsToEnd.push(item.id);
-        continue;
-      }
-      // Only what the page mentions changes: a partial update never blanks a property.
-      const changes: Record<string, unknown> = { deleted_at: null, synced_at: now, updated_at: now };
-      for (const property of SYNCED_PROPERTIES) {
-        if (property === 'id' || !(property in item)) continue;
-        changes[COLUMN[property]] = columnValue(property, item[property]);
-      }
-      if (kind === 'full') changes.seen_run_id = runId;
-      if (changes.account_enabled === 0) sessionsToEnd.push(item.id);
-      // Rows that mention the same properties are written by one statement.
-      const shape = Object.keys(changes).join(',');
-      const group = upserts.get(shape) ?? [];
-      group.push({ tenant_id: tenantId, id: item.id, ...changes });
-      upserts.set(shape, group);
-      pending.add(item.id);
-      if (known) updated += 1;
-      else {
-        created += 1;
-        existing.set(item.id, { id: item.id, deleted_at: null });
+    }
+    for (const { set, ids: touched } of touches.values()) {
+      for (let i = 0; i < touched.length; i += WRITE_BATCH) {
+        await trx.updateTable('users').set(set).where('tenant_id', '=', tenantId).where('id', 'in', touched.slice(i, i + WRITE_BATCH)).execute();
       }
     }
-    await flush();
     if (sessionsToEnd.length) await trx.deleteFrom('sessions').where('tenant_id', '=', tenantId).where('user_id', 'in', sessionsToEnd).execute();
 
     progress.pages += 1;
     progress.created += created;
     progress.updated += updated;
     progress.deleted += deleted;
-    progress.users += created + updated;
+    progress.users += listed;
 
     const nextLink = page['@odata.nextLink'] ?? null;
     const deltaLink = page['@odata.deltaLink'] ?? null;
     let status: SyncRunsTable['status'] = 'running';
     let health: SyncStateTable['health'] | undefined;
     let error: string | null = null;
-    if (!nextLink && kind === 'full') {
+    if (!nextLink && (kind === 'full' || round.pendingRemovals > 0)) {
+      // The round is complete: its removals are applied in one step, or held when they are too many.
       progress.phase = 'removing';
-      const unseen = await this.#countUnseen(trx, tenantId, runId);
+      const removing = kind === 'full' ? await this.#countUnseen(trx, tenantId, runId) : round.pendingRemovals;
       const total = await trx.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
-      if (unseen > 0 && unseen > this.#massDeletionShare * Number(total.n)) {
+      if (removing > 0 && removing > this.#massDeletionShare * Number(total.n)) {
         status = 'held';
         health = 'held';
-        error = `the full listing would remove ${unseen} of ${Number(total.n)} users (more than ${Math.round(this.#massDeletionShare * 100)}%); held for confirmation`;
+        error = `the ${kind === 'full' ? 'full listing' : 'delta round'} would remove ${removing} of ${Number(total.n)} users (more than ${Math.round(this.#massDeletionShare * 100)}%); held for confirmation`;
       } else {
-        progress.deleted += await this.#removeUnseen(trx, tenantId, runId);
+        progress.deleted += await this.#removePending(trx, tenantId, runId, kind);
       }
     }
     if (!nextLink && status === 'running') {
@@ -370,29 +455,26 @@ export class DirectorySync {
     return status === 'held' ? 'held' : 'continue';
   }
 
+  /** Users a run would remove: those a full listing did not see, or those a delta round reported deleted. */
+  #pending(tenantId: string, runId: string, kind: 'full' | 'delta') {
+    return (eb: ExpressionBuilder<Database, 'users'>) =>
+      eb.and([eb('tenant_id', '=', tenantId), kind === 'full' ? eb.or([eb('seen_run_id', 'is', null), eb('seen_run_id', '!=', runId)]) : eb('seen_run_id', '=', runId)]);
+  }
+
   async #countUnseen(trx: Transaction<Database>, tenantId: string, runId: string): Promise<number> {
     const row = await trx
       .selectFrom('users')
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('tenant_id', '=', tenantId)
-      .where((eb) => eb.or([eb('seen_run_id', 'is', null), eb('seen_run_id', '!=', runId)]))
+      .where(this.#pending(tenantId, runId, 'full'))
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
-  /** Removes, in one step, every user the finished full listing did not report, and ends their sessions. */
-  async #removeUnseen(trx: Transaction<Database>, tenantId: string, runId: string): Promise<number> {
-    const unseenIds = trx
-      .selectFrom('users')
-      .select('id')
-      .where('tenant_id', '=', tenantId)
-      .where((eb) => eb.or([eb('seen_run_id', 'is', null), eb('seen_run_id', '!=', runId)]));
-    await trx.deleteFrom('sessions').where('tenant_id', '=', tenantId).where('user_id', 'in', unseenIds).execute();
-    const result = await trx
-      .deleteFrom('users')
-      .where('tenant_id', '=', tenantId)
-      .where((eb) => eb.or([eb('seen_run_id', 'is', null), eb('seen_run_id', '!=', runId)]))
-      .executeTakeFirst();
+  /** Removes, in one step, the users a finished round leaves pending (see `#pending`), and ends their sessions. */
+  async #removePending(trx: Transaction<Database>, tenantId: string, runId: string, kind: 'full' | 'delta'): Promise<number> {
+    const pendingIds = trx.selectFrom('users').select('id').where(this.#pending(tenantId, runId, kind));
+    await trx.deleteFrom('sessions').where('tenant_id', '=', tenantId).where('user_id', 'in', pendingIds).execute();
+    const result = await trx.deleteFrom('users').where(this.#pending(tenantId, runId, kind)).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 
@@ -435,4 +517,9 @@ function columnValue(property: GraphProperty, value: unknown): unknown {
 function toOutcome(run: SyncRunsTable): SyncOutcome {
   const { tenant_id: tenantId, ...rest } = run;
   return { tenantId, ...rest };
+}
+
+/** A user who can use Roster: neither deleted nor disabled. Sessions end when a sync takes that away. */
+function isActive(row: Pick<UsersTable, 'deleted_at'> & Partial<Pick<UsersTable, 'account_enabled'>>): boolean {
+  return row.deleted_at === null && row.account_enabled !== 0;
 }

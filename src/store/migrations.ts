@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { PostgresAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
  * Versioned migrations, in order. Written with Kysely's schema builder so the
@@ -120,7 +120,49 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('users').dropColumn('seen_run_id').execute();
     },
   },
+  '0003_admin_pages': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // "Sync now" pressed and not yet picked up: the sync panel shows it as queued.
+      await db.schema.alterTable('sync_state').addColumn('requested_at', 'bigint').execute();
+      // The users page sorts by these keys within a tenant; the expressions must match UserRepository's.
+      for (const [name, column] of USER_SORT_INDEXES) {
+        await db.schema
+          .createIndex(`users_by_${name}`)
+          .on('users')
+          .expression(sql`tenant_id, lower(coalesce(${sql.ref(column)}, '')), id`)
+          .execute();
+      }
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      for (const [name] of USER_SORT_INDEXES) await sql`drop index if exists ${sql.ref(`users_by_${name}`)}`.execute(db);
+      await db.schema.alterTable('sync_state').dropColumn('requested_at').execute();
+    },
+  },
+  '0004_user_search_trigrams': {
+    // PostgreSQL only: trigram indexes turn the users page's "contains" search into index scans.
+    // pg_trgm is a trusted extension, so the database owner may create it; without it search still works, by scanning.
+    async up(db: Kysely<unknown>): Promise<void> {
+      if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
+      const available = await sql<{ n: number }>`select count(*)::int as n from pg_available_extensions where name = 'pg_trgm'`.execute(db);
+      if (available.rows[0]?.n !== 1) return;
+      await sql`create extension if not exists pg_trgm`.execute(db);
+      for (const [name, column] of USER_SORT_INDEXES) {
+        await sql`create index if not exists ${sql.ref(`users_search_${name}`)} on users using gin (${sql.ref(column)} gin_trgm_ops)`.execute(db);
+      }
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
+      for (const [name] of USER_SORT_INDEXES) await sql`drop index if exists ${sql.ref(`users_search_${name}`)}`.execute(db);
+    },
+  },
 };
+
+const USER_SORT_INDEXES = [
+  ['name', 'display_name'],
+  ['upn', 'user_principal_name'],
+  ['mail', 'mail'],
+  ['department', 'department'],
+] as const;
 
 export const migrationProvider: MigrationProvider = {
   getMigrations: async () => migrations,

@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /**
  * Times are epoch milliseconds and booleans are 0/1 integers on both engines,
@@ -9,7 +9,7 @@ export interface TenantsTable {
   display_name: string;
   /** JSON array of verified domains. */
   domains: string;
-  state: 'pending' | 'active' | 'disconnected' | 'offboarded';
+  state: 'pending' | 'active' | 'disconnected' | 'suspended' | 'offboarded';
   state_reason: string | null;
   /** JSON object: what the customer chose at sign-up (plan, ...). */
   signup_context: string | null;
@@ -43,7 +43,7 @@ export interface UsersTable {
   roster_role: 'admin' | 'member';
   last_sign_in_at: number | null;
   synced_at: number | null;
-  /** The full-sync run that last saw this user in a listing (rule 8: who to remove at the end). */
+  /** The full-sync run that last saw this user in a listing, or the delta round that will remove it (rules 8 and 9: who to remove at the end). */
   seen_run_id: string | null;
   updated_at: number;
 }
@@ -66,6 +66,8 @@ export interface SyncStateTable {
   lock_owner: string | null;
   /** The lock is renewed with every page; a crashed holder's lock lapses at this time. */
   lock_expires_at: number | null;
+  /** "Sync now" was asked at this time and no run has started since. */
+  requested_at: ColumnType<number | null, number | null | undefined, number | null>;
   updated_at: number;
 }
 

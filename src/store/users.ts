@@ -1,5 +1,116 @@
-import type { Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type SelectQueryBuilder } from 'kysely';
+import type { Engine } from './database.ts';
 import type { Database, UsersTable } from './schema.ts';
+
+export const USER_SORTS = ['name', 'upn', 'mail', 'department'] as const;
+export type UserSort = (typeof USER_SORTS)[number];
+export const USER_STATES = ['all', 'active', 'disabled', 'deleted', 'guest'] as const;
+export type UserStateFilter = (typeof USER_STATES)[number];
+
+const SORT_COLUMNS = { name: 'display_name', upn: 'user_principal_name', mail: 'mail', department: 'department' } as const satisfies Record<UserSort, keyof UsersTable>;
+
+export interface UserQuery {
+  search?: string;
+  state?: UserStateFilter;
+  sort?: UserSort;
+  descending?: boolean;
+}
+
+/** A user as the admin pages show them: every synced property. */
+export interface DirectoryUser {
+  id: string;
+  displayName: string | null;
+  givenName: string | null;
+  surname: string | null;
+  mail: string | null;
+  userPrincipalName: string | null;
+  jobTitle: string | null;
+  department: string | null;
+  officeLocation: string | null;
+  accountEnabled: boolean;
+  userType: string | null;
+  createdDateTime: string | null;
+  employeeId: string | null;
+  companyName: string | null;
+  mobilePhone: string | null;
+  businessPhones: string[];
+  deletedAt: number | null;
+  rosterRole: UsersTable['roster_role'];
+  lastSignInAt: number | null;
+  syncedAt: number | null;
+  /** 'deleted' (restorable in Entra), 'disabled', 'guest' or 'active'. */
+  status: 'active' | 'disabled' | 'deleted' | 'guest';
+}
+
+function toDirectoryUser(row: UsersTable): DirectoryUser {
+  const status = row.deleted_at !== null ? 'deleted' : row.account_enabled !== 1 ? 'disabled' : row.user_type === 'Guest' ? 'guest' : 'active';
+  return {
+    id: row.id,
+    displayName: row.display_name,
+    givenName: row.given_name,
+    surname: row.surname,
+    mail: row.mail,
+    userPrincipalName: row.user_principal_name,
+    jobTitle: row.job_title,
+    department: row.department,
+    officeLocation: row.office_location,
+    accountEnabled: row.account_enabled === 1,
+    userType: row.user_type,
+    createdDateTime: row.created_date_time,
+    employeeId: row.employee_id,
+    companyName: row.company_name,
+    mobilePhone: row.mobile_phone,
+    businessPhones: row.business_phones ? (JSON.parse(row.business_phones) as string[]) : [],
+    deletedAt: row.deleted_at,
+    rosterRole: row.roster_role,
+    lastSignInAt: row.last_sign_in_at,
+    syncedAt: row.synced_at,
+    status,
+  };
+}
+
+/** The sort key as the `users_by_*` indexes hold it, so a sorted page is an index walk. */
+function sortKey(sort: UserSort) {
+  return sql<string>`lower(coalesce(${sql.ref(SORT_COLUMNS[sort])}, ''))`;
+}
+
+/** `LIKE` treats `%` and `_` as wildcards; a search for them means the characters themselves. */
+function containsPattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+type UsersQuery = SelectQueryBuilder<Database, 'users', object>;
+
+/**
+ * Case-insensitive "contains" on the searched columns. PostgreSQL's ILIKE can
+ * use the trigram indexes of migration 0004; SQLite's LIKE already ignores
+ * ASCII case and scans (its `lower()` folds no more than LIKE does).
+ */
+function applyFilters(query: UsersQuery, tenantId: string, filter: UserQuery, like: 'like' | 'ilike'): UsersQuery {
+  let q = query.where('tenant_id', '=', tenantId);
+  const search = filter.search?.trim();
+  if (search) {
+    const pattern = containsPattern(search);
+    q = q.where((eb: ExpressionBuilder<Database, 'users'>) =>
+      eb.or((['display_name', 'mail', 'user_principal_name', 'department'] as const).map((column) => eb(column, like, sql<string>`${pattern} escape '\\'`))),
+    );
+  }
+  switch (filter.state ?? 'all') {
+    case 'active':
+      q = q.where('deleted_at', 'is', null).where('account_enabled', '=', 1);
+      break;
+    case 'disabled':
+      q = q.where('deleted_at', 'is', null).where('account_enabled', '=', 0);
+      break;
+    case 'deleted':
+      q = q.where('deleted_at', 'is not', null);
+      break;
+    case 'guest':
+      q = q.where('user_type', '=', 'Guest');
+      break;
+  }
+  return q;
+}
 
 export interface SignedInIdentity {
   tenantId: string;
@@ -38,9 +149,11 @@ function toRecord(row: UsersTable): UserRecord {
 
 export class UserRepository {
   readonly #db: Kysely<Database>;
+  readonly #like: 'like' | 'ilike';
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, engine: Engine = 'sqlite') {
     this.#db = db;
+    this.#like = engine === 'postgres' ? 'ilike' : 'like';
   }
 
   /** Looks a user up by `(tid, oid)`, the only identity Roster keys on. */
@@ -70,6 +183,64 @@ export class UserRepository {
       .onConflict((oc) => oc.columns(['tenant_id', 'id']).doUpdateSet(changes))
       .execute();
     return (await this.get(identity.tenantId, identity.objectId))!;
+  }
+
+  /** One page of a tenant's users for the admin pages; the tenant always comes from the session. */
+  async search(tenantId: string, filter: UserQuery, page: { offset: number; limit: number }): Promise<{ users: DirectoryUser[]; total: number }> {
+    const sort = filter.sort ?? 'name';
+    const direction = filter.descending ? 'desc' : 'asc';
+    const [rows, count] = await Promise.all([
+      applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like)
+        .selectAll()
+        .orderBy(sortKey(sort), direction)
+        .orderBy('id', direction)
+        .limit(page.limit)
+        .offset(page.offset)
+        .execute(),
+      applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like)
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow(),
+    ]);
+    return { users: rows.map(toDirectoryUser), total: Number(count.n) };
+  }
+
+  /**
+   * Every user matching the filter, in the page's order, fetched in batches
+   * by keyset so an export of any size holds one batch in memory.
+   */
+  async *exportAll(tenantId: string, filter: UserQuery, batchSize = 1000): AsyncGenerator<DirectoryUser> {
+    const sort = filter.sort ?? 'name';
+    const direction = filter.descending ? 'desc' : 'asc';
+    const beyond = filter.descending ? '<' : '>';
+    let after: { key: string; id: string } | undefined;
+    for (;;) {
+      let query = applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like).selectAll().select(sortKey(sort).as('sort_key'));
+      if (after) {
+        const { key, id } = after;
+        query = query.where((eb) => eb.or([eb(sortKey(sort), beyond, key), eb.and([eb(sortKey(sort), '=', key), eb('id', beyond, id)])]));
+      }
+      const rows = await query.orderBy(sortKey(sort), direction).orderBy('id', direction).limit(batchSize).execute();
+      for (const row of rows) yield toDirectoryUser(row);
+      if (rows.length < batchSize) return;
+      const last = rows.at(-1)!;
+      after = { key: last.sort_key, id: last.id };
+    }
+  }
+
+  async detail(tenantId: string, id: string): Promise<DirectoryUser | undefined> {
+    const row = await this.#db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+    return row ? toDirectoryUser(row) : undefined;
+  }
+
+  /** Roster's own role: the only thing that makes someone an admin in Roster (never a token claim). */
+  async setRole(tenantId: string, id: string, role: UsersTable['roster_role'], now: number): Promise<boolean> {
+    const result = await this.#db.updateTable('users').set({ roster_role: role, updated_at: now }).where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async admins(tenantId: string): Promise<DirectoryUser[]> {
+    const rows = await this.#db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).where('roster_role', '=', 'admin').orderBy(sortKey('name')).execute();
+    return rows.map(toDirectoryUser);
   }
 
   async countInTenant(tenantId: string): Promise<number> {

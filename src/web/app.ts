@@ -4,6 +4,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
+import { fastifySSE } from '@fastify/sse';
 import fastifyStatic from '@fastify/static';
 import { Eta } from 'eta';
 import type { Logger } from 'pino';
@@ -16,10 +17,19 @@ import { TenantRepository } from '../store/tenants.ts';
 import { randomToken } from '../store/tokens.ts';
 import { UserRepository } from '../store/users.ts';
 import type { TenantOnboarding } from '../tenants/onboarding.ts';
-import type { Viewer, WebContext } from './context.ts';
+import type { OperatorIdentity } from '../config/config.ts';
+import { formatters } from './format.ts';
+import { registerObservability } from './observability.ts';
+import { SyncStatusRepository } from '../store/sync-status.ts';
+import { TenantLifecycle } from '../tenants/lifecycle.ts';
+import type { SyncControl, Viewer, WebContext } from './context.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { registerPageRoutes } from './routes/pages.ts';
 import { registerSignupRoutes } from './routes/signup.ts';
+import { registerUserRoutes } from './routes/users.ts';
+import { registerSyncRoutes } from './routes/sync.ts';
+import { registerOrganisationRoutes } from './routes/organisation.ts';
+import { registerOperatorRoutes } from './routes/operator.ts';
 
 export interface WebDependencies {
   publicUrl: URL;
@@ -32,11 +42,24 @@ export interface WebDependencies {
   now?: () => number;
   /** Told when an organisation's sign-up is confirmed (to sync it at once). */
   onTenantActivated?: (tenantId: string) => void;
+  /** Directory sync as the pages drive it; without it "Sync now" and held deletions are refused. */
+  sync?: SyncControl;
+  operators?: readonly OperatorIdentity[];
+  metricsToken?: string | null;
 }
+
+const NO_SYNC: SyncControl = {
+  requestSync: () => {
+    throw new Error('directory sync is not running in this process');
+  },
+  confirmHeldDeletion: () => Promise.reject(new Error('directory sync is not running in this process')),
+  discardHeldDeletion: () => Promise.reject(new Error('directory sync is not running in this process')),
+};
 
 /** A sign-in or sign-up must come back within this time. */
 const AUTH_REQUEST_TTL_MS = 10 * 60_000;
 const HERE = import.meta.dirname;
+const SESSIONLESS_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstance> {
   const now = deps.now ?? Date.now;
@@ -62,16 +85,25 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     onTenantActivated: deps.onTenantActivated ?? (() => {}),
     store: deps.store,
     tenants: new TenantRepository(deps.store.db),
-    users: new UserRepository(deps.store.db),
+    users: new UserRepository(deps.store.db, deps.store.engine),
     sessions: new SessionRepository(deps.store.db, {
       idleMs: deps.session.idleMinutes * 60_000,
       absoluteMs: deps.session.absoluteHours * 3_600_000,
     }),
     authRequests: new AuthRequestRepository(deps.store.db, AUTH_REQUEST_TTL_MS),
+    syncStatus: new SyncStatusRepository(deps.store.db),
+    lifecycle: new TenantLifecycle(deps.store.db),
+    sync: deps.sync ?? NO_SYNC,
+    operators: deps.operators ?? [],
     now,
     render(reply, template, data, status = 200) {
       const viewer = reply.request.viewer;
-      const html = eta.render(template, { viewer: viewer ? { name: viewer.name, tenantName: viewer.tenantName, csrfToken: viewer.csrfToken } : null, ...data });
+      const html = eta.render(template, {
+        viewer: viewer ? { name: viewer.name, tenantName: viewer.tenantName, csrfToken: viewer.csrfToken, isAdmin: viewer.isAdmin, isOperator: viewer.isOperator } : null,
+        path: reply.request.url.split('?')[0],
+        fmt: formatters(now()),
+        ...data,
+      });
       return reply.code(status).type('text/html; charset=utf-8').send(html);
     },
     message(_request, reply, status, page) {
@@ -108,6 +140,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     crossOriginEmbedderPolicy: false,
   });
   await app.register(rateLimit, { global: false });
+  await app.register(fastifySSE, { heartbeatInterval: 15_000 });
   await app.register(fastifyStatic, { root: join(HERE, 'assets'), prefix: '/assets/', maxAge: '1h' });
 
   app.decorateRequest('viewer', null);
@@ -115,15 +148,18 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     if (!isSafeMethod(request.method) && !isSameOriginRequest(request, deps.publicUrl)) {
       return reply.code(403).type('text/plain; charset=utf-8').send('Cross-site request refused.');
     }
+    // Probes and assets need no session: no database work, no cookie changes.
+    if (SESSIONLESS_PATHS.has(request.url.split('?')[0]!) || request.url.startsWith('/assets/')) return;
     request.viewer = await resumeViewer(ctx, request, reply);
   });
+  await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, request, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: SchemaFailure[]; validationContext?: string }, request, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) request.log.error({ err }, 'request failed');
     if (status === 429) return ctx.message(request, reply, 429, { title: 'Too many attempts', message: 'Too many requests came from your network in a short time.', next: 'Wait a minute, then try again.' });
     if (status === 400 || err.validation) {
-      return ctx.message(request, reply, 400, { title: 'That request was not valid', message: `Roster could not use the request: ${err.message}.`, next: 'Go back and try again.' });
+      return ctx.message(request, reply, 400, { title: 'That request was not valid', message: `Roster could not use the request: ${err.validation ? describeSchemaFailure(err.validation, err.validationContext) : err.message}.`, next: 'Go back and try again.' });
     }
     return ctx.message(request, reply, status, {
       title: status === 500 ? 'Something went wrong' : 'Request refused',
@@ -136,9 +172,48 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   );
 
   registerPageRoutes(app, ctx);
+  registerUserRoutes(app, ctx);
+  registerSyncRoutes(app, ctx);
+  registerOrganisationRoutes(app, ctx);
+  registerOperatorRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
   registerSignupRoutes(app, ctx);
   return app;
+}
+
+interface SchemaFailure {
+  instancePath: string;
+  keyword: string;
+  params: Record<string, unknown>;
+  message?: string;
+}
+
+/** What a pattern-checked field accepts, in words (Ajv's own message shows the regular expression). */
+const FIELD_FORMATS: Record<string, string> = {
+  id: 'must be an id in GUID form (like 3f2504e0-4f89-41d3-9a0c-0305e82c3301)',
+  page: 'must be a page number: 1, 2, 3 and so on',
+  tenant: 'must be a tenant id in GUID form',
+};
+
+/** Which field failed the schema and what it accepts, in words a person can act on. */
+function describeSchemaFailure(failures: SchemaFailure[], context: string | undefined): string {
+  const first = failures[0];
+  if (!first) return `the ${context ?? 'request'} is not valid`;
+  const field = first.instancePath.replace(/^\//, '').replace(/\//g, '.') || String(first.params.missingProperty ?? first.params.additionalProperty ?? context ?? 'request');
+  switch (first.keyword) {
+    case 'enum':
+      return `"${field}" must be equal to one of the allowed values: ${(first.params.allowedValues as unknown[]).join(', ')}`;
+    case 'pattern':
+      return `"${field}" ${FIELD_FORMATS[field] ?? 'is not in the expected format'}`;
+    case 'required':
+      return `"${field}" is missing`;
+    case 'maxLength':
+      return `"${field}" is longer than ${String(first.params.limit)} characters`;
+    case 'type':
+      return `"${field}" must be a single ${String(first.params.type)} value`;
+    default:
+      return `"${field}" ${first.message ?? 'is not valid'}`;
+  }
 }
 
 function isSafeMethod(method: string): boolean {
@@ -177,5 +252,7 @@ async function resumeViewer(ctx: WebContext, request: FastifyRequest, reply: Fas
     tenantName: tenant.displayName,
     csrfToken: session.csrfToken,
     loginHint: session.loginHint,
+    isAdmin: user.rosterRole === 'admin',
+    isOperator: ctx.operators.some((o) => o.tenantId === tenant.id && o.objectId === user.id),
   };
 }

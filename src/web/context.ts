@@ -7,6 +7,17 @@ import type { SessionRepository } from '../store/sessions.ts';
 import type { TenantRecord, TenantRepository } from '../store/tenants.ts';
 import type { UserRecord, UserRepository } from '../store/users.ts';
 import type { TenantOnboarding } from '../tenants/onboarding.ts';
+import type { TenantLifecycle } from '../tenants/lifecycle.ts';
+import type { SyncStatusRepository } from '../store/sync-status.ts';
+import type { OperatorIdentity } from '../config/config.ts';
+
+/** What the pages may ask of directory sync; the runs themselves happen in the sync daemon. */
+export interface SyncControl {
+  /** Starts (or queues, with workers) a sync of the tenant unless one is under way; returns at once. */
+  requestSync(tenantId: string, options?: { full?: boolean }): void;
+  confirmHeldDeletion(tenantId: string): Promise<number>;
+  discardHeldDeletion(tenantId: string): Promise<void>;
+}
 
 /** The signed-in person, as Roster's own records describe them. */
 export interface Viewer {
@@ -17,6 +28,10 @@ export interface Viewer {
   tenantName: string;
   csrfToken: string;
   loginHint: string | null;
+  /** Roster's own record makes someone an admin of their tenant (never a token claim). */
+  isAdmin: boolean;
+  /** Listed in OPERATORS by `(tid, oid)`. */
+  isOperator: boolean;
 }
 
 export interface WebContext {
@@ -32,6 +47,10 @@ export interface WebContext {
   users: UserRepository;
   sessions: SessionRepository;
   authRequests: AuthRequestRepository;
+  syncStatus: SyncStatusRepository;
+  lifecycle: TenantLifecycle;
+  sync: SyncControl;
+  operators: readonly OperatorIdentity[];
   now: () => number;
   render(reply: FastifyReply, template: string, data: Record<string, unknown>, status?: number): FastifyReply;
   /** Shows a message page (errors, refusals, confirmations). */

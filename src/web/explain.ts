@@ -111,3 +111,44 @@ export function explainSignInError(error: string, description: string | undefine
     next: 'Try signing in again. If it keeps happening, contact your administrator and mention the code above.',
   };
 }
+
+export interface SyncProblem extends Explanation {
+  /** The button that fixes it: consent again (reconnect or grant), or a new sync attempt. */
+  fix: 'consent' | 'retry' | 'decide' | null;
+}
+
+/** The sync's health in words, with the fix; the raw error is shown only as a detail below it. */
+export function explainSyncHealth(health: string, lastError: string | null): SyncProblem | null {
+  switch (health) {
+    case 'ok':
+      return null;
+    case 'disconnected':
+      return {
+        title: 'Roster is no longer connected to your organisation',
+        message: 'Microsoft says Roster\'s access to your directory was removed (the app was deleted or its consent revoked). Syncing has stopped; the users Roster already had are kept.',
+        next: 'An administrator of your Microsoft Entra directory can reconnect by granting consent again.',
+        fix: 'consent',
+      };
+    case 'missing_permission':
+      return {
+        title: 'Roster may not read your users',
+        message: 'Microsoft Graph refused to list your organisation\'s users: the User.Read.All application permission is not granted.',
+        next: 'An administrator of your Microsoft Entra directory grants it by consenting again (or under Enterprise applications › Roster › Permissions › Grant admin consent).',
+        fix: 'consent',
+      };
+    case 'held':
+      return {
+        title: 'A sync is waiting for your decision',
+        message: `The last sync would remove a large share of your users, so Roster held it instead of applying it${lastError ? ` (${lastError})` : ''}.`,
+        next: 'If those people really left your directory, confirm the removal. If not (for example a filter or permission changed in Entra), discard it: nothing is removed and the next full sync checks again.',
+        fix: 'decide',
+      };
+    default:
+      return {
+        title: 'The last sync failed',
+        message: 'Roster could not finish reading your directory. It tries again on its own schedule.',
+        next: 'You can start a sync now. If it keeps failing, contact support and mention the error below.',
+        fix: 'retry',
+      };
+  }
+}

@@ -51,6 +51,23 @@ describe('configuration', () => {
     assert.match(problemsOf({ ENTRA_AUTHORITY_HOST: 'http://login.example.com' }).join('\n'), /must use https/);
   });
 
+  it('operators are (tenant id, object id) pairs of GUIDs; the metrics token has a minimum length', () => {
+    const tid = '72F988BF-86F1-41AF-91AB-2D7CD011DB47';
+    const oid = '0b6bd07f-1c55-4e1b-9d58-2f4c8c2a5f10';
+    const config = loadConfig({ OPERATORS: ` ${tid}:${oid} , ${CLIENT_ID}:${CLIENT_ID}`, METRICS_TOKEN: 'a-long-enough-token' }, '/srv/roster');
+    assert.deepEqual(config.operators, [
+      { tenantId: tid.toLowerCase(), objectId: oid },
+      { tenantId: CLIENT_ID, objectId: CLIENT_ID },
+    ]);
+    assert.equal(config.metricsToken, 'a-long-enough-token');
+    assert.deepEqual(loadConfig({}, '/srv/roster').operators, []);
+    assert.equal(loadConfig({}, '/srv/roster').metricsToken, null);
+
+    assert.match(problemsOf({ OPERATORS: 'admin@contoso.com' }).join('\n'), /OPERATORS must be a comma-separated list of tenantId:objectId pairs/);
+    assert.match(problemsOf({ OPERATORS: `${tid}` }).join('\n'), /OPERATORS/);
+    assert.match(problemsOf({ METRICS_TOKEN: 'short' }).join('\n'), /METRICS_TOKEN must be at least 16 characters/);
+  });
+
   it('.env fills gaps but never overrides the real environment', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'roster-config-'));
     after(() => rm(dir, { recursive: true, force: true }));

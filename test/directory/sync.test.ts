@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
 import { DirectorySync, TenantBusyError } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
@@ -21,6 +22,10 @@ for (const engine of ENGINES) {
     let tenant: Tenant;
     let sync: DirectorySync;
     const waits: number[] = [];
+
+    async function countUsers(): Promise<number> {
+      return Number((await db.store.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).n);
+    }
 
     function makeSync(options: { maxAttempts?: number; pageSize?: number; consentGraceMs?: number } = {}): DirectorySync {
       return new DirectorySync({
@@ -171,6 +176,125 @@ for (const engine of ENGINES) {
       await assertMirrors(db.store, tenant);
     });
 
+    it('rule 9: a delta round that would remove too many users is held; the rest of it applies; discarding keeps the users', async () => {
+      await sync.run(tenant.id);
+      const d = emulator.ctx.directory;
+      const sessions = new SessionRepository(db.store.db, { idleMs: 3_600_000, absoluteMs: 36_000_000 });
+      const gone = tenant.users.slice(0, 1000).map((u) => u.props.id);
+      const { id: goneSession } = await sessions.create(tenant.id, gone[0]!, Date.now());
+      const linkBefore = (await db.store.db.selectFrom('sync_state').select('delta_link').where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).delta_link;
+      for (const id of gone) d.purgeUser(tenant, id);
+      const edited = tenant.users[0]!.props.id;
+      d.editUser(tenant, edited, { department: 'Legal' });
+      d.addUser(tenant, { userPrincipalName: `late@${tenant.defaultDomain}`, displayName: 'Late Joiner' });
+
+      const held = await sync.run(tenant.id);
+      assert.equal(held.kind, 'delta');
+      assert.equal(held.status, 'held');
+      assert.match(held.error!, /delta round would remove 1000 of 2501 users/);
+      assert.equal(await countUsers(), 2501, 'nothing removed while held');
+      assert.ok(await sessions.resume(goneSession, Date.now()), 'no session ended while held');
+      const kept = await db.store.db.selectFrom('users').select('department').where('tenant_id', '=', tenant.id).where('id', '=', edited).executeTakeFirstOrThrow();
+      assert.equal(kept.department, 'Legal', 'the round’s other changes are applied');
+      const state = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+      assert.equal(state.health, 'held');
+      assert.match(state.last_error!, /would remove 1000 of 2501 users/);
+      assert.notEqual(state.delta_link, linkBefore, 'the round’s delta link is saved with the hold');
+
+      await sync.discardHeldDeletion(tenant.id);
+      await assert.rejects(sync.confirmHeldDeletion(tenant.id), /no held deletion/);
+      assert.equal(await countUsers(), 2501);
+      assert.ok(await sessions.resume(goneSession, Date.now()), 'discarding keeps the users and their sessions');
+      const next = await sync.run(tenant.id);
+      assert.deepEqual([next.kind, next.status, next.deleted], ['delta', 'succeeded', 0], 'a discarded removal is not applied by the next round');
+      assert.equal(await countUsers(), 2501);
+      // The next full resync notices the missing users again and asks again.
+      const full = await sync.run(tenant.id, { full: true });
+      assert.equal(full.status, 'held');
+      assert.match(full.error!, /full listing would remove 1000 of 2501 users/);
+      assert.equal(await sync.confirmHeldDeletion(tenant.id), 1000);
+      await assertMirrors(db.store, tenant);
+    });
+
+    it('rule 9: a held delta round survives a takeover midway and, confirmed, removes the users and ends their sessions', async () => {
+      await sync.run(tenant.id);
+      const sessions = new SessionRepository(db.store.db, { idleMs: 3_600_000, absoluteMs: 36_000_000 });
+      const gone = tenant.users.slice(0, 1000).map((u) => u.props.id);
+      const stays = tenant.users[2000]!.props.id;
+      const { id: goneSession } = await sessions.create(tenant.id, gone[500]!, Date.now());
+      const { id: staySession } = await sessions.create(tenant.id, stays, Date.now());
+      for (const id of gone) emulator.ctx.directory.purgeUser(tenant, id);
+
+      // 1000 removals make two pages. Another process takes the tenant over once the first is committed, as after a crash.
+      let firstCommitted!: () => void;
+      const committed = new Promise<void>((resolve) => (firstCommitted = resolve));
+      const reader = new GraphReader({ http: connection.http });
+      const getPage = reader.getPage.bind(reader);
+      let requests = 0;
+      reader.getPage = async <T,>(url: string, token: () => Promise<string>, headers?: Record<string, string>) => {
+        const page = await getPage<T>(url, token, headers);
+        if (++requests === 2) {
+          await committed;
+          await db.store.db.updateTable('sync_state').set({ lock_owner: 'elsewhere:1:x', lock_expires_at: Date.now() - 1 }).where('tenant_id', '=', tenant.id).execute();
+        }
+        return page;
+      };
+      const interrupted = new DirectorySync({ store: db.store, entra: connection.app(), reader, graphBaseUrl: connection.graphBaseUrl, pageSize: 999 });
+      await assert.rejects(interrupted.run(tenant.id, { onProgress: (p) => p.pages === 1 && firstCommitted() }), TenantBusyError);
+      const midway = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+      assert.ok(midway.next_link, 'stopped between the two pages');
+      assert.equal(await countUsers(), 2500);
+
+      const held = await sync.run(tenant.id);
+      assert.equal(held.id, midway.run_id, 'the same run resumed');
+      assert.equal(held.status, 'held');
+      assert.match(held.error!, /would remove 1000 of 2500 users/, 'the first page’s pending removals count after the takeover');
+      assert.equal(await countUsers(), 2500);
+
+      assert.equal(await sync.confirmHeldDeletion(tenant.id), 1000);
+      assert.equal(await sessions.resume(goneSession, Date.now()), undefined, 'a removed user’s session ends');
+      assert.ok(await sessions.resume(staySession, Date.now()), 'other sessions stay');
+      const run = await db.store.db.selectFrom('sync_runs').selectAll().where('id', '=', held.id).executeTakeFirstOrThrow();
+      assert.deepEqual([run.kind, run.status, run.deleted], ['delta', 'succeeded', 1000]);
+      assert.equal((await db.store.db.selectFrom('sync_state').select('health').where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).health, 'ok');
+      await assertMirrors(db.store, tenant);
+      assert.equal((await sync.run(tenant.id)).deleted, 0);
+    });
+
+    it('rule 10: pages are committed as they arrive, while the listing is still being read', async () => {
+      emulator.ctx.directory.addUsersUnchecked(tenant, Array.from({ length: 2500 }, (_, i) => ({ userPrincipalName: `more${i}@${tenant.defaultDomain}`, displayName: `More ${i}` })));
+      // Six pages of up to 999: Graph lets four page requests through, then stalls on the fifth.
+      const through = emulator.ctx.faults.add({ target: 'graph', kind: 'delay', delayMs: 0, tenant: tenant.id, count: 4 });
+      const stall = emulator.ctx.faults.add({ target: 'graph', kind: 'delay', delayMs: 2500, tenant: tenant.id, count: 1 });
+      const reported: number[] = [];
+      let finished = false;
+      const running = sync.run(tenant.id, { onProgress: (p) => reported.push(p.pages) }).finally(() => (finished = true));
+      try {
+        let stored = 0;
+        for (const deadline = Date.now() + 10_000; !finished && Date.now() < deadline; await delay(20)) {
+          stored = await countUsers();
+          if (stored >= 4 * 999 && stall.hits === 1) break;
+        }
+        assert.equal(finished, false, 'the run is still waiting for its fifth page');
+        assert.equal(stored, 4 * 999, 'the four pages read so far are committed');
+        const run = await db.store.db.selectFrom('sync_runs').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+        assert.deepEqual([run.status, run.pages, run.created], ['running', 4, 4 * 999]);
+        const state = await db.store.db.selectFrom('sync_state').select('next_link').where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+        assert.ok(state.next_link, 'with the cursor of the page being read');
+        assert.deepEqual(reported, [1, 2, 3, 4]);
+        // All of that was read before Graph answered the fifth page, so no run could have held the whole listing.
+        const fifth = emulator.ctx.requestLog.entries({ tenant: tenant.id }).filter((e) => e.route.includes('/v1.0/users/delta'))[4];
+        assert.ok(fifth, 'the fifth page was asked for');
+        assert.equal(fifth.status, undefined, 'and is not answered yet');
+      } finally {
+        emulator.ctx.faults.remove(through.id);
+        emulator.ctx.faults.remove(stall.id);
+      }
+      const outcome = await running;
+      assert.deepEqual([outcome.status, outcome.pages, outcome.created], ['succeeded', 6, 5000]);
+      await assertMirrors(db.store, tenant);
+    });
+
     it('rule 11: 429 with Retry-After is honoured before the next request of that tenant', async () => {
       emulator.ctx.faults.add({ target: 'graph', kind: 'throttle', tenant: tenant.id, retryAfter: '0.35', count: 2 });
       const outcome = await sync.run(tenant.id);
@@ -263,6 +387,39 @@ for (const engine of ENGINES) {
       await sync.run(tenant.id);
       assert.equal(await sessions.resume(id, Date.now()), undefined);
       await assertMirrors(db.store, tenant);
+    });
+
+    it('rule 21: a replayed round counts no change twice and ends no session again', async () => {
+      await sync.run(tenant.id);
+      const resync = await sync.run(tenant.id, { full: true });
+      assert.deepEqual([resync.created, resync.updated, resync.deleted], [0, 0, 0], 'a full resync of an unchanged tenant changes nothing');
+      const replayFrom = (await db.store.db.selectFrom('sync_state').select('delta_link').where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).delta_link;
+      const d = emulator.ctx.directory;
+      const sessions = new SessionRepository(db.store.db, { idleMs: 3_600_000, absoluteMs: 36_000_000 });
+      const [returning, edited, binned] = [20, 21, 22].map((i) => tenant.users[i]!.props.id) as [string, string, string];
+      const first = await Promise.all([returning, edited, binned].map(async (user) => (await sessions.create(tenant.id, user, Date.now())).id));
+      d.editUser(tenant, returning, { accountEnabled: false });
+      d.editUser(tenant, edited, { jobTitle: 'Chief of Staff' });
+      d.softDeleteUser(tenant, binned);
+      const applied = await sync.run(tenant.id);
+      assert.deepEqual([applied.created, applied.updated, applied.deleted], [0, 2, 1]);
+      assert.deepEqual(await Promise.all(first.map(async (id) => (await sessions.resume(id, Date.now())) !== undefined)), [false, true, false]);
+
+      // Re-enabled, the user signs in again.
+      d.editUser(tenant, returning, { accountEnabled: true });
+      const reenabled = await sync.run(tenant.id);
+      assert.deepEqual([reenabled.created, reenabled.updated, reenabled.deleted], [0, 1, 0]);
+      const { id: again } = await sessions.create(tenant.id, returning, Date.now());
+
+      // The same changes again, from the earlier delta link (rule 5): none of them is new to Roster.
+      await db.store.db.updateTable('sync_state').set({ delta_link: replayFrom }).where('tenant_id', '=', tenant.id).execute();
+      const replay = await sync.run(tenant.id);
+      assert.equal(replay.status, 'succeeded');
+      assert.equal(replay.pages, 1);
+      assert.deepEqual([replay.created, replay.updated, replay.deleted], [0, 0, 0]);
+      assert.ok(await sessions.resume(again, Date.now()), 'the new session survives the replay');
+      assert.ok(await sessions.resume(first[1]!, Date.now()));
+      await assertMirrors(db.store, tenant, { deletedToo: true });
     });
   });
 }

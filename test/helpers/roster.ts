@@ -6,6 +6,10 @@ import type { Engine } from '../../src/store/database.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
 import { buildWebApp } from '../../src/web/app.ts';
+import type { OperatorIdentity } from '../../src/config/config.ts';
+import { GraphReader } from '../../src/directory/graph-reader.ts';
+import { DirectorySync } from '../../src/directory/sync.ts';
+import { SyncScheduler } from '../../src/jobs/scheduler.ts';
 import { createLogger } from '../../src/web/logger.ts';
 import { startTestEmulator, type TestEmulator } from './emulator.ts';
 import { connectToEmulator } from './entra.ts';
@@ -19,6 +23,8 @@ export interface TestRoster {
   url: string;
   /** Every log line Roster wrote. */
   logs: string[];
+  /** Runs syncs in this process; `settle()` waits for the ones under way. */
+  scheduler: SyncScheduler;
   /** Moves Roster's clock and the emulator's together (sessions, sign-in lifetimes, token times). */
   advance(ms: number): void;
   close(): Promise<void>;
@@ -36,7 +42,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Roster's web app on a real port, against a fresh database and an in-memory emulator. */
-export async function startTestRoster(options: { engine?: Engine; emulator?: TestEmulator } = {}): Promise<TestRoster> {
+export async function startTestRoster(options: { engine?: Engine; emulator?: TestEmulator; operators?: OperatorIdentity[]; metricsToken?: string } = {}): Promise<TestRoster> {
   const emulator = options.emulator ?? (await startTestEmulator());
   const db = await openTestStore(options.engine ?? 'sqlite');
   const port = await freePort();
@@ -57,6 +63,10 @@ export async function startTestRoster(options: { engine?: Engine; emulator?: Tes
       callback();
     },
   });
+  const logger = createLogger('debug', sink);
+  const sync = new DirectorySync({ store: db.store, entra, reader: new GraphReader({ http }), graphBaseUrl, now, consentGraceMs: 0 });
+  // Scheduled rounds are left to the scheduler's own tests; here syncs run when a page or a test asks.
+  const scheduler = new SyncScheduler({ store: db.store, sync, logger, intervalMinutes: 15, now });
   const app = await buildWebApp({
     publicUrl: new URL(url),
     session: { idleMinutes: 60, absoluteHours: 12 },
@@ -64,8 +74,16 @@ export async function startTestRoster(options: { engine?: Engine; emulator?: Tes
     entra,
     validator: new IdTokenValidator(http, metadata, entra.clientId, now),
     onboarding: new TenantOnboarding({ tenants: new TenantRepository(db.store.db), entra, http, graphBaseUrl, now }),
-    logger: createLogger('debug', sink),
+    logger,
     now,
+    onTenantActivated: (tenantId) => void scheduler.syncNow(tenantId),
+    sync: {
+      requestSync: (tenantId, o) => void scheduler.syncNow(tenantId, o),
+      confirmHeldDeletion: (tenantId) => sync.confirmHeldDeletion(tenantId),
+      discardHeldDeletion: (tenantId) => sync.discardHeldDeletion(tenantId),
+    },
+    operators: options.operators ?? [],
+    metricsToken: options.metricsToken ?? null,
   });
   await app.listen({ host: '127.0.0.1', port });
   return {
@@ -74,12 +92,14 @@ export async function startTestRoster(options: { engine?: Engine; emulator?: Tes
     app,
     url,
     logs,
+    scheduler,
     advance: (ms) => {
       offset += ms;
       emulator.ctx.clock.advance(ms / 1000);
     },
     close: async () => {
       await app.close();
+      await scheduler.stop();
       await http.close();
       await db.drop();
       if (!options.emulator) await emulator.close();

@@ -45,6 +45,12 @@ export async function openTestStore(engine: Engine): Promise<TestStore> {
       const cleanup = new pg.Client({ connectionString: TEST_POSTGRES_ADMIN_URL });
       await cleanup.connect();
       try {
+        // pg's Pool.end() resolves before its sockets close; a forced drop would then kill them mid-goodbye.
+        for (let i = 0; i < 100; i++) {
+          const { rows } = await cleanup.query<{ n: string }>('select count(*) as n from pg_stat_activity where datname = $1', [name]);
+          if (Number(rows[0]?.n) === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
         await cleanup.query(`drop database if exists ${name} with (force)`);
       } finally {
         await cleanup.end();

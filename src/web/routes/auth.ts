@@ -90,6 +90,14 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: WebContext): void 
       });
     }
     const tenant = await ctx.tenants.get(identity.tenantId);
+    if (tenant?.state === 'suspended') {
+      return ctx.message(request, reply, 403, {
+        title: 'Your organisation\'s access to Roster is suspended',
+        message: 'Roster\'s operators have suspended your organisation, so nobody from it can sign in for now. Its data is kept.',
+        next: 'Ask your administrator to contact Roster support.',
+        links: [{ href: '/', label: 'Home' }],
+      });
+    }
     if (!tenant || tenant.state !== 'active') {
       const gone = tenant?.state === 'disconnected' || tenant?.state === 'offboarded';
       return ctx.message(request, reply, 403, {

@@ -110,6 +110,16 @@ function expired(ctx: WebContext, request: FastifyRequest, reply: FastifyReply):
 }
 
 async function confirm(ctx: WebContext, request: FastifyRequest, reply: FastifyReply, context: SignupContext & { tenant: string }): Promise<FastifyReply> {
+  // Consenting again must not undo an operator's suspension (confirming would make the tenant active).
+  if ((await ctx.tenants.get(context.tenant))?.state === 'suspended') {
+    request.log.warn({ tenant: context.tenant }, 'sign-up of a suspended tenant refused');
+    return ctx.message(request, reply, 403, {
+      title: 'Your organisation\'s access to Roster is suspended',
+      message: 'Roster\'s operators have suspended your organisation, so it cannot be signed up again for now. Nothing was changed.',
+      next: 'Contact Roster support.',
+      links: [{ href: '/', label: 'Back to the home page', primary: true }],
+    });
+  }
   const outcome = await ctx.onboarding.confirm(context.tenant, { signedUpByOid: null, signupContext: { plan: context.plan } });
   switch (outcome.kind) {
     case 'active': {

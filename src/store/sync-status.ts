@@ -1,0 +1,143 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, SyncRunsTable, SyncStateTable, TenantsTable } from './schema.ts';
+
+export type SyncHealth = SyncStateTable['health'];
+
+export interface SyncRun {
+  id: string;
+  kind: SyncRunsTable['kind'];
+  status: SyncRunsTable['status'];
+  pages: number;
+  created: number;
+  updated: number;
+  deleted: number;
+  error: string | null;
+  startedAt: number;
+  finishedAt: number | null;
+}
+
+/** Where one tenant's sync stands, as every process sees it in the database. */
+export interface SyncStatus {
+  health: SyncHealth;
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  /** The run under way (or held for a decision), if any. */
+  current: SyncRun | null;
+  /** "Sync now" was pressed and no run has picked it up yet. */
+  requestedAt: number | null;
+  /** Users in the local copy (soft-deleted included): the expected size of a full listing. */
+  users: number;
+}
+
+export interface TenantOverview {
+  id: string;
+  displayName: string;
+  domains: string[];
+  state: TenantsTable['state'];
+  stateReason: string | null;
+  health: SyncHealth | null;
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  users: number;
+  runs: number;
+  failedRuns: number;
+  running: boolean;
+}
+
+function toRun(row: Selectable<SyncRunsTable>): SyncRun {
+  return {
+    id: row.id,
+    kind: row.kind,
+    status: row.status,
+    pages: row.pages,
+    created: row.created,
+    updated: row.updated,
+    deleted: row.deleted,
+    error: row.error,
+    startedAt: Number(row.started_at),
+    finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+  };
+}
+
+export class SyncStatusRepository {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async status(tenantId: string): Promise<SyncStatus> {
+    const [state, users] = await Promise.all([
+      this.#db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst(),
+      this.#db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow(),
+    ]);
+    const current = state?.run_id ? await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', state.run_id).executeTakeFirst() : undefined;
+    return {
+      health: state?.health ?? 'ok',
+      lastSuccessAt: state?.last_success_at == null ? null : Number(state.last_success_at),
+      lastError: state?.last_error ?? null,
+      current: current && (current.status === 'running' || current.status === 'held') ? toRun(current) : null,
+      requestedAt: state?.requested_at == null ? null : Number(state.requested_at),
+      users: Number(users.n),
+    };
+  }
+
+  async runs(tenantId: string, limit: number): Promise<SyncRun[]> {
+    const rows = await this.#db.selectFrom('sync_runs').selectAll().where('tenant_id', '=', tenantId).orderBy('started_at', 'desc').limit(limit).execute();
+    return rows.map(toRun);
+  }
+
+  /** Records a "Sync now" so the panel shows it queued until a run starts. */
+  async request(tenantId: string, now: number): Promise<void> {
+    await this.#db
+      .insertInto('sync_state')
+      .values({ tenant_id: tenantId, delta_link: null, next_link: null, run_id: null, run_kind: null, health: 'ok', last_success_at: null, last_error: null, lock_owner: null, lock_expires_at: null, requested_at: now, updated_at: now })
+      .onConflict((oc) => oc.column('tenant_id').doUpdateSet({ requested_at: now }))
+      .execute();
+  }
+
+  /** Every tenant with its sync health, for operators. */
+  async overview(): Promise<TenantOverview[]> {
+    const [tenants, userCounts, runCounts] = await Promise.all([
+      this.#db
+        .selectFrom('tenants')
+        .leftJoin('sync_state', 'sync_state.tenant_id', 'tenants.id')
+        .leftJoin('sync_runs', (join) => join.onRef('sync_runs.id', '=', 'sync_state.run_id').on('sync_runs.status', '=', 'running'))
+        .select([
+          'tenants.id as id',
+          'tenants.display_name as displayName',
+          'tenants.domains as domains',
+          'tenants.state as state',
+          'tenants.state_reason as stateReason',
+          'sync_state.health as health',
+          'sync_state.last_success_at as lastSuccessAt',
+          'sync_state.last_error as lastError',
+          'sync_runs.id as runningId',
+        ])
+        .orderBy('tenants.display_name')
+        .execute(),
+      this.#db.selectFrom('users').select(['tenant_id', (eb) => eb.fn.countAll<number>().as('n')]).where('deleted_at', 'is', null).groupBy('tenant_id').execute(),
+      this.#db
+        .selectFrom('sync_runs')
+        .select(['tenant_id', (eb) => eb.fn.countAll<number>().as('n'), (eb) => eb.fn.sum<number>(eb.case().when('status', '=', 'failed').then(1).else(0).end()).as('failed')])
+        .groupBy('tenant_id')
+        .execute(),
+    ]);
+    const users = new Map(userCounts.map((row) => [row.tenant_id, Number(row.n)]));
+    const runs = new Map(runCounts.map((row) => [row.tenant_id, { n: Number(row.n), failed: Number(row.failed) }]));
+    return tenants.map((row) => ({
+      id: row.id,
+      displayName: row.displayName,
+      domains: JSON.parse(row.domains) as string[],
+      state: row.state,
+      stateReason: row.stateReason,
+      health: row.health,
+      lastSuccessAt: row.lastSuccessAt == null ? null : Number(row.lastSuccessAt),
+      lastError: row.lastError,
+      users: users.get(row.id) ?? 0,
+      runs: runs.get(row.id)?.n ?? 0,
+      failedRuns: runs.get(row.id)?.failed ?? 0,
+      running: row.runningId !== null,
+    }));
+  }
+}

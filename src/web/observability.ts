@@ -1,0 +1,227 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { DEFAULT_MIGRATION_TABLE, sql } from 'kysely';
+import { Gauge, Histogram, Registry, collectDefaultMetrics, type GaugeConfiguration } from 'prom-client';
+import type { Store } from '../store/database.ts';
+import { latestMigration } from '../store/migrations.ts';
+import type { SyncRunsTable, SyncStateTable, TenantsTable } from '../store/schema.ts';
+
+export interface ObservabilityOptions {
+  store: Store;
+  /** When set, `/metrics` asks for `Authorization: Bearer <token>`. */
+  metricsToken?: string | null;
+  now?: () => number;
+}
+
+const METRICS_PATH = '/metrics';
+/** Probes give up long before this; an answer that slow means "not ready". */
+const READY_TIMEOUT_MS = 3000;
+const RECENT_FAILURE_WINDOW_MS = 24 * 3_600_000;
+
+// Known values are always exported (as 0 when none), so alerts and rates see a series instead of a gap.
+const TENANT_STATES: TenantsTable['state'][] = ['pending', 'active', 'disconnected', 'offboarded'];
+const SYNC_HEALTHS: SyncStateTable['health'][] = ['ok', 'failing', 'disconnected', 'missing_permission', 'held'];
+const RUN_KINDS: SyncRunsTable['kind'][] = ['full', 'delta'];
+const RUN_STATUSES: SyncRunsTable['status'][] = ['running', 'succeeded', 'failed', 'held'];
+
+/**
+ * `/healthz`, `/readyz` and `/metrics`. Hooks and routes go straight onto the
+ * given instance (no encapsulation), so call it on the root app: the request
+ * timing hook then sees every route, including ones registered earlier.
+ */
+export async function registerObservability(app: FastifyInstance, options: ObservabilityOptions): Promise<void> {
+  const { store } = options;
+  const now = options.now ?? Date.now;
+  const token = options.metricsToken ?? null;
+  if (token === '') throw new Error('metricsToken must not be empty; leave it unset to serve /metrics openly');
+  const tokenDigest = token === null ? null : sha256(token);
+
+  // One registry per app: several apps in one process must not share series.
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'roster_' });
+
+  const requestDuration = new Histogram({
+    name: 'roster_http_request_duration_seconds',
+    help: 'Time to answer HTTP requests, by route pattern.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    registers: [registry],
+  });
+
+  const { db } = store;
+  // A database outage must not fail the whole scrape: keep process and HTTP figures, drop the stale ones.
+  const dbGauge = <L extends string>(config: GaugeConfiguration<L> & { collect: (this: Gauge<L>) => Promise<void> }): void => {
+    const query = config.collect;
+    new Gauge<L>({
+      ...config,
+      registers: [registry],
+      async collect() {
+        try {
+          await query.call(this);
+        } catch (err) {
+          this.reset();
+          app.log.warn({ err, metric: config.name }, 'could not read a metric from the database');
+        }
+      },
+    });
+  };
+
+  // Figures come from the database at scrape time, so runs made by other processes count too.
+  // Each gauge queries first and only then resets and sets, so a concurrent scrape never sees it half-filled.
+  dbGauge({
+    name: 'roster_tenants',
+    help: 'Tenants, by state.',
+    labelNames: ['state'] as const,
+    async collect() {
+      const rows = await db.selectFrom('tenants').select(['state', (eb) => eb.fn.countAll().as('n')]).groupBy('state').execute();
+      this.reset();
+      for (const state of TENANT_STATES) this.set({ state }, 0);
+      for (const row of rows) this.set({ state: row.state }, Number(row.n));
+    },
+  });
+  dbGauge({
+    name: 'roster_directory_users',
+    help: 'Directory users not soft-deleted, across all tenants.',
+    async collect() {
+      const row = await db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
+      this.set(Number(row.n));
+    },
+  });
+  dbGauge({
+    name: 'roster_sync_runs',
+    help: 'Recorded directory sync runs, by kind and status.',
+    labelNames: ['kind', 'status'] as const,
+    async collect() {
+      const rows = await db.selectFrom('sync_runs').select(['kind', 'status', (eb) => eb.fn.countAll().as('n')]).groupBy(['kind', 'status']).execute();
+      this.reset();
+      for (const kind of RUN_KINDS) for (const status of RUN_STATUSES) this.set({ kind, status }, 0);
+      for (const row of rows) this.set({ kind: row.kind, status: row.status }, Number(row.n));
+    },
+  });
+  dbGauge({
+    name: 'roster_sync_failures_recent',
+    help: 'Directory sync runs that failed and started in the last 24 hours.',
+    async collect() {
+      const since = now() - RECENT_FAILURE_WINDOW_MS;
+      const row = await db
+        .selectFrom('sync_runs')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('status', '=', 'failed')
+        .where('started_at', '>=', since)
+        .executeTakeFirstOrThrow();
+      this.set(Number(row.n));
+    },
+  });
+  dbGauge({
+    name: 'roster_tenants_sync_health',
+    help: 'Tenants by directory sync health.',
+    labelNames: ['health'] as const,
+    async collect() {
+      const rows = await db.selectFrom('sync_state').select(['health', (eb) => eb.fn.countAll().as('n')]).groupBy('health').execute();
+      this.reset();
+      for (const health of SYNC_HEALTHS) this.set({ health }, 0);
+      for (const row of rows) this.set({ health: row.health }, Number(row.n));
+    },
+  });
+  dbGauge({
+    name: 'roster_sync_last_success_age_seconds',
+    help: 'Seconds since the oldest last successful sync among active tenants (0 when none has succeeded yet).',
+    async collect() {
+      // Tenants that never finished a sync are left out: there is no success to age.
+      const row = await db
+        .selectFrom('sync_state')
+        .innerJoin('tenants', 'tenants.id', 'sync_state.tenant_id')
+        .select((eb) => eb.fn.min('sync_state.last_success_at').as('oldest'))
+        .where('tenants.state', '=', 'active')
+        .executeTakeFirst();
+      const oldest = row?.oldest == null ? null : Number(row.oldest);
+      this.set(oldest === null ? 0 : Math.max(0, (now() - oldest) / 1000));
+    },
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = routePattern(request);
+    if (route === METRICS_PATH) return;
+    // elapsedTime starts when Fastify takes the request, before any onRequest hook (session lookup included).
+    requestDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  app.addHook('onClose', async () => registry.clear());
+
+  // Probes every few seconds would drown the request log.
+  const quiet = { logLevel: 'warn' as const };
+
+  app.get('/healthz', quiet, async (_request, reply) => {
+    return reply.header('cache-control', 'no-store').send({ status: 'ok' });
+  });
+
+  app.get('/readyz', quiet, async (request, reply) => {
+    reply.header('cache-control', 'no-store');
+    const reason = await notReadyReason(store, request);
+    if (reason) return reply.code(503).send({ status: 'not ready', reason });
+    return reply.send({ status: 'ready' });
+  });
+
+  app.get(METRICS_PATH, quiet, async (request, reply) => {
+    reply.header('cache-control', 'no-store');
+    if (tokenDigest && !presentsToken(request, tokenDigest)) {
+      return reply
+        .code(401)
+        .header('www-authenticate', 'Bearer realm="metrics"')
+        .type('text/plain; charset=utf-8')
+        .send('Metrics need a bearer token.');
+    }
+    const body = await registry.metrics();
+    return reply.type(registry.contentType).send(body);
+  });
+}
+
+/** What stops this process from serving, in words safe to show to anyone; null when ready. */
+async function notReadyReason(store: Store, request: FastifyRequest): Promise<string | null> {
+  const check = async (): Promise<string | null> => {
+    try {
+      await sql`select 1`.execute(store.db);
+    } catch (err) {
+      request.log.warn({ err }, 'readiness: database query failed');
+      return 'the database is not reachable';
+    }
+    let applied: boolean;
+    try {
+      const row = await store.db
+        .withTables<{ [DEFAULT_MIGRATION_TABLE]: { name: string } }>()
+        .selectFrom(DEFAULT_MIGRATION_TABLE)
+        .select('name')
+        .where('name', '=', latestMigration)
+        .executeTakeFirst();
+      applied = row !== undefined;
+    } catch (err) {
+      request.log.warn({ err }, 'readiness: migration records could not be read');
+      return 'the database has not been migrated';
+    }
+    return applied ? null : `the database schema is out of date (migration ${latestMigration} has not been applied)`;
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`the database did not answer within ${READY_TIMEOUT_MS / 1000} seconds`), READY_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([check(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The route pattern, never the raw URL, so label cardinality stays bounded. */
+function routePattern(request: FastifyRequest): string {
+  return request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched');
+}
+
+function presentsToken(request: FastifyRequest, expected: Buffer): boolean {
+  const match = /^Bearer[ ]+(\S+)[ ]*$/i.exec(request.headers.authorization ?? '');
+  if (!match) return false;
+  // Equal-length digests make the comparison constant-time whatever the token length.
+  return timingSafeEqual(sha256(match[1]!), expected);
+}
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}

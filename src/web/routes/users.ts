@@ -1,0 +1,148 @@
+import { Readable } from 'node:stream';
+import { stringify } from 'csv-stringify';
+import type { FastifyInstance } from 'fastify';
+import { USER_SORTS, USER_STATES, type DirectoryUser, type UserQuery, type UserSort, type UserStateFilter } from '../../store/users.ts';
+import type { WebContext } from '../context.ts';
+import { guard, viewerOf } from '../guards.ts';
+
+const PAGE_SIZE = 50;
+const MAX_PAGE = 100_000;
+
+interface ListQuery {
+  q?: string;
+  state?: UserStateFilter;
+  sort?: UserSort;
+  dir?: 'asc' | 'desc';
+  page?: string;
+}
+
+const filterProperties = {
+  q: { type: 'string', maxLength: 200 },
+  state: { type: 'string', enum: [...USER_STATES] },
+  sort: { type: 'string', enum: [...USER_SORTS] },
+  dir: { type: 'string', enum: ['asc', 'desc'] },
+} as const;
+const exportQuerySchema = { type: 'object', additionalProperties: false, properties: filterProperties } as const;
+const listQuerySchema = { type: 'object', additionalProperties: false, properties: { ...filterProperties, page: { type: 'string', pattern: '^[1-9][0-9]{0,5}$' } } } as const;
+
+const GUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+
+/** Columns of the export, in order: what an admin needs to reconcile with other systems. */
+const EXPORT_COLUMNS: [string, (u: DirectoryUser) => string][] = [
+  ['id', (u) => u.id],
+  ['displayName', (u) => u.displayName ?? ''],
+  ['userPrincipalName', (u) => u.userPrincipalName ?? ''],
+  ['mail', (u) => u.mail ?? ''],
+  ['givenName', (u) => u.givenName ?? ''],
+  ['surname', (u) => u.surname ?? ''],
+  ['jobTitle', (u) => u.jobTitle ?? ''],
+  ['department', (u) => u.department ?? ''],
+  ['officeLocation', (u) => u.officeLocation ?? ''],
+  ['companyName', (u) => u.companyName ?? ''],
+  ['employeeId', (u) => u.employeeId ?? ''],
+  ['mobilePhone', (u) => u.mobilePhone ?? ''],
+  ['businessPhones', (u) => u.businessPhones.join('; ')],
+  ['userType', (u) => u.userType ?? ''],
+  ['status', (u) => u.status],
+  ['rosterRole', (u) => u.rosterRole],
+];
+
+/**
+ * Spreadsheets run a cell that starts with = + - @ (or a tab or carriage
+ * return) as a formula; directory values are attacker-controlled, so such a
+ * cell is prefixed with an apostrophe (OWASP's advice for CSV injection).
+ */
+export function neutraliseFormula(value: string): string {
+  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+}
+
+function toFilter(query: ListQuery): UserQuery {
+  return { search: query.q ?? '', state: query.state ?? 'all', sort: query.sort ?? 'name', descending: query.dir === 'desc' };
+}
+
+export function registerUserRoutes(app: FastifyInstance, ctx: WebContext): void {
+  app.get<{ Querystring: ListQuery }>('/app/users', { schema: { querystring: listQuerySchema }, preHandler: guard(ctx, 'member') }, async (request, reply) => {
+    const viewer = viewerOf(request);
+    const filter = toFilter(request.query);
+    const page = Math.min(Number(request.query.page ?? '1'), MAX_PAGE);
+    const { users, total } = await ctx.users.search(viewer.tenant.id, filter, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE });
+    const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+    const filtered = Boolean(filter.search) || filter.state !== 'all';
+    // People who signed in are listed before any sync has read the directory: the page says so rather than look complete.
+    const everSynced = filtered ? true : (await ctx.syncStatus.status(viewer.tenant.id)).lastSuccessAt !== null;
+    const params = (changes: Partial<Record<keyof ListQuery, string>>) => {
+      const merged = { q: filter.search, state: filter.state, sort: filter.sort, dir: filter.descending ? 'desc' : 'asc', page: String(page), ...changes };
+      const search = new URLSearchParams();
+      if (merged.q) search.set('q', merged.q);
+      if (merged.state && merged.state !== 'all') search.set('state', merged.state);
+      if (merged.sort && merged.sort !== 'name') search.set('sort', merged.sort);
+      if (merged.dir === 'desc') search.set('dir', 'desc');
+      if (merged.page && merged.page !== '1') search.set('page', merged.page);
+      const text = search.toString();
+      return text ? `?${text}` : '';
+    };
+    return ctx.render(reply, 'users', { title: 'Users', wide: true, users, total, page, pages, filter, filtered, everSynced, params, states: USER_STATES, sorts: USER_SORTS });
+  });
+
+  app.get<{ Querystring: Omit<ListQuery, 'page'> }>(
+    '/app/users.csv',
+    { schema: { querystring: exportQuerySchema }, preHandler: guard(ctx, 'member') },
+    async (request, reply) => {
+      const viewer = viewerOf(request);
+      const rows = Readable.from(
+        (async function* () {
+          for await (const user of ctx.users.exportAll(viewer.tenant.id, toFilter(request.query))) yield EXPORT_COLUMNS.map(([, value]) => neutraliseFormula(value(user)));
+        })(),
+      );
+      const csv = rows.pipe(stringify({ header: true, columns: EXPORT_COLUMNS.map(([name]) => name), bom: true }));
+      rows.on('error', (err) => csv.destroy(err));
+      const day = new Date(ctx.now()).toISOString().slice(0, 10);
+      request.log.info({ tenant: viewer.tenant.id, user: viewer.user.id }, 'users exported');
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="roster-users-${day}.csv"`)
+        .header('cache-control', 'no-store')
+        .send(csv);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/app/users/:id',
+    { schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: GUID } }, required: ['id'] } }, preHandler: guard(ctx, 'member') },
+    async (request, reply) => {
+      const viewer = viewerOf(request);
+      // The tenant comes from the session: another tenant's user id finds nothing here.
+      const user = await ctx.users.detail(viewer.tenant.id, request.params.id.toLowerCase());
+      if (!user) {
+        return ctx.message(request, reply, 404, { title: 'User not found', message: 'There is no user with this id in your organisation.', links: [{ href: '/app/users', label: 'Back to users', primary: true }] });
+      }
+      return ctx.render(reply, 'user', { title: user.displayName ?? user.userPrincipalName ?? 'User', user, isSelf: user.id === viewer.user.id });
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { role: 'admin' | 'member'; _csrf: string } }>(
+    '/app/users/:id/role',
+    {
+      schema: {
+        params: { type: 'object', properties: { id: { type: 'string', pattern: GUID } }, required: ['id'] },
+        body: { type: 'object', properties: { role: { type: 'string', enum: ['admin', 'member'] }, _csrf: { type: 'string', maxLength: 128 } }, required: ['role'] },
+      },
+      preHandler: guard(ctx, 'admin'),
+    },
+    async (request, reply) => {
+      const viewer = viewerOf(request);
+      const id = request.params.id.toLowerCase();
+      const user = await ctx.users.detail(viewer.tenant.id, id);
+      if (!user) return ctx.message(request, reply, 404, { title: 'User not found', message: 'There is no user with this id in your organisation.', links: [{ href: '/app/users', label: 'Back to users', primary: true }] });
+      if (request.body.role === 'admin' && user.status !== 'active' && user.status !== 'guest') {
+        return ctx.message(request, reply, 409, { title: 'Not possible', message: 'Only an enabled account can become a Roster administrator.', links: [{ href: `/app/users/${id}`, label: 'Back to the user', primary: true }] });
+      }
+      if (request.body.role === 'member' && id === viewer.user.id) {
+        return ctx.message(request, reply, 409, { title: 'Not possible', message: 'You cannot remove your own administrator role: another administrator must do it, so the organisation is never left without one.', links: [{ href: `/app/users/${id}`, label: 'Back', primary: true }] });
+      }
+      await ctx.users.setRole(viewer.tenant.id, id, request.body.role, ctx.now());
+      request.log.info({ tenant: viewer.tenant.id, by: viewer.user.id, user: id, role: request.body.role }, 'roster role changed');
+      return reply.redirect(`/app/users/${id}`, 303);
+    },
+  );
+}
