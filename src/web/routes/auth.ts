@@ -99,15 +99,24 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: WebContext): void 
       });
     }
     if (!tenant || tenant.state !== 'active') {
-      const gone = tenant?.state === 'disconnected' || tenant?.state === 'offboarded';
-      return ctx.message(request, reply, 403, {
-        title: gone ? 'Your organisation is not connected to Roster' : 'Your organisation has not signed up for Roster',
-        message: gone
-          ? 'Your organisation was connected to Roster before, but it is not connected now.'
-          : 'Roster only lets people in from organisations whose administrator has signed them up.',
-        next: 'Ask an administrator of your organisation to sign it up. If you are one, use the button below.',
-        links: [{ href: '/', label: 'Sign up your organisation', primary: true }],
-      });
+      const disconnected = tenant?.state === 'disconnected';
+      const plan = typeof tenant?.signupContext?.plan === 'string' ? tenant.signupContext.plan : 'team';
+      return ctx.render(
+        reply,
+        'message',
+        {
+          title: disconnected ? 'Your organisation is not connected to Roster' : tenant?.state === 'offboarded' ? 'Your organisation left Roster' : 'Your organisation has not signed up for Roster',
+          heading: disconnected ? 'Your organisation is not connected to Roster' : tenant?.state === 'offboarded' ? 'Your organisation left Roster' : 'Your organisation has not signed up for Roster',
+          tone: 'bad',
+          message: disconnected
+            ? 'Roster\'s access to your organisation was removed in Microsoft Entra ID (its consent was revoked or the app deleted), so nobody from it can sign in. The data Roster had is kept.'
+            : 'Roster only lets people in from organisations whose administrator has signed them up.',
+          next: disconnected ? 'An administrator of your organisation can reconnect it by granting consent again.' : 'Ask an administrator of your organisation to sign it up. If you are one, use the button below.',
+          consentForm: { plan, label: disconnected ? 'Reconnect your organisation' : 'Sign up your organisation' },
+          links: [{ href: '/', label: 'Home' }],
+        },
+        403,
+      );
     }
 
     // Roster's own record decides who is an admin: the proven person who signed the tenant up.
