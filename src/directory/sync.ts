@@ -95,7 +95,7 @@ export interface SyncProgress {
   detail?: string;
 }
 
-export type SyncOutcome = Omit<SyncRunsTable, 'tenant_id'> & { tenantId: string };
+export type SyncOutcome = Omit<Selectable<SyncRunsTable>, 'tenant_id'> & { tenantId: string };
 
 export interface RunOptions {
   full?: boolean;
@@ -190,13 +190,12 @@ export class DirectorySync {
     }
 
     const run = await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
-    const progress: SyncProgress = { runId, kind, phase: 'listing', pages: run.pages, users: 0, created: run.created, updated: run.updated, deleted: run.deleted };
+    const progress: SyncProgress = { runId, kind, phase: 'listing', pages: run.pages, users: run.listed, created: run.created, updated: run.updated, deleted: run.deleted };
     const round: Round = { runId, kind, progress, pendingRemovals: 0 };
     if (resumable) {
       // Resumed after a crash: the committed pages' marks are in the database. A delta round marks whom it will remove, a full listing whom it has seen.
       const marked = await this.#db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).where('seen_run_id', '=', runId).executeTakeFirstOrThrow();
       if (kind === 'delta') round.pendingRemovals = Number(marked.n);
-      else progress.users = Number(marked.n);
     }
     const token = async () => {
       try {
@@ -275,7 +274,7 @@ export class DirectorySync {
   }
 
   /** An operator's decision on a held run, under the tenant's lock so no run can be changing the same users. */
-  async #decideHeld<T>(tenantId: string, decide: (trx: Transaction<Database>, run: SyncRunsTable) => Promise<T>): Promise<T> {
+  async #decideHeld<T>(tenantId: string, decide: (trx: Transaction<Database>, run: Selectable<SyncRunsTable>) => Promise<T>): Promise<T> {
     await this.#state(tenantId);
     const lock = new TenantLock(this.#db, this.#now);
     await lock.acquire(tenantId);
@@ -437,7 +436,7 @@ export class DirectorySync {
     }
     await trx
       .updateTable('sync_runs')
-      .set({ pages: progress.pages, created: progress.created, updated: progress.updated, deleted: progress.deleted, status, error, ...(status === 'running' ? {} : { finished_at: now }) })
+      .set({ pages: progress.pages, listed: progress.users, created: progress.created, updated: progress.updated, deleted: progress.deleted, status, error, ...(status === 'running' ? {} : { finished_at: now }) })
       .where('id', '=', runId)
       .execute();
     await trx
@@ -514,7 +513,7 @@ function columnValue(property: GraphProperty, value: unknown): unknown {
   return value ?? null;
 }
 
-function toOutcome(run: SyncRunsTable): SyncOutcome {
+function toOutcome(run: Selectable<SyncRunsTable>): SyncOutcome {
   const { tenant_id: tenantId, ...rest } = run;
   return { tenantId, ...rest };
 }

@@ -155,6 +155,15 @@ const migrations: Record<string, Migration> = {
       for (const [name] of USER_SORT_INDEXES) await sql`drop index if exists ${sql.ref(`users_search_${name}`)}`.execute(db);
     },
   },
+  '0005_sync_run_listed': {
+    // Users a run has read so far, changed or not: what the progress bar of a resync counts.
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('sync_runs').addColumn('listed', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('sync_runs').dropColumn('listed').execute();
+    },
+  },
 };
 
 const USER_SORT_INDEXES = [

@@ -77,6 +77,8 @@ export interface SyncRunsTable {
   kind: 'full' | 'delta';
   status: 'running' | 'succeeded' | 'failed' | 'held';
   pages: number;
+  /** Users the run has read so far, changed or not (progress of a resync). */
+  listed: ColumnType<number, number | undefined, number>;
   created: number;
   updated: number;
   deleted: number;

@@ -8,6 +8,8 @@ export interface SyncRun {
   kind: SyncRunsTable['kind'];
   status: SyncRunsTable['status'];
   pages: number;
+  /** Users read so far, changed or not. */
+  listed: number;
   created: number;
   updated: number;
   deleted: number;
@@ -50,6 +52,7 @@ function toRun(row: Selectable<SyncRunsTable>): SyncRun {
     kind: row.kind,
     status: row.status,
     pages: row.pages,
+    listed: row.listed,
     created: row.created,
     updated: row.updated,
     deleted: row.deleted,

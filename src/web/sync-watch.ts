@@ -17,11 +17,12 @@ const QUEUED_FOR_MS = 10 * 60_000;
 export async function syncSnapshot(repo: SyncStatusRepository, tenantId: string, now: number): Promise<SyncSnapshot> {
   const status = await repo.status(tenantId);
   const current = status.current;
-  const run = current ? { id: current.id, kind: current.kind, pages: current.pages, users: current.created + current.updated, created: current.created, updated: current.updated, deleted: current.deleted, startedAt: current.startedAt } : null;
+  const run = current ? { id: current.id, kind: current.kind, pages: current.pages, users: current.listed, created: current.created, updated: current.updated, deleted: current.deleted, startedAt: current.startedAt } : null;
   let state: SyncSnapshot['state'] = 'idle';
   if (current?.status === 'held') state = 'held';
   else if (current) state = 'running';
   else if (status.requestedAt !== null && now - status.requestedAt < QUEUED_FOR_MS) state = 'queued';
+  // A full listing reads about as many users as the last complete copy had; before one exists the size is unknown.
   const before = status.users - (run?.created ?? 0);
   return {
     state,
@@ -29,7 +30,7 @@ export async function syncSnapshot(repo: SyncStatusRepository, tenantId: string,
     lastSuccessAt: status.lastSuccessAt,
     lastError: status.lastError,
     run,
-    expected: run?.kind === 'full' && before > 0 ? before : null,
+    expected: run?.kind === 'full' && status.lastSuccessAt !== null && before > 0 ? before : null,
   };
 }
 

@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { AxeBuilder } from '@axe-core/playwright';
+import type { Result } from 'axe-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium.ts';
+import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { addOrg, type Org } from '../helpers/fixtures.ts';
+import { startTestRoster, type TestRoster } from '../helpers/roster.ts';
+
+const WCAG_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+const SIZES = [
+  { name: 'desktop', viewport: { width: 1280, height: 800 } },
+  { name: 'phone', viewport: { width: 390, height: 844 } },
+] as const;
+
+/** One line per violation and one per element it hit, so a failure says what to fix and where. */
+function report(findings: { where: string; violations: Result[] }[]): string {
+  return findings
+    .flatMap(({ where, violations }) =>
+      violations.map((v) => `${where}: ${v.id} (${v.impact ?? 'n/a'}) ${v.help}\n${v.nodes.map((n) => `    at ${n.target.join(' ')}${n.failureSummary ? ` — ${n.failureSummary.replace(/\s+/g, ' ')}` : ''}`).join('\n')}`),
+    )
+    .join('\n');
+}
+
+/**
+ * axe-core (WCAG 2.0/2.1 A and AA) on every page Roster has, for an admin (who
+ * is also an operator here) and a member, at desktop and phone widths, plus a
+ * keyboard check. Axe's script is injected by Playwright through the DevTools
+ * protocol, which the pages' Content-Security-Policy does not govern, so the
+ * contexts keep CSP on (the test checks that it is on).
+ */
+describe('accessibility of every page (axe-core, WCAG 2.1 AA)', () => {
+  let emulator: TestEmulator;
+  let roster: TestRoster;
+  let browser: Browser;
+  let fabrikam: Org;
+  let adminContext: BrowserContext;
+  let admin: Page;
+  let memberContext: BrowserContext;
+  let member: Page;
+
+  before(async () => {
+    emulator = await startTestEmulator();
+    fabrikam = addOrg(emulator.ctx, 'Fabrikam', 'fabrikam.com');
+    emulator.ctx.directory.addUsersUnchecked(
+      fabrikam.tenant,
+      Array.from({ length: 60 }, (_, i) => ({
+        userPrincipalName: `person${i}@fabrikam.com`,
+        mail: `person${i}@fabrikam.com`,
+        displayName: `Person ${i}`,
+        department: ['Sales', 'Legal', 'Finance'][i % 3]!,
+        jobTitle: 'Analyst',
+        accountEnabled: i % 10 !== 9,
+        userType: i % 15 === 14 ? ('Guest' as const) : ('Member' as const),
+      })),
+    );
+    roster = await startTestRoster({ emulator, operators: [{ tenantId: fabrikam.tenant.id, objectId: fabrikam.admin.props.id }] });
+    browser = await launchChromium();
+    adminContext = await browser.newContext({ viewport: SIZES[0].viewport });
+    admin = await adminContext.newPage();
+    memberContext = await browser.newContext({ viewport: SIZES[0].viewport });
+    member = await memberContext.newPage();
+  });
+  after(async () => {
+    await browser?.close();
+    await roster?.close();
+    await emulator?.close();
+  });
+
+  /** Runs axe on the page as it is, at each size; returns what it found, labelled. */
+  async function audit(page: Page, label: string): Promise<{ where: string; violations: Result[] }[]> {
+    const findings: { where: string; violations: Result[] }[] = [];
+    for (const size of SIZES) {
+      await page.setViewportSize(size.viewport);
+      const results = await new AxeBuilder({ page }).withTags(WCAG_TAGS).analyze();
+      if (results.violations.length > 0) findings.push({ where: `${label} [${size.name}] ${new URL(page.url()).pathname}`, violations: results.violations });
+    }
+    await page.setViewportSize(SIZES[0].viewport);
+    return findings;
+  }
+
+  /** Opens each path and audits it; `expect` is the status each answers with. */
+  async function auditPaths(page: Page, who: string, paths: [string, number][]): Promise<{ where: string; violations: Result[] }[]> {
+    const findings: { where: string; violations: Result[] }[] = [];
+    for (const [path, status] of paths) {
+      const response = await page.goto(`${roster.url}${path}`);
+      assert.equal(response?.status(), status, `${who} ${path}`);
+      assert.ok(new URL(page.url()).href.startsWith(roster.url), `${who} stayed on Roster at ${path}`);
+      findings.push(...(await audit(page, who)));
+    }
+    return findings;
+  }
+
+  const onEmulator = (url: URL) => url.href.startsWith(roster.emulator.urls.pages);
+
+  async function signInThroughEmulator(page: Page, username: string): Promise<void> {
+    await page.waitForURL(onEmulator);
+    await page.getByLabel(/email|username|account/i).first().fill(username);
+    await page.locator('input[type="password"]').fill('pw');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
+
+  test('public pages, the sign-up journey and error pages have no violations', async () => {
+    const findings: { where: string; violations: Result[] }[] = [];
+    const home = await admin.goto(roster.url);
+    assert.match(home?.headers()['content-security-policy'] ?? '', /script-src 'self'/, 'the audited pages run under their real CSP');
+    findings.push(...(await audit(admin, 'visitor home')));
+    findings.push(...(await auditPaths(admin, 'visitor', [['/no-such-page', 404], ['/auth/callback?state=stale', 400]])));
+
+    await admin.goto(roster.url);
+    await admin.getByRole('button', { name: 'Sign up your organisation' }).click();
+    await signInThroughEmulator(admin, fabrikam.admin.props.userPrincipalName);
+    await admin.getByRole('button', { name: 'Accept' }).click();
+    await admin.getByRole('heading', { name: 'Fabrikam is signed up' }).waitFor();
+    findings.push(...(await audit(admin, 'signed-up message')));
+    await admin.getByRole('main').getByRole('link', { name: 'Sign in' }).click();
+    await admin.getByRole('button', { name: /Fabrikam Admin/ }).click();
+    await admin.waitForURL(`${roster.url}/app`);
+
+    await member.goto(`${roster.url}/signin`);
+    await signInThroughEmulator(member, fabrikam.member.props.userPrincipalName);
+    await member.waitForURL(`${roster.url}/app`);
+    assert.deepEqual(findings, [], `axe found violations:\n${report(findings)}`);
+  });
+
+  test('every signed-in page, for an admin and for a member, has no violations', async () => {
+    // The first sync has read the directory (it starts at sign-up); wait for it on the sync page.
+    await admin.goto(`${roster.url}/app/sync`);
+    await admin.locator('table.runs').waitFor();
+    const someone = emulator.ctx.directory.requireUser(fabrikam.tenant, 'person9@fabrikam.com').props.id;
+    const findings: { where: string; violations: Result[] }[] = [];
+    const common: [string, number][] = [
+      ['/app', 200],
+      ['/app/users', 200],
+      ['/app/users?q=legal&state=active&sort=department&dir=desc&page=2', 200],
+      ['/app/users?q=nobody-matches-this', 200],
+      [`/app/users/${someone}`, 200],
+      [`/app/users/${fabrikam.admin.props.id}`, 200],
+      ['/app/sync', 200],
+      ['/app/organisation', 200],
+      ['/app/no-such-page', 404],
+      ['/app/users/00000000-0000-4000-8000-000000000000', 404],
+      ['/app/users?sort=shoe-size', 400],
+    ];
+    findings.push(...(await auditPaths(admin, 'admin', [...common, ['/operator', 200], [`/operator/tenants/${fabrikam.tenant.id}`, 200], ['/operator/tenants/00000000-0000-4000-8000-000000000000', 404]])));
+    findings.push(...(await auditPaths(member, 'member', [...common, ['/operator', 403]])));
+    assert.deepEqual(findings, [], `axe found violations:\n${report(findings)}`);
+  });
+
+  test('a sync held for a decision has no violations, for admin, member and operator', async () => {
+    for (let i = 0; i < 40; i++) emulator.ctx.directory.purgeUser(fabrikam.tenant, `person${i}@fabrikam.com`);
+    await admin.goto(`${roster.url}/app/sync`);
+    await admin.getByRole('button', { name: 'Sync now' }).click();
+    await admin.getByRole('button', { name: 'Confirm: remove these users' }).waitFor();
+    const findings: { where: string; violations: Result[] }[] = [];
+    findings.push(...(await audit(admin, 'admin held')));
+    findings.push(...(await auditPaths(admin, 'admin held', [['/app', 200], ['/app/organisation', 200], [`/operator/tenants/${fabrikam.tenant.id}`, 200], ['/operator', 200]])));
+    findings.push(...(await auditPaths(member, 'member held', [['/app/sync', 200], ['/app', 200]])));
+    await admin.goto(`${roster.url}/app/sync`);
+    await admin.getByRole('button', { name: 'Discard: keep everyone' }).click();
+    await admin.getByRole('button', { name: 'Sync now' }).waitFor();
+    assert.deepEqual(findings, [], `axe found violations:\n${report(findings)}`);
+  });
+
+  test('from the top of a page, Tab reaches the skip link first, and the user search by keyboard alone', async () => {
+    await member.goto(`${roster.url}/app/users`);
+    await member.keyboard.press('Tab');
+    const first = await member.evaluate<{ text: string; href: string | null; visible: boolean }>(`(() => {
+      const el = document.activeElement;
+      const box = el.getBoundingClientRect();
+      return { text: el.textContent.trim(), href: el.getAttribute('href'), visible: box.width > 0 && box.top >= 0 && box.left >= 0 };
+    })()`);
+    assert.deepEqual(first, { text: 'Skip to content', href: '#main', visible: true }, 'the first Tab stop is a visible skip link');
+    await member.keyboard.press('Enter');
+    assert.equal(await member.evaluate<string>('document.activeElement.id'), 'main', 'the skip link moves focus to the content');
+
+    // From the content, Tab walks to the search field without a mouse.
+    const stops: string[] = [];
+    for (let i = 0; i < 10 && stops.at(-1) !== 'q'; i++) {
+      await member.keyboard.press('Tab');
+      stops.push(await member.evaluate<string>('document.activeElement.id || document.activeElement.tagName'));
+    }
+    assert.equal(stops.at(-1), 'q', `Tab stops after the skip link: ${stops.join(' → ')}`);
+    await member.keyboard.type('legal');
+    await member.keyboard.press('Enter');
+    await member.waitForURL((url) => url.searchParams.get('q') === 'legal');
+    assert.match(await member.locator('p.count').innerText(), /users matching “legal”/);
+  });
+});
