@@ -33,7 +33,6 @@ const syncStart = performance.now();
 const outcome = await roster.scheduler.syncNow(org.tenant.id);
 if (outcome?.status !== 'succeeded') throw new Error(`first sync ended ${outcome?.status}: ${outcome?.error}`);
 const syncSeconds = (performance.now() - syncStart) / 1000;
-if (process.env.ANALYZE) await (await import('kysely')).sql`analyze users`.execute(roster.db.store.db);
 
 const browser = new Browser();
 await signIn(browser, roster, org.admin.props.userPrincipalName);

@@ -60,7 +60,8 @@ export function nodeSqliteDialect(path: string): SqliteDialect {
   const database = new DatabaseSync(path);
   try {
     // WAL lets readers proceed while a sync writes; the busy timeout covers a second process.
-    database.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
+    // SQLite's default 2 MB page cache re-reads a 100,000-user tenant's indexes on every users page; 64 MB holds them.
+    database.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536;');
   } catch (err) {
     database.close();
     throw err;

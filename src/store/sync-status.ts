@@ -85,6 +85,11 @@ export class SyncStatusRepository {
     };
   }
 
+  async lastSuccessAt(tenantId: string): Promise<number | null> {
+    const row = await this.#db.selectFrom('sync_state').select('last_success_at').where('tenant_id', '=', tenantId).executeTakeFirst();
+    return row?.last_success_at == null ? null : Number(row.last_success_at);
+  }
+
   async runs(tenantId: string, limit: number): Promise<SyncRun[]> {
     const rows = await this.#db.selectFrom('sync_runs').selectAll().where('tenant_id', '=', tenantId).orderBy('started_at', 'desc').limit(limit).execute();
     return rows.map(toRun);

@@ -7,6 +7,9 @@ export type UserSort = (typeof USER_SORTS)[number];
 export const USER_STATES = ['all', 'active', 'disabled', 'deleted', 'guest'] as const;
 export type UserStateFilter = (typeof USER_STATES)[number];
 
+/** A text search counts its matches up to this many. */
+export const SEARCH_COUNT_CAP = 10_000;
+
 const SORT_COLUMNS = { name: 'display_name', upn: 'user_principal_name', mail: 'mail', department: 'department' } as const satisfies Record<UserSort, keyof UsersTable>;
 
 export interface UserQuery {
@@ -186,22 +189,23 @@ export class UserRepository {
   }
 
   /** One page of a tenant's users for the admin pages; the tenant always comes from the session. */
-  async search(tenantId: string, filter: UserQuery, page: { offset: number; limit: number }): Promise<{ users: DirectoryUser[]; total: number }> {
+  async search(tenantId: string, filter: UserQuery, page: { offset: number; limit: number }): Promise<{ users: DirectoryUser[]; total: number; totalIsAtLeast: boolean }> {
     const sort = filter.sort ?? 'name';
     const direction = filter.descending ? 'desc' : 'asc';
+    const matching = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like);
+    // Counting every match of a text search costs a scan of the tenant; past the cap, "10,000+" says enough.
+    const cap = filter.search?.trim() ? SEARCH_COUNT_CAP : undefined;
     const [rows, count] = await Promise.all([
-      applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like)
-        .selectAll()
-        .orderBy(sortKey(sort), direction)
-        .orderBy('id', direction)
-        .limit(page.limit)
-        .offset(page.offset)
-        .execute(),
-      applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like)
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .executeTakeFirstOrThrow(),
+      matching().selectAll().orderBy(sortKey(sort), direction).orderBy('id', direction).limit(page.limit).offset(page.offset).execute(),
+      cap
+        ? this.#db
+            .selectFrom(matching().select(sql<number>`1`.as('one')).limit(cap + 1).as('capped'))
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        : matching().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
     ]);
-    return { users: rows.map(toDirectoryUser), total: Number(count.n) };
+    const total = Number(count.n);
+    return { users: rows.map(toDirectoryUser), total: cap ? Math.min(total, cap) : total, totalIsAtLeast: cap !== undefined && total > cap };
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { SyncHealth, SyncStatusRepository } from '../store/sync-status.ts';
+import type { SyncHealth, SyncStatus, SyncStatusRepository } from '../store/sync-status.ts';
 
 /** What the sync panel shows live; read from the database, so runs in worker processes show too. */
 export interface SyncSnapshot {
@@ -15,7 +15,10 @@ export interface SyncSnapshot {
 const QUEUED_FOR_MS = 10 * 60_000;
 
 export async function syncSnapshot(repo: SyncStatusRepository, tenantId: string, now: number): Promise<SyncSnapshot> {
-  const status = await repo.status(tenantId);
+  return snapshotOf(await repo.status(tenantId), now);
+}
+
+export function snapshotOf(status: SyncStatus, now: number): SyncSnapshot {
   const current = status.current;
   const run = current ? { id: current.id, kind: current.kind, pages: current.pages, users: current.listed, created: current.created, updated: current.updated, deleted: current.deleted, startedAt: current.startedAt } : null;
   let state: SyncSnapshot['state'] = 'idle';

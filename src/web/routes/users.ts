@@ -65,11 +65,11 @@ export function registerUserRoutes(app: FastifyInstance, ctx: WebContext): void 
     const viewer = viewerOf(request);
     const filter = toFilter(request.query);
     const page = Math.min(Number(request.query.page ?? '1'), MAX_PAGE);
-    const { users, total } = await ctx.users.search(viewer.tenant.id, filter, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE });
+    const { users, total, totalIsAtLeast } = await ctx.users.search(viewer.tenant.id, filter, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE });
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
     const filtered = Boolean(filter.search) || filter.state !== 'all';
     // People who signed in are listed before any sync has read the directory: the page says so rather than look complete.
-    const everSynced = filtered ? true : (await ctx.syncStatus.status(viewer.tenant.id)).lastSuccessAt !== null;
+    const everSynced = filtered ? true : (await ctx.syncStatus.lastSuccessAt(viewer.tenant.id)) !== null;
     const params = (changes: Partial<Record<keyof ListQuery, string>>) => {
       const merged = { q: filter.search, state: filter.state, sort: filter.sort, dir: filter.descending ? 'desc' : 'asc', page: String(page), ...changes };
       const search = new URLSearchParams();
@@ -81,7 +81,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: WebContext): void 
       const text = search.toString();
       return text ? `?${text}` : '';
     };
-    return ctx.render(reply, 'users', { title: 'Users', wide: true, users, total, page, pages, filter, filtered, everSynced, params, states: USER_STATES, sorts: USER_SORTS });
+    return ctx.render(reply, 'users', { title: 'Users', wide: true, users, total, totalIsAtLeast, page, pages, filter, filtered, everSynced, params, states: USER_STATES, sorts: USER_SORTS });
   });
 
   app.get<{ Querystring: Omit<ListQuery, 'page'> }>(
