@@ -7,7 +7,7 @@ import { identityProviderFromConfig } from '../roster.ts';
 import { migrateToLatest, openStore } from '../store/database.ts';
 import { TenantRepository } from '../store/tenants.ts';
 import { GraphReader } from './graph-reader.ts';
-import { DirectorySync, TenantBusyError, type SyncProgress } from './sync.ts';
+import { DirectorySync, HeldDeletionError, TenantBusyError, type SyncProgress } from './sync.ts';
 
 /** Syncs in the foreground; exit code 1 when any tenant's run failed. */
 export async function runSync(config: RosterConfig, options: { tenant: string | null; full: boolean }): Promise<number> {
@@ -55,6 +55,10 @@ export async function runSync(config: RosterConfig, options: { tenant: string | 
       try {
         outcome = await sync.run(tenant.id, { full: options.full, onProgress });
       } catch (err) {
+        if (err instanceof HeldDeletionError) {
+          process.stdout.write(`${tenant.displayName}: skipped, its last sync would remove many users and waits for a decision on the sync page or the operator console\n`);
+          continue;
+        }
         if (!(err instanceof TenantBusyError)) throw err;
         process.stdout.write(`${tenant.displayName}: skipped, another process is syncing it right now\n`);
         continue;

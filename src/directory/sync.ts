@@ -9,6 +9,9 @@ import { TenantLock, TenantBusyError } from './tenant-lock.ts';
 
 export { TenantBusyError };
 
+/** The tenant's last run is held for a decision on its deletions; no run starts until it is confirmed or discarded. */
+export class HeldDeletionError extends Error {}
+
 /**
  * The user properties Roster keeps, in Graph's schema order. Declared here, not
  * taken from the emulator: the product and its stand-in share no code.
@@ -163,6 +166,8 @@ export class DirectorySync {
     const lock = new TenantLock(this.#db, this.#now);
     await lock.acquire(tenantId);
     try {
+      // A new run would replace the held one, and with it the decision an admin or operator owes.
+      if ((await this.#state(tenantId)).health === 'held') throw new HeldDeletionError(`tenant ${tenantId} has a mass deletion waiting for a decision`);
       return await this.#run(tenantId, tenant.updated_at, lock, options);
     } finally {
       await lock.release(tenantId);

@@ -1,7 +1,7 @@
 import { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { DirectorySync } from '../directory/sync.ts';
-import { TenantBusyError } from '../directory/sync.ts';
+import { HeldDeletionError, TenantBusyError } from '../directory/sync.ts';
 
 export const SYNC_QUEUE = 'directory-sync';
 
@@ -48,6 +48,7 @@ export class SyncQueue {
         this.#logger.info({ tenant: job.data.tenantId, kind: outcome.kind, status: outcome.status, pages: outcome.pages, created: outcome.created, updated: outcome.updated, deleted: outcome.deleted, error: outcome.error }, 'sync run finished');
       } catch (err) {
         if (err instanceof TenantBusyError) this.#logger.info({ tenant: job.data.tenantId }, 'sync skipped: another process is syncing this tenant');
+        else if (err instanceof HeldDeletionError) this.#logger.info({ tenant: job.data.tenantId }, 'sync skipped: a held deletion waits for a decision');
         else this.#logger.error({ tenant: job.data.tenantId, err }, 'sync run crashed');
       }
     });

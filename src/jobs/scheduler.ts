@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { DirectorySync, SyncOutcome } from '../directory/sync.ts';
-import { TenantBusyError } from '../directory/sync.ts';
+import { HeldDeletionError, TenantBusyError } from '../directory/sync.ts';
 import type { Store } from '../store/database.ts';
 import type { SyncQueue } from './queue.ts';
 
@@ -93,6 +93,7 @@ export class SyncScheduler {
       })
       .catch((err: unknown) => {
         if (err instanceof TenantBusyError) logger.info({ tenant: tenantId }, 'sync skipped: another process is syncing this tenant');
+        else if (err instanceof HeldDeletionError) logger.info({ tenant: tenantId }, 'sync skipped: a held deletion waits for a decision');
         else logger.error({ tenant: tenantId, err }, 'sync run crashed');
         return undefined;
       })

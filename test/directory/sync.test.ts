@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
-import { DirectorySync, TenantBusyError } from '../../src/directory/sync.ts';
+import { DirectorySync, HeldDeletionError, TenantBusyError } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { SessionRepository } from '../../src/store/sessions.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
@@ -172,6 +172,9 @@ for (const engine of ENGINES) {
       assert.equal(held.status, 'held');
       assert.match(held.error!, /would remove 1000 of 2500 users/);
       assert.equal(Number((await db.store.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).n), 2500);
+      // No new run may replace the held one (and the decision with it).
+      await assert.rejects(sync.run(tenant.id, { full: true }), HeldDeletionError);
+      assert.equal((await db.store.db.selectFrom('sync_runs').select('status').where('id', '=', held.id).executeTakeFirstOrThrow()).status, 'held');
       assert.equal(await sync.confirmHeldDeletion(tenant.id), 1000);
       await assertMirrors(db.store, tenant);
     });
