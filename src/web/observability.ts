@@ -19,10 +19,15 @@ const READY_TIMEOUT_MS = 3000;
 const RECENT_FAILURE_WINDOW_MS = 24 * 3_600_000;
 
 // Known values are always exported (as 0 when none), so alerts and rates see a series instead of a gap.
-const TENANT_STATES: TenantsTable['state'][] = ['pending', 'active', 'disconnected', 'offboarded'];
-const SYNC_HEALTHS: SyncStateTable['health'][] = ['ok', 'failing', 'disconnected', 'missing_permission', 'held'];
-const RUN_KINDS: SyncRunsTable['kind'][] = ['full', 'delta'];
-const RUN_STATUSES: SyncRunsTable['status'][] = ['running', 'succeeded', 'failed', 'held'];
+// Written as records so that a value added to the schema fails the type check here until it is listed.
+const TENANT_STATES = keysOf({ pending: 0, active: 0, disconnected: 0, suspended: 0, offboarded: 0 } satisfies Record<TenantsTable['state'], 0>);
+const SYNC_HEALTHS = keysOf({ ok: 0, failing: 0, disconnected: 0, missing_permission: 0, held: 0 } satisfies Record<SyncStateTable['health'], 0>);
+const RUN_KINDS = keysOf({ full: 0, delta: 0 } satisfies Record<SyncRunsTable['kind'], 0>);
+const RUN_STATUSES = keysOf({ running: 0, succeeded: 0, failed: 0, held: 0 } satisfies Record<SyncRunsTable['status'], 0>);
+
+function keysOf<K extends string>(record: Record<K, 0>): K[] {
+  return Object.keys(record) as K[];
+}
 
 /**
  * `/healthz`, `/readyz` and `/metrics`. Hooks and routes go straight onto the
