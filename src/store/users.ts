@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely, type SelectQueryBuilder } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Selectable, type SelectQueryBuilder } from 'kysely';
 import type { Engine } from './database.ts';
 import type { Database, UsersTable } from './schema.ts';
 
@@ -9,6 +9,8 @@ export type UserStateFilter = (typeof USER_STATES)[number];
 
 /** A text search counts its matches up to this many. */
 export const SEARCH_COUNT_CAP = 10_000;
+/** Below this many matches, SQLite sorts the matches rather than walk the sort index past non-matches. */
+const FEW_MATCHES = 2_000;
 
 const SORT_COLUMNS = { name: 'display_name', upn: 'user_principal_name', mail: 'mail', department: 'department' } as const satisfies Record<UserSort, keyof UsersTable>;
 
@@ -153,9 +155,11 @@ function toRecord(row: UsersTable): UserRecord {
 export class UserRepository {
   readonly #db: Kysely<Database>;
   readonly #like: 'like' | 'ilike';
+  readonly #engine: Engine;
 
   constructor(db: Kysely<Database>, engine: Engine = 'sqlite') {
     this.#db = db;
+    this.#engine = engine;
     this.#like = engine === 'postgres' ? 'ilike' : 'like';
   }
 
@@ -193,19 +197,24 @@ export class UserRepository {
     const sort = filter.sort ?? 'name';
     const direction = filter.descending ? 'desc' : 'asc';
     const matching = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like);
+    const ordered = (query: SelectQueryBuilder<Database, 'users', Selectable<UsersTable>>) => query.orderBy(sortKey(sort), direction).orderBy('id', direction).limit(page.limit).offset(page.offset);
+    if (!filter.search?.trim()) {
+      const [rows, count] = await Promise.all([ordered(matching().selectAll()).execute(), matching().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()]);
+      return { users: rows.map(toDirectoryUser), total: Number(count.n), totalIsAtLeast: false };
+    }
     // Counting every match of a text search costs a scan of the tenant; past the cap, "10,000+" says enough.
-    const cap = filter.search?.trim() ? SEARCH_COUNT_CAP : undefined;
-    const [rows, count] = await Promise.all([
-      matching().selectAll().orderBy(sortKey(sort), direction).orderBy('id', direction).limit(page.limit).offset(page.offset).execute(),
-      cap
-        ? this.#db
-            .selectFrom(matching().select(sql<number>`1`.as('one')).limit(cap + 1).as('capped'))
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .executeTakeFirstOrThrow()
-        : matching().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
-    ]);
+    const count = await this.#db
+      .selectFrom(matching().select(sql<number>`1`.as('one')).limit(SEARCH_COUNT_CAP + 1).as('capped'))
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     const total = Number(count.n);
-    return { users: rows.map(toDirectoryUser), total: cap ? Math.min(total, cap) : total, totalIsAtLeast: cap !== undefined && total > cap };
+    // Walking the sort index finds a page of frequent matches at once but crawls through rare ones row by row;
+    // on SQLite, few matches are collected from the narrow search index first and then sorted.
+    const rows =
+      this.#engine === 'sqlite' && total <= FEW_MATCHES
+        ? await ordered(this.#db.selectFrom('users').selectAll().where(sql`rowid`, 'in', matching().select(sql<number>`rowid`.as('r')))).execute()
+        : await ordered(matching().selectAll()).execute();
+    return { users: rows.map(toDirectoryUser), total: Math.min(total, SEARCH_COUNT_CAP), totalIsAtLeast: total > SEARCH_COUNT_CAP };
   }
 
   /**
