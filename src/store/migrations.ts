@@ -140,12 +140,19 @@ const migrations: Record<string, Migration> = {
   },
   '0004_user_search_trigrams': {
     // PostgreSQL only: trigram indexes turn the users page's "contains" search into index scans.
-    // pg_trgm is a trusted extension, so the database owner may create it; without it search still works, by scanning.
+    // pg_trgm is a trusted extension (PostgreSQL 13+): whoever may create objects in the database may install it.
+    // Without it the search still works, by scanning.
     async up(db: Kysely<unknown>): Promise<void> {
       if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
-      const available = await sql<{ n: number }>`select count(*)::int as n from pg_available_extensions where name = 'pg_trgm'`.execute(db);
-      if (available.rows[0]?.n !== 1) return;
-      await sql`create extension if not exists pg_trgm`.execute(db);
+      // A failed CREATE EXTENSION would abort the whole migration, so only try when it is allowed.
+      const { rows } = await sql<{ installed: boolean; available: boolean; allowed: boolean }>`
+        select exists (select 1 from pg_extension where extname = 'pg_trgm') as installed,
+               exists (select 1 from pg_available_extensions where name = 'pg_trgm') as available,
+               (select rolsuper from pg_roles where rolname = current_user)
+                 or (current_setting('server_version_num')::int >= 130000 and has_database_privilege(current_database(), 'CREATE')) as allowed`.execute(db);
+      const trgm = rows[0];
+      if (!trgm?.installed && !(trgm?.available && trgm.allowed)) return;
+      if (!trgm.installed) await sql`create extension if not exists pg_trgm`.execute(db);
       for (const [name, column] of USER_SORT_INDEXES) {
         await sql`create index if not exists ${sql.ref(`users_search_${name}`)} on users using gin (${sql.ref(column)} gin_trgm_ops)`.execute(db);
       }

@@ -126,6 +126,15 @@ for (const engine of ENGINES) {
       assert.ok(Number(rows[0]!.n) >= 1);
     });
 
+    it('the searched columns are indexed for "contains" search (trigrams on PostgreSQL, one narrow index on SQLite)', async () => {
+      const names =
+        engine === 'postgres'
+          ? (await sql<{ name: string }>`select indexname as name from pg_indexes where tablename = 'users'`.execute(test.store.db)).rows.map((r) => r.name)
+          : (await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'users'`.execute(test.store.db)).rows.map((r) => r.name);
+      const expected = engine === 'postgres' ? ['users_search_name', 'users_search_upn', 'users_search_mail', 'users_search_department'] : ['users_search_columns'];
+      for (const name of expected) assert.ok(names.includes(name), `${name} among ${names.join(', ')}`);
+    });
+
     it('a text search pages frequent and rare matches alike, in order, with a capped count', async () => {
       const tenant = '33333333-3333-4333-8333-333333333333';
       await new TenantRepository(test.store.db).activate({ id: tenant, displayName: 'Searchco', domains: [], signedUpByOid: null, signupContext: null }, 1);
