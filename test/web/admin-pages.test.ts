@@ -732,6 +732,42 @@ for (const engine of ENGINES) {
       assert.match((await firstAdmin.get(`${roster.url}/app`)).html, /Your role in Roster<\/dt><dd>Administrator/, 'the first admin is still the admin');
     });
 
+    it('rule 14: a missing User.Read.All shows admins the fix (consent again) and members the explanation; the tenant stays usable', async (t) => {
+      const alpine = addOrg(emulator.ctx, 'Alpine Ski House', 'alpineskihouse.com');
+      const admin = await onboard(roster, alpine);
+      const member = await signedIn(roster, alpine.member.props.userPrincipalName);
+      // Someone removes the application permission in Entra; the next app token (after the cached one's renewal point) lacks the role.
+      alpine.tenant.servicePrincipals.get(emulator.ctx.demoAppId)!.appRoles = [];
+      t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 57 * 60_000 });
+      try {
+        const page = await admin.get(`${roster.url}/app/sync`);
+        assert.equal((await submit(admin, page, '/app/sync', {}, 'id="sync-now"')).status, 303);
+        assert.equal((await settle(roster, alpine.tenant.id))?.status, 'failed');
+        assert.equal(await tenantState(alpine.tenant.id), 'active', 'people keep signing in');
+
+        const organisation = await admin.get(`${roster.url}/app/organisation`);
+        assert.equal(organisation.status, 200);
+        assert.match(organisation.html, /Missing permission/);
+        assert.match(organisation.html, /Roster may not read your users/);
+        assert.match(organisation.html, /User\.Read\.All/);
+        assert.match(organisation.html, /<form method="post" action="\/signup">[\s\S]*?Grant the permission/);
+        const overview = await member.get(`${roster.url}/app`);
+        assert.equal(overview.status, 200);
+        assert.match(overview.html, /Roster may not read your users/);
+        assert.doesNotMatch(overview.html, /Grant the permission/, 'only admins get the button');
+      } finally {
+        t.mock.timers.reset();
+      }
+
+      // Consenting again grants the permission (and Roster's confirmation fetches a fresh app token); the next sync is healthy.
+      await signUp(new Browser(), roster, alpine);
+      await settle(roster, alpine.tenant.id);
+      const page = await admin.get(`${roster.url}/app/sync`);
+      assert.equal((await submit(admin, page, '/app/sync', {}, 'id="sync-now"')).status, 303);
+      assert.equal((await settle(roster, alpine.tenant.id))?.status, 'succeeded');
+      assert.equal((await snapshotOf(member, roster)).health, 'ok');
+    });
+
     // ---- 9. offboarding -------------------------------------------------------------------
 
     it('leaving Roster: a wrong name changes nothing; the right one ends sessions, deletes the data and refuses sign-in; signing up again starts afresh', async () => {
