@@ -64,9 +64,15 @@ export class GraphReader {
     this.#onWait = options.onWait;
   }
 
-  async getPage<T>(url: string, accessToken: () => Promise<string>, headers: Record<string, string> = {}): Promise<GraphPage<T>> {
+  /**
+   * One page. `accessToken` is asked again with `fresh` after a 401, once: a
+   * cached token can be refused before its expiry (clock skew, revoked
+   * sessions), and only a new one tells whether the refusal stands.
+   */
+  async getPage<T>(url: string, accessToken: AccessTokenSource, headers: Record<string, string> = {}): Promise<GraphPage<T>> {
+    let fresh = false;
     for (let attempt = 0; ; attempt++) {
-      const authorization = `Bearer ${await accessToken()}`;
+      const authorization = `Bearer ${await accessToken({ fresh })}`;
       let answer: { status: number; ok: boolean; retryAfter: string | null; text: string };
       try {
         answer = await this.#budget(async () => {
@@ -93,6 +99,11 @@ export class GraphReader {
       } catch {
         // Not Graph's JSON envelope (a proxy's page): keep the status and the start of the text.
       }
+      if (response.status === 401 && !fresh) {
+        fresh = true;
+        attempt -= 1; // asking again with a new token is not a retry of a failure
+        continue;
+      }
       if (!RETRIED_STATUSES.has(response.status) || attempt + 1 >= this.#maxAttempts) {
         throw new GraphRequestError(response.status, code, `Graph answered ${response.status} ${code}: ${message}`);
       }
@@ -106,6 +117,8 @@ export class GraphReader {
     await this.#sleep(ms);
   }
 }
+
+export type AccessTokenSource = (options: { fresh: boolean }) => Promise<string>;
 
 function isNetworkError(err: unknown): boolean {
   const e = err as { name?: string; cause?: { code?: string } };

@@ -202,9 +202,9 @@ export class DirectorySync {
       const marked = await this.#db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).where('seen_run_id', '=', runId).executeTakeFirstOrThrow();
       if (kind === 'delta') round.pendingRemovals = Number(marked.n);
     }
-    const token = async () => {
+    const token = async ({ fresh }: { fresh: boolean }) => {
       try {
-        return (await this.#entra.appToken(tenantId)).accessToken;
+        return (await this.#entra.appToken(tenantId, { forceRefresh: fresh })).accessToken;
       } catch (err) {
         throw this.#tokenFailure(err, signedUpAt);
       }

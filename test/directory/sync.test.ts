@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { GraphReader } from '../../src/directory/graph-reader.ts';
+import { GraphReader, type AccessTokenSource } from '../../src/directory/graph-reader.ts';
 import { DirectorySync, HeldDeletionError, TenantBusyError } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { SessionRepository } from '../../src/store/sessions.ts';
@@ -234,7 +234,7 @@ for (const engine of ENGINES) {
       const reader = new GraphReader({ http: connection.http });
       const getPage = reader.getPage.bind(reader);
       let requests = 0;
-      reader.getPage = async <T,>(url: string, token: () => Promise<string>, headers?: Record<string, string>) => {
+      reader.getPage = async <T,>(url: string, token: AccessTokenSource, headers?: Record<string, string>) => {
         const page = await getPage<T>(url, token, headers);
         if (++requests === 2) {
           await committed;
@@ -296,6 +296,20 @@ for (const engine of ENGINES) {
       const outcome = await running;
       assert.deepEqual([outcome.status, outcome.pages, outcome.created], ['succeeded', 6, 5000]);
       await assertMirrors(db.store, tenant);
+    });
+
+    it('a 401 from Graph for a cached app token gets one fresh token, and the run goes on', async () => {
+      await sync.run(tenant.id);
+      // The emulator's clock passes the cached token's expiry while Roster's does not: Graph refuses a token Roster still trusts.
+      emulator.ctx.clock.advance(2 * 3600);
+      const tokenRequests = () => emulator.ctx.requestLog.entries({ tenant: tenant.id }).filter((e) => e.route.includes('/oauth2/v2.0/token')).length;
+      const graphRequests = () => emulator.ctx.requestLog.entries({ tenant: tenant.id }).filter((e) => e.route.includes('/v1.0/')).length;
+      const [tokensBefore, graphBefore] = [tokenRequests(), graphRequests()];
+      const outcome = await sync.run(tenant.id);
+      assert.equal(outcome.status, 'succeeded', outcome.error ?? '');
+      assert.equal(tokenRequests() - tokensBefore, 1, 'one fresh token');
+      assert.equal(graphRequests() - graphBefore, 2, 'the refused request, then the same request with the fresh token');
+      assert.equal((await db.store.db.selectFrom('sync_state').select('health').where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).health, 'ok');
     });
 
     it('rule 11: 429 with Retry-After is honoured before the next request of that tenant', async () => {
