@@ -4,7 +4,7 @@ import { sql, type ExpressionBuilder, type Kysely, type Selectable, type Transac
 import type { EntraApp } from '../identity/entra-app.ts';
 import type { Engine, Store } from '../store/database.ts';
 import type { Database, SyncRunsTable, SyncStateTable, UsersTable } from '../store/schema.ts';
-import { GraphRequestError, type GraphPage, type GraphReader } from './graph-reader.ts';
+import { GraphRequestError, type AccessTokenSource, type GraphPage, type GraphReader } from './graph-reader.ts';
 import { TenantLock, TenantBusyError } from './tenant-lock.ts';
 
 export { TenantBusyError };
@@ -75,6 +75,8 @@ interface Round {
   kind: 'full' | 'delta';
   progress: SyncProgress;
   pendingRemovals: number;
+  /** At the end of a full listing: ids of the tenant's soft-deleted users (Graph's deleted items), which the listing omits. */
+  softDeleted?: ReadonlySet<string>;
 }
 
 /** Rows per statement: 1,000 rows of at most 21 values stay under SQLite's 32,766 parameters. */
@@ -233,6 +235,8 @@ export class DirectorySync {
           next = fetchPage(nextLink);
           next.catch(() => {});
         }
+        // A full listing omits soft-deleted users; read them before the last page's transaction so they are kept as such (rule 3).
+        if (kind === 'full' && !nextLink) round.softDeleted = await this.#softDeletedIds(token);
         const outcome = await this.#db.transaction().execute(async (trx) => {
           await lock.renew(trx, tenantId);
           return this.#applyPage(trx, tenantId, round, page);
@@ -296,6 +300,39 @@ export class DirectorySync {
     } finally {
       await lock.release(tenantId);
     }
+  }
+
+  /** Every soft-deleted user of the tenant, by id, from Graph's deleted items (small: they are purged after 30 days). */
+  async #softDeletedIds(token: AccessTokenSource): Promise<Set<string>> {
+    const ids = new Set<string>();
+    const first = new URL('/v1.0/directory/deletedItems/microsoft.graph.user', this.#graphBaseUrl);
+    first.searchParams.set('$select', 'id');
+    first.searchParams.set('$top', String(this.#pageSize));
+    for (let url: string | undefined = first.href; url; ) {
+      const page: GraphPage<{ id: string }> = await this.#reader.getPage<{ id: string }>(url, token);
+      for (const item of page.value ?? []) ids.add(item.id.toLowerCase());
+      url = page['@odata.nextLink'];
+    }
+    return ids;
+  }
+
+  /**
+   * Users the finished full listing did not see but Graph holds as deleted
+   * items stay, marked soft-deleted and seen, instead of being removed; those
+   * newly soft-deleted lose their sessions. Returns how many changed.
+   */
+  async #keepSoftDeleted(trx: Transaction<Database>, tenantId: string, runId: string, softDeleted: ReadonlySet<string>, now: number): Promise<number> {
+    let changed = 0;
+    const ids = [...softDeleted];
+    for (let i = 0; i < ids.length; i += WRITE_BATCH) {
+      const chunk = ids.slice(i, i + WRITE_BATCH);
+      const unseen = this.#pending(tenantId, runId, 'full');
+      const newly = await trx.updateTable('users').set({ deleted_at: now, seen_run_id: runId, updated_at: now }).where(unseen).where('id', 'in', chunk).where('deleted_at', 'is', null).returning('id').execute();
+      await trx.updateTable('users').set({ seen_run_id: runId }).where(unseen).where('id', 'in', chunk).execute();
+      if (newly.length > 0) await trx.deleteFrom('sessions').where('tenant_id', '=', tenantId).where('user_id', 'in', newly.map((row) => row.id)).execute();
+      changed += newly.length;
+    }
+    return changed;
   }
 
   #fullListingUrl(): string {
@@ -425,6 +462,7 @@ export class DirectorySync {
     if (!nextLink && (kind === 'full' || round.pendingRemovals > 0)) {
       // The round is complete: its removals are applied in one step, or held when they are too many.
       progress.phase = 'removing';
+      if (kind === 'full' && round.softDeleted?.size) progress.updated += await this.#keepSoftDeleted(trx, tenantId, runId, round.softDeleted, now);
       const removing = kind === 'full' ? await this.#countUnseen(trx, tenantId, runId) : round.pendingRemovals;
       const total = await trx.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
       if (removing > 0 && removing > this.#massDeletionShare * Number(total.n)) {

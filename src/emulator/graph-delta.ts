@@ -15,7 +15,9 @@ export type GraphToken =
    * Delta link: changes after `seq`. `f` is the tenant's delta floor and `iat`
    * the emulator time (ms) when the round began, for expiry.
    */
-  | { k: 'dt'; t: string; seq: number; s: string; m: boolean; n: number; f: number; iat: number };
+  | { k: 'dt'; t: string; seq: number; s: string; m: boolean; n: number; f: number; iat: number }
+  /** Deleted items paging: from index `i` of the tenant's soft-deleted users, `n` per page. */
+  | { k: 'di'; t: string; i: number; s: string; n: number };
 
 export function encodeToken(token: GraphToken): string {
   return Buffer.from(JSON.stringify(token)).toString('base64url');
@@ -36,6 +38,8 @@ export function decodeToken(raw: string): GraphToken | undefined {
         return ints('from', 'to', 'i', 'n', 'f', 'iat') && typeof value.m === 'boolean' ? (value as GraphToken) : undefined;
       case 'dt':
         return ints('seq', 'n', 'f', 'iat') && typeof value.m === 'boolean' ? (value as GraphToken) : undefined;
+      case 'di':
+        return ints('i', 'n') ? (value as GraphToken) : undefined;
       default:
         return undefined;
     }

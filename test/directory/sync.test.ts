@@ -114,6 +114,30 @@ for (const engine of ENGINES) {
       await assertMirrors(db.store, tenant);
     });
 
+    it('rule 3: a full resync keeps soft-deleted users as such (restorable), ends their sessions, and removes only purged ones', async () => {
+      await sync.run(tenant.id);
+      const d = emulator.ctx.directory;
+      const softly = tenant.users.slice(0, 5).map((u) => u.props.id);
+      const purged = tenant.users.slice(5, 8).map((u) => u.props.id);
+      const sessions = new SessionRepository(db.store.db, { idleMs: 3_600_000, absoluteMs: 36_000_000 });
+      const { id: session } = await sessions.create(tenant.id, softly[0]!, Date.now());
+      for (const id of softly) d.softDeleteUser(tenant, id);
+      for (const id of purged) d.purgeUser(tenant, id);
+      const outcome = await sync.run(tenant.id, { full: true });
+      assert.equal(outcome.status, 'succeeded', outcome.error ?? '');
+      assert.equal(outcome.deleted, 3, 'only the purged users are removed');
+      assert.equal(outcome.updated, 5, 'the soft-deleted users changed state');
+      await assertMirrors(db.store, tenant, { deletedToo: true });
+      assert.equal(await sessions.resume(session, Date.now()), undefined, 'a soft-deleted user is signed out');
+
+      // A second full resync leaves the known soft-deleted users untouched; restoring one in Entra brings it back as active.
+      const again = await sync.run(tenant.id, { full: true });
+      assert.deepEqual([again.created, again.updated, again.deleted], [0, 0, 0]);
+      d.restoreUser(tenant, softly[1]!);
+      await sync.run(tenant.id, { full: true });
+      await assertMirrors(db.store, tenant, { deletedToo: true });
+    });
+
     it('rule 5: replaying a round changes nothing and duplicates nothing', async () => {
       await sync.run(tenant.id);
       const link = (await db.store.db.selectFrom('sync_state').select('delta_link').where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).delta_link;

@@ -239,4 +239,29 @@ describe('Graph /users', () => {
     emu.ctx.directory.editUser(tenant, user.props.id, { jobTitle: 'Engineer' });
     assert.equal(((await get(selected)).body as unknown as Page).value[1]!.jobTitle, 'Engineer');
   });
+
+  test('deleted items list the soft-deleted users, paged and selected; purged and restored users leave it', async () => {
+    const other = emu.ctx.directory.addTenant({ displayName: 'Bin', domains: ['bin.onmicrosoft.com'] });
+    const users = Array.from({ length: 5 }, (_, i) => emu.ctx.directory.addUser(other, { displayName: `Gone ${i}`, userPrincipalName: `gone${i}@bin.onmicrosoft.com`, password: 'pw' }));
+    for (const user of users.slice(0, 4)) emu.ctx.directory.softDeleteUser(other, user.props.id);
+    emu.ctx.directory.purgeUser(other, users[0]!.props.id);
+    emu.ctx.directory.restoreUser(other, users[1]!.props.id);
+    const binToken = await appToken(emu.ctx, other.id);
+    const read = async (url: string) => {
+      const res = await emu.fetch(url, { headers: { authorization: `Bearer ${binToken}` } });
+      assert.equal(res.status, 200);
+      return (await res.json()) as Page;
+    };
+    const first = await read(`${emu.urls.graph}/v1.0/directory/deletedItems/microsoft.graph.user?$select=id,displayName&$top=1`);
+    assert.match(first['@odata.context'], /#directoryObjects\/microsoft\.graph\.user$/);
+    assert.deepEqual(first.value, [{ id: users[2]!.props.id, displayName: 'Gone 2' }]);
+    const second = await read(first['@odata.nextLink']!);
+    assert.deepEqual(second.value, [{ id: users[3]!.props.id, displayName: 'Gone 3' }]);
+    assert.equal(second['@odata.nextLink'], undefined);
+    // Another tenant sees only its own deleted items.
+    const contosoDeleted = ((await get('/v1.0/directory/deletedItems/microsoft.graph.user')).body as unknown as Page).value.map((u) => u.id);
+    assert.ok(!contosoDeleted.includes(users[2]!.props.id));
+    const { status } = await get('/v1.0/directory/deletedItems/microsoft.graph.user?$top=5000');
+    assert.equal(status, 400);
+  });
 });

@@ -387,6 +387,42 @@ export function registerGraphRoutes(app: FastifyInstance, ctx: EmulatorContext):
     return sendUser(reply, user, parsed.select);
   });
 
+  // ---- deleted items ---------------------------------------------------------------
+
+  // Soft-deleted users, restorable for 30 days: what a full listing (which omits them) cannot tell apart from purged ones.
+  app.get('/v1.0/directory/deletedItems/microsoft.graph.user', async (request, reply) => {
+    const caller = await authenticate(request, reply);
+    if (!caller) return reply;
+    if (!canReadUsers(caller)) return forbidden(reply);
+    const tenant = caller.tenant;
+    const options = queryOptions(request);
+    let page: Extract<GraphToken, { k: 'di' }>;
+    const skiptoken = options.get('skiptoken');
+    if (skiptoken !== undefined) {
+      const token = decodeToken(skiptoken);
+      if (!token || token.k !== 'di' || token.t !== tenant.id) {
+        return error(reply, 400, 'Directory_ExpiredPageToken', 'The specified page token value has expired and can no longer be included in your request.');
+      }
+      page = token;
+    } else {
+      if (refuseUnsupported(request, reply, options)) return reply;
+      const parsed = selectOrError(reply, options.get('select'));
+      if (!parsed) return reply;
+      const rawTop = options.get('top');
+      if (rawTop !== undefined && !(/^\s*\d+\s*$/.test(rawTop) && Number(rawTop) >= 1 && Number(rawTop) <= MAX_PAGE)) {
+        return error(reply, 400, 'Request_UnsupportedQuery', `Invalid page size specified: '${rawTop}'. Must be between 1 and ${MAX_PAGE} inclusive.`);
+      }
+      page = { k: 'di', t: tenant.id, i: 0, s: parsed.select?.join(',') ?? '', n: rawTop === undefined ? USERS_DEFAULT_TOP : Number(rawTop) };
+    }
+    const select = deltaProps(selectFromToken(page.s));
+    const deleted = [...tenant.deletedUsers.values()];
+    const end = Math.min(page.i + page.n, deleted.length);
+    const items = deleted.slice(page.i, end).map((user) => userJson(user, select));
+    const nextLink =
+      end < deleted.length ? `"@odata.nextLink":${JSON.stringify(`${ctx.urls.graph}/v1.0/directory/deletedItems/microsoft.graph.user?$skiptoken=${encodeToken({ ...page, i: end })}`)},` : '';
+    return sendJson(reply, `{"@odata.context":${JSON.stringify(`${ctx.urls.graph}/v1.0/$metadata#directoryObjects/microsoft.graph.user`)},${nextLink}"value":[${items.join(',')}]}`);
+  });
+
   // ---- organization -------------------------------------------------------------
 
   // Any valid token of the tenant may read it (real Graph wants Organization.Read.All or User.Read).
