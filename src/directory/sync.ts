@@ -244,8 +244,9 @@ export class DirectorySync {
         options.onProgress?.({ ...progress });
         if (outcome === 'held' || !nextLink) {
           const closed = await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
-          // PostgreSQL plans the users pages from table statistics; after a large first listing they are stale until autovacuum gets there.
-          if (this.#engine === 'postgres' && closed.created >= ANALYZE_AFTER_CREATED) await sql`analyze users`.execute(this.#db);
+          // After a large listing, PostgreSQL plans the users pages from stale statistics, and counts read the heap until autovacuum sets the visibility map.
+          // (GIN indexes also keep new rows in a pending list that every search reads until a vacuum merges it.) Best effort: the run has succeeded.
+          if (this.#engine === 'postgres' && closed.created >= ANALYZE_AFTER_CREATED) await sql`vacuum (analyze) users`.execute(this.#db).catch(() => {});
           options.onProgress?.({ ...progress, phase: 'done' });
           return toOutcome(closed);
         }
