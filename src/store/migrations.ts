@@ -181,6 +181,47 @@ const migrations: Record<string, Migration> = {
       await sql`drop index if exists users_search_columns`.execute(db);
     },
   },
+  '0007_tenant_user_count': {
+    // Every users page shows the tenant's total; counting 100,000 rows per request costs more than the page.
+    // Triggers keep the count for every writer (sync, sign-in, leaving), so no code path can forget it.
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('tenants').addColumn('user_count', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+      await sql`update tenants set user_count = (select count(*) from users where users.tenant_id = tenants.id)`.execute(db);
+      if (db.getExecutor().adapter instanceof PostgresAdapter) {
+        // Statement-level triggers with transition tables: one update of the tenant row per statement, not per user.
+        await sql`
+          create function roster_count_inserted_users() returns trigger language plpgsql as $$
+          begin
+            update tenants set user_count = tenants.user_count + added.n
+              from (select tenant_id, count(*) as n from inserted_users group by tenant_id) as added
+              where tenants.id = added.tenant_id;
+            return null;
+          end $$`.execute(db);
+        await sql`
+          create function roster_count_deleted_users() returns trigger language plpgsql as $$
+          begin
+            update tenants set user_count = tenants.user_count - removed.n
+              from (select tenant_id, count(*) as n from deleted_users group by tenant_id) as removed
+              where tenants.id = removed.tenant_id;
+            return null;
+          end $$`.execute(db);
+        await sql`create trigger users_counted_on_insert after insert on users referencing new table as inserted_users for each statement execute function roster_count_inserted_users()`.execute(db);
+        await sql`create trigger users_counted_on_delete after delete on users referencing old table as deleted_users for each statement execute function roster_count_deleted_users()`.execute(db);
+      } else {
+        await sql`create trigger users_counted_on_insert after insert on users begin update tenants set user_count = user_count + 1 where id = new.tenant_id; end`.execute(db);
+        await sql`create trigger users_counted_on_delete after delete on users begin update tenants set user_count = user_count - 1 where id = old.tenant_id; end`.execute(db);
+      }
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      if (db.getExecutor().adapter instanceof PostgresAdapter) {
+        for (const trigger of ['users_counted_on_insert', 'users_counted_on_delete']) await sql`drop trigger if exists ${sql.ref(trigger)} on users`.execute(db);
+        for (const fn of ['roster_count_inserted_users', 'roster_count_deleted_users']) await sql`drop function if exists ${sql.ref(fn)}()`.execute(db);
+      } else {
+        for (const trigger of ['users_counted_on_insert', 'users_counted_on_delete']) await sql`drop trigger if exists ${sql.ref(trigger)}`.execute(db);
+      }
+      await db.schema.alterTable('tenants').dropColumn('user_count').execute();
+    },
+  },
 };
 
 const USER_SORT_INDEXES = [

@@ -14,6 +14,8 @@ export interface TenantsTable {
   /** JSON object: what the customer chose at sign-up (plan, ...). */
   signup_context: string | null;
   signed_up_by_oid: string | null;
+  /** Users of the tenant (soft-deleted included), kept by database triggers on `users`. */
+  user_count: ColumnType<number, never, never>;
   created_at: number;
   updated_at: number;
 }

@@ -72,7 +72,7 @@ export class SyncStatusRepository {
   async status(tenantId: string): Promise<SyncStatus> {
     const [state, users] = await Promise.all([
       this.#db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst(),
-      this.#db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow(),
+      this.#db.selectFrom('tenants').select('user_count as n').where('id', '=', tenantId).executeTakeFirst(),
     ]);
     const current = state?.run_id ? await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', state.run_id).executeTakeFirst() : undefined;
     return {
@@ -81,7 +81,7 @@ export class SyncStatusRepository {
       lastError: state?.last_error ?? null,
       current: current && (current.status === 'running' || current.status === 'held') ? toRun(current) : null,
       requestedAt: state?.requested_at == null ? null : Number(state.requested_at),
-      users: Number(users.n),
+      users: Number(users?.n ?? 0),
     };
   }
 
@@ -106,7 +106,7 @@ export class SyncStatusRepository {
 
   /** Every tenant with its sync health, for operators. */
   async overview(): Promise<TenantOverview[]> {
-    const [tenants, userCounts, runCounts] = await Promise.all([
+    const [tenants, runCounts] = await Promise.all([
       this.#db
         .selectFrom('tenants')
         .leftJoin('sync_state', 'sync_state.tenant_id', 'tenants.id')
@@ -117,6 +117,7 @@ export class SyncStatusRepository {
           'tenants.domains as domains',
           'tenants.state as state',
           'tenants.state_reason as stateReason',
+          'tenants.user_count as users',
           'sync_state.health as health',
           'sync_state.last_success_at as lastSuccessAt',
           'sync_state.last_error as lastError',
@@ -124,14 +125,12 @@ export class SyncStatusRepository {
         ])
         .orderBy('tenants.display_name')
         .execute(),
-      this.#db.selectFrom('users').select(['tenant_id', (eb) => eb.fn.countAll<number>().as('n')]).where('deleted_at', 'is', null).groupBy('tenant_id').execute(),
       this.#db
         .selectFrom('sync_runs')
         .select(['tenant_id', (eb) => eb.fn.countAll<number>().as('n'), (eb) => eb.fn.sum<number>(eb.case().when('status', '=', 'failed').then(1).else(0).end()).as('failed')])
         .groupBy('tenant_id')
         .execute(),
     ]);
-    const users = new Map(userCounts.map((row) => [row.tenant_id, Number(row.n)]));
     const runs = new Map(runCounts.map((row) => [row.tenant_id, { n: Number(row.n), failed: Number(row.failed) }]));
     return tenants.map((row) => ({
       id: row.id,
@@ -142,7 +141,7 @@ export class SyncStatusRepository {
       health: row.health,
       lastSuccessAt: row.lastSuccessAt == null ? null : Number(row.lastSuccessAt),
       lastError: row.lastError,
-      users: users.get(row.id) ?? 0,
+      users: Number(row.users),
       runs: runs.get(row.id)?.n ?? 0,
       failedRuns: runs.get(row.id)?.failed ?? 0,
       running: row.runningId !== null,

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { Database, TenantsTable } from './schema.ts';
 
 export type TenantState = TenantsTable['state'];
@@ -11,6 +11,8 @@ export interface TenantRecord {
   stateReason: string | null;
   signupContext: Record<string, unknown> | null;
   signedUpByOid: string | null;
+  /** Users in Roster's copy (soft-deleted included). */
+  userCount: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -23,7 +25,7 @@ export interface ConfirmedSignup {
   signupContext: Record<string, unknown> | null;
 }
 
-function toRecord(row: TenantsTable): TenantRecord {
+function toRecord(row: Selectable<TenantsTable>): TenantRecord {
   return {
     id: row.id,
     displayName: row.display_name,
@@ -32,6 +34,7 @@ function toRecord(row: TenantsTable): TenantRecord {
     stateReason: row.state_reason,
     signupContext: row.signup_context ? (JSON.parse(row.signup_context) as Record<string, unknown>) : null,
     signedUpByOid: row.signed_up_by_oid,
+    userCount: Number(row.user_count),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -193,14 +193,19 @@ export class UserRepository {
   }
 
   /** One page of a tenant's users for the admin pages; the tenant always comes from the session. */
-  async search(tenantId: string, filter: UserQuery, page: { offset: number; limit: number }): Promise<{ users: DirectoryUser[]; total: number; totalIsAtLeast: boolean }> {
+  /** `tenantUserCount` (kept by the database, see migration 0007) spares the count of an unfiltered page. */
+  async search(tenantId: string, filter: UserQuery, page: { offset: number; limit: number }, tenantUserCount?: number): Promise<{ users: DirectoryUser[]; total: number; totalIsAtLeast: boolean }> {
     const sort = filter.sort ?? 'name';
     const direction = filter.descending ? 'desc' : 'asc';
     const matching = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like);
     const ordered = (query: SelectQueryBuilder<Database, 'users', Selectable<UsersTable>>) => query.orderBy(sortKey(sort), direction).orderBy('id', direction).limit(page.limit).offset(page.offset);
     if (!filter.search?.trim()) {
-      const [rows, count] = await Promise.all([ordered(matching().selectAll()).execute(), matching().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()]);
-      return { users: rows.map(toDirectoryUser), total: Number(count.n), totalIsAtLeast: false };
+      const unfiltered = (filter.state ?? 'all') === 'all' && tenantUserCount !== undefined;
+      const [rows, total] = await Promise.all([
+        ordered(matching().selectAll()).execute(),
+        unfiltered ? tenantUserCount : matching().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow().then((row) => Number(row.n)),
+      ]);
+      return { users: rows.map(toDirectoryUser), total, totalIsAtLeast: false };
     }
     // Counting every match of a text search costs a scan of the tenant; past the cap, "10,000+" says enough.
     const count = await this.#db
@@ -257,11 +262,7 @@ export class UserRepository {
   }
 
   async countInTenant(tenantId: string): Promise<number> {
-    const row = await this.#db
-      .selectFrom('users')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('tenant_id', '=', tenantId)
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
+    const row = await this.#db.selectFrom('tenants').select('user_count').where('id', '=', tenantId).executeTakeFirst();
+    return Number(row?.user_count ?? 0);
   }
 }

@@ -6,6 +6,7 @@ import { AuthRequestRepository } from '../../src/store/auth-requests.ts';
 import { SessionRepository } from '../../src/store/sessions.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { UserRepository } from '../../src/store/users.ts';
+import { TenantLifecycle } from '../../src/tenants/lifecycle.ts';
 import { hashToken } from '../../src/store/tokens.ts';
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
@@ -133,6 +134,36 @@ for (const engine of ENGINES) {
           : (await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'users'`.execute(test.store.db)).rows.map((r) => r.name);
       const expected = engine === 'postgres' ? ['users_search_name', 'users_search_upn', 'users_search_mail', 'users_search_department'] : ['users_search_columns'];
       for (const name of expected) assert.ok(names.includes(name), `${name} among ${names.join(', ')}`);
+    });
+
+    it('the tenant user count kept by the database follows inserts, upserts, deletes and leaving', async () => {
+      const tenant = '44444444-4444-4444-8444-444444444444';
+      const other = '55555555-5555-4555-8555-555555555555';
+      const tenants = new TenantRepository(test.store.db);
+      for (const id of [tenant, other]) await tenants.activate({ id, displayName: id.slice(0, 4), domains: [], signedUpByOid: null, signupContext: null }, 1);
+      const users = new UserRepository(test.store.db, engine);
+      const counted = async (id: string) => (await tenants.get(id))!.userCount;
+      const actual = async (id: string) => Number((await test.store.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', id).executeTakeFirstOrThrow()).n);
+      const row = (t: string, i: number) => ({ tenant_id: t, id: `c-${i}`, display_name: `C ${i}`, account_enabled: 1, roster_role: 'member' as const, updated_at: 1 });
+
+      await test.store.db.insertInto('users').values([...Array.from({ length: 30 }, (_, i) => row(tenant, i)), ...Array.from({ length: 7 }, (_, i) => row(other, i))]).execute();
+      // An upsert that updates existing rows and inserts new ones counts only the new ones.
+      await test.store.db
+        .insertInto('users')
+        .values(Array.from({ length: 40 }, (_, i) => row(tenant, i + 10)))
+        .onConflict((oc) => oc.columns(['tenant_id', 'id']).doUpdateSet({ display_name: 'renamed' }))
+        .execute();
+      await users.recordSignIn({ tenantId: tenant, objectId: 'c-5', displayName: 'again', username: null, email: null }, 2);
+      await users.recordSignIn({ tenantId: tenant, objectId: 'new-one', displayName: 'new', username: null, email: null }, 2);
+      await test.store.db.deleteFrom('users').where('tenant_id', '=', tenant).where('id', 'in', ['c-0', 'c-1', 'c-2']).execute();
+      assert.equal(await counted(tenant), 48);
+      assert.equal(await counted(tenant), await actual(tenant));
+      assert.equal(await counted(other), 7);
+      assert.equal(await users.countInTenant(tenant), 48);
+
+      await new TenantLifecycle(test.store.db).offboard(tenant, 'test', 3);
+      assert.equal(await counted(tenant), 0);
+      assert.equal(await counted(other), 7);
     });
 
     it('a text search pages frequent and rare matches alike, in order, with a capped count', async () => {

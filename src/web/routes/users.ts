@@ -65,7 +65,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: WebContext): void 
     const viewer = viewerOf(request);
     const filter = toFilter(request.query);
     const page = Math.min(Number(request.query.page ?? '1'), MAX_PAGE);
-    const { users, total, totalIsAtLeast } = await ctx.users.search(viewer.tenant.id, filter, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE });
+    const { users, total, totalIsAtLeast } = await ctx.users.search(viewer.tenant.id, filter, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE }, viewer.tenant.userCount);
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
     const filtered = Boolean(filter.search) || filter.state !== 'all';
     // People who signed in are listed before any sync has read the directory: the page says so rather than look complete.
