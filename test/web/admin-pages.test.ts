@@ -884,6 +884,16 @@ for (const engine of ENGINES) {
       assert.equal(await tenantState(litware.tenant.id), 'suspended');
       assert.equal((await signIn(new Browser(), roster, litware.admin.props.userPrincipalName)).callback.status, 403);
 
+      // The console's "Suspended" list holds exactly the suspended tenants.
+      const suspendedList = await opsBrowser.get(`${roster.url}/operator?show=suspended`);
+      assert.equal(suspendedList.status, 200);
+      const listed = [...suspendedList.html.matchAll(/<a href="\/operator\/tenants\/([^"]+)">/g)].map((m) => m[1]);
+      const suspendedIds = (await db().selectFrom('tenants').select('id').where('state', '=', 'suspended').execute()).map((r) => r.id);
+      assert.deepEqual(listed.sort(), suspendedIds.sort());
+      assert.ok(listed.includes(litware.tenant.id));
+      assert.match(suspendedList.html, /aria-current="page">Suspended \(\d+\)/);
+      assert.equal((await opsBrowser.get(`${roster.url}/operator?show=everything`)).status, 400);
+
       const suspendedPage = await opsBrowser.get(`${roster.url}/operator/tenants/${litware.tenant.id}`);
       assert.doesNotMatch(suspendedPage.html, /\/suspend"/);
       assert.equal((await submit(opsBrowser, suspendedPage, `/operator/tenants/${litware.tenant.id}/resume`)).status, 303);

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TenantOverview } from '../../store/sync-status.ts';
 import type { WebContext } from '../context.ts';
 import { explainSyncHealth } from '../explain.ts';
 import { guard, viewerOf } from '../guards.ts';
@@ -10,19 +11,39 @@ const csrfBody = { type: 'object', properties: { _csrf: { type: 'string', maxLen
 
 type TenantRequest = FastifyRequest<{ Params: { id: string } }>;
 
+const OPERATOR_VIEWS = ['all', 'attention', 'suspended', 'gone'] as const;
+type OperatorView = (typeof OPERATOR_VIEWS)[number];
+
+/** An active tenant whose sync is not healthy: failing, disconnected, missing a permission, or waiting for a decision. */
+function needsAttention(t: TenantOverview): boolean {
+  return t.state === 'active' && t.health !== null && t.health !== 'ok';
+}
+
 export function registerOperatorRoutes(app: FastifyInstance, ctx: WebContext): void {
   const operator = guard(ctx, 'operator');
 
-  app.get('/operator', { preHandler: operator }, async (_request, reply) => {
-    const tenants = await ctx.syncStatus.overview();
-    const totals = {
-      tenants: tenants.length,
-      active: tenants.filter((t) => t.state === 'active').length,
-      users: tenants.reduce((n, t) => n + t.users, 0),
-      unhealthy: tenants.filter((t) => t.state === 'active' && t.health !== null && t.health !== 'ok').length,
-    };
-    return ctx.render(reply, 'operator', { title: 'Operator console', wide: true, tenants, totals });
-  });
+  app.get<{ Querystring: { show?: OperatorView } }>(
+    '/operator',
+    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { show: { type: 'string', enum: [...OPERATOR_VIEWS] } } } }, preHandler: operator },
+    async (request, reply) => {
+      const all = await ctx.syncStatus.overview();
+      const show = request.query.show ?? 'all';
+      const inView: Record<OperatorView, (t: TenantOverview) => boolean> = {
+        all: () => true,
+        attention: needsAttention,
+        suspended: (t) => t.state === 'suspended',
+        gone: (t) => t.state === 'offboarded' || t.state === 'disconnected',
+      };
+      const totals = {
+        tenants: all.length,
+        active: all.filter((t) => t.state === 'active').length,
+        users: all.reduce((n, t) => n + t.users, 0),
+        unhealthy: all.filter(needsAttention).length,
+      };
+      const views = OPERATOR_VIEWS.map((view) => ({ view, count: all.filter(inView[view]).length }));
+      return ctx.render(reply, 'operator', { title: 'Operator console', wide: true, tenants: all.filter(inView[show]), totals, show, views });
+    },
+  );
 
   app.get<{ Params: { id: string } }>('/operator/tenants/:id', { schema: { params: tenantParams }, preHandler: operator }, async (request, reply) => {
     const tenant = await ctx.tenants.get(request.params.id);
