@@ -44,9 +44,13 @@ export async function startDemo(config: RosterConfig, logger: Logger): Promise<R
   }
   const tenants = new TenantRepository(roster.store.db);
   for (const tenant of emulator.ctx.directory.tenants.values()) {
-    if (!tenant.servicePrincipals.has(emulator.ctx.demoAppId) || (await tenants.get(tenant.id))) continue;
-    // As if its global administrator had signed it up: they are its first Roster admin.
+    if (!tenant.servicePrincipals.has(emulator.ctx.demoAppId)) continue;
+    // As if its global administrator had signed it up: they are its first Roster admin (also in demo data from before admins were recorded).
     const admin = tenant.users.find((u) => u.admin);
+    if (await tenants.get(tenant.id)) {
+      if (admin) await tenants.recordSignupAdmin(tenant.id, admin.props.id, Date.now());
+      continue;
+    }
     const outcome = await roster.onboarding.confirm(tenant.id, { signedUpByOid: admin?.props.id ?? null, signupContext: { plan: 'team', demo: true } });
     logger.info({ tenant: tenant.displayName, outcome: outcome.kind }, 'demo tenant signed up');
     if (outcome.kind === 'active') void roster.scheduler.syncNow(tenant.id);
