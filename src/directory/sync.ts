@@ -469,7 +469,7 @@ export class DirectorySync {
       if (removing > 0 && removing > this.#massDeletionShare * Number(total.n)) {
         status = 'held';
         health = 'held';
-        error = `the ${kind === 'full' ? 'full listing' : 'delta round'} would remove ${removing} of ${Number(total.n)} users (more than ${Math.round(this.#massDeletionShare * 100)}%); held for confirmation`;
+        error = `the ${kind === 'full' ? 'full listing' : 'delta round'} would remove ${removing.toLocaleString('en-GB')} of ${Number(total.n).toLocaleString('en-GB')} users (more than ${Math.round(this.#massDeletionShare * 100)}%); held for confirmation`;
       } else {
         progress.deleted += await this.#removePending(trx, tenantId, runId, kind);
       }

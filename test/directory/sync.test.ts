@@ -194,7 +194,7 @@ for (const engine of ENGINES) {
       for (const user of tenant.users.slice(0, 1000)) emulator.ctx.directory.purgeUser(tenant, user.props.id);
       const held = await sync.run(tenant.id, { full: true });
       assert.equal(held.status, 'held');
-      assert.match(held.error!, /would remove 1000 of 2500 users/);
+      assert.match(held.error!, /would remove 1,000 of 2,500 users/);
       assert.equal(Number((await db.store.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).n), 2500);
       // No new run may replace the held one (and the decision with it).
       await assert.rejects(sync.run(tenant.id, { full: true }), HeldDeletionError);
@@ -218,14 +218,14 @@ for (const engine of ENGINES) {
       const held = await sync.run(tenant.id);
       assert.equal(held.kind, 'delta');
       assert.equal(held.status, 'held');
-      assert.match(held.error!, /delta round would remove 1000 of 2501 users/);
+      assert.match(held.error!, /delta round would remove 1,000 of 2,501 users/);
       assert.equal(await countUsers(), 2501, 'nothing removed while held');
       assert.ok(await sessions.resume(goneSession, Date.now()), 'no session ended while held');
       const kept = await db.store.db.selectFrom('users').select('department').where('tenant_id', '=', tenant.id).where('id', '=', edited).executeTakeFirstOrThrow();
       assert.equal(kept.department, 'Legal', 'the round’s other changes are applied');
       const state = await db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
       assert.equal(state.health, 'held');
-      assert.match(state.last_error!, /would remove 1000 of 2501 users/);
+      assert.match(state.last_error!, /would remove 1,000 of 2,501 users/);
       assert.notEqual(state.delta_link, linkBefore, 'the round’s delta link is saved with the hold');
 
       await sync.discardHeldDeletion(tenant.id);
@@ -238,7 +238,7 @@ for (const engine of ENGINES) {
       // The next full resync notices the missing users again and asks again.
       const full = await sync.run(tenant.id, { full: true });
       assert.equal(full.status, 'held');
-      assert.match(full.error!, /full listing would remove 1000 of 2501 users/);
+      assert.match(full.error!, /full listing would remove 1,000 of 2,501 users/);
       assert.equal(await sync.confirmHeldDeletion(tenant.id), 1000);
       await assertMirrors(db.store, tenant);
     });
@@ -275,7 +275,7 @@ for (const engine of ENGINES) {
       const held = await sync.run(tenant.id);
       assert.equal(held.id, midway.run_id, 'the same run resumed');
       assert.equal(held.status, 'held');
-      assert.match(held.error!, /would remove 1000 of 2500 users/, 'the first page’s pending removals count after the takeover');
+      assert.match(held.error!, /would remove 1,000 of 2,500 users/, 'the first page’s pending removals count after the takeover');
       assert.equal(await countUsers(), 2500);
 
       assert.equal(await sync.confirmHeldDeletion(tenant.id), 1000);

@@ -336,7 +336,7 @@ describe('an organisation administered through Roster in Chromium', () => {
     await admin.getByRole('button', { name: 'Confirm: remove these users' }).waitFor({ timeout: 20_000 });
     assert.equal(await admin.getByRole('button', { name: 'Sync now' }).count(), 0, 'no new sync while a decision waits');
     assert.match(await admin.locator('.badge.health-held').innerText(), /Waiting for a decision/);
-    assert.match((await newestRun(admin)).Status!, /^Held\s+the delta round would remove 1000 of 3002 users/);
+    assert.match((await newestRun(admin)).Status!, /^Held\s+the delta round would remove 1,000 of 3,002 users/);
     await nav(admin, 'Users');
     assert.match(await admin.locator('p.count').innerText(), /^3,002 users/, 'nobody is removed while held');
     await nav(admin, 'Sync');
