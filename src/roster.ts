@@ -16,6 +16,7 @@ import { DirectorySync } from './directory/sync.ts';
 import { SyncQueue } from './jobs/queue.ts';
 import { SyncScheduler } from './jobs/scheduler.ts';
 import { buildWebApp } from './web/app.ts';
+import type { SyncControl } from './web/context.ts';
 
 /** Graph requests in flight at once, across all tenants (Graph throttles per app). */
 const GRAPH_CONCURRENCY = 8;
@@ -74,13 +75,7 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
       validator: new IdTokenValidator(http, metadata, entra.clientId),
       onboarding,
       logger,
-      // A new organisation's directory is read at once, not at the next scheduled round.
-      onTenantActivated: (tenantId) => void scheduler.syncNow(tenantId),
-      sync: {
-        requestSync: (tenantId, options) => void scheduler.syncNow(tenantId, options),
-        confirmHeldDeletion: (tenantId) => sync.confirmHeldDeletion(tenantId),
-        discardHeldDeletion: (tenantId) => sync.discardHeldDeletion(tenantId),
-      },
+      sync: syncControl(scheduler, sync),
       operators: config.operators,
       metricsToken: config.metricsToken,
     });
@@ -128,6 +123,15 @@ export async function startWorker(config: RosterConfig, provider: IdentityProvid
     await store.close();
     throw err;
   }
+}
+
+/** What the pages may ask of this process's sync: "Sync now" goes through the scheduler (or its queue), held deletions to the sync itself. */
+export function syncControl(scheduler: SyncScheduler, sync: DirectorySync): SyncControl {
+  return {
+    requestSync: (tenantId, options) => void scheduler.syncNow(tenantId, options),
+    confirmHeldDeletion: (tenantId) => sync.confirmHeldDeletion(tenantId),
+    discardHeldDeletion: (tenantId) => sync.discardHeldDeletion(tenantId),
+  };
 }
 
 export function emulatorDataDir(config: RosterConfig): string {

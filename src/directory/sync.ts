@@ -4,6 +4,7 @@ import { sql, type ExpressionBuilder, type Kysely, type Selectable, type Transac
 import type { EntraApp } from '../identity/entra-app.ts';
 import type { Engine, Store } from '../store/database.ts';
 import type { Database, SyncRunsTable, SyncStateTable, UsersTable } from '../store/schema.ts';
+import { newSyncState } from '../store/sync-status.ts';
 import { GraphRequestError, type AccessTokenSource, type GraphPage, type GraphReader } from './graph-reader.ts';
 import { TenantLock, TenantBusyError } from './tenant-lock.ts';
 
@@ -345,7 +346,7 @@ export class DirectorySync {
   async #state(tenantId: string): Promise<Selectable<SyncStateTable>> {
     await this.#db
       .insertInto('sync_state')
-      .values({ tenant_id: tenantId, delta_link: null, next_link: null, run_id: null, run_kind: null, health: 'ok', last_success_at: null, last_error: null, updated_at: this.#now() })
+      .values(newSyncState(tenantId, this.#now()))
       .onConflict((oc) => oc.column('tenant_id').doNothing())
       .execute();
     return this.#db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();

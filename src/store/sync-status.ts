@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { Database, SyncRunsTable, SyncStateTable, TenantsTable } from './schema.ts';
 
 export type SyncHealth = SyncStateTable['health'];
@@ -62,6 +62,11 @@ function toRun(row: Selectable<SyncRunsTable>): SyncRun {
   };
 }
 
+/** A tenant's sync state before its first run: nothing read, nobody syncing, healthy. */
+export function newSyncState(tenantId: string, now: number): Insertable<SyncStateTable> {
+  return { tenant_id: tenantId, delta_link: null, next_link: null, run_id: null, run_kind: null, health: 'ok', last_success_at: null, last_error: null, lock_owner: null, lock_expires_at: null, updated_at: now };
+}
+
 export class SyncStatusRepository {
   readonly #db: Kysely<Database>;
 
@@ -99,7 +104,7 @@ export class SyncStatusRepository {
   async request(tenantId: string, now: number): Promise<void> {
     await this.#db
       .insertInto('sync_state')
-      .values({ tenant_id: tenantId, delta_link: null, next_link: null, run_id: null, run_kind: null, health: 'ok', last_success_at: null, last_error: null, lock_owner: null, lock_expires_at: null, requested_at: now, updated_at: now })
+      .values({ ...newSyncState(tenantId, now), requested_at: now })
       .onConflict((oc) => oc.column('tenant_id').doUpdateSet({ requested_at: now }))
       .execute();
   }

@@ -40,9 +40,7 @@ export interface WebDependencies {
   onboarding: TenantOnboarding;
   logger: Logger;
   now?: () => number;
-  /** Told when an organisation's sign-up is confirmed (to sync it at once). */
-  onTenantActivated?: (tenantId: string) => void;
-  /** Directory sync as the pages drive it; without it "Sync now" and held deletions are refused. */
+  /** Directory sync as the pages drive it (a new organisation is synced at once); without it "Sync now" and held deletions are refused. */
   sync?: SyncControl;
   operators?: readonly OperatorIdentity[];
   metricsToken?: string | null;
@@ -82,7 +80,6 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     entra: deps.entra,
     validator: deps.validator,
     onboarding: deps.onboarding,
-    onTenantActivated: deps.onTenantActivated ?? (() => {}),
     store: deps.store,
     tenants: new TenantRepository(deps.store.db),
     users: new UserRepository(deps.store.db, deps.store.engine),

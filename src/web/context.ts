@@ -41,7 +41,6 @@ export interface WebContext {
   entra: EntraApp;
   validator: IdTokenValidator;
   onboarding: TenantOnboarding;
-  onTenantActivated: (tenantId: string) => void;
   store: Store;
   tenants: TenantRepository;
   users: UserRepository;

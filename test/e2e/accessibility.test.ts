@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Result } from 'axe-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchChromium } from '../helpers/chromium.ts';
+import { launchChromium, signInAtEmulator } from '../helpers/chromium.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { addOrg, type Org } from '../helpers/fixtures.ts';
 import { startTestRoster, type TestRoster } from '../helpers/roster.ts';
@@ -92,14 +92,7 @@ describe('accessibility of every page (axe-core, WCAG 2.1 AA)', () => {
     return findings;
   }
 
-  const onEmulator = (url: URL) => url.href.startsWith(roster.emulator.urls.pages);
-
-  async function signInThroughEmulator(page: Page, username: string): Promise<void> {
-    await page.waitForURL(onEmulator);
-    await page.getByLabel(/email|username|account/i).first().fill(username);
-    await page.locator('input[type="password"]').fill('pw');
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  }
+  const signInThroughEmulator = (page: Page, username: string) => signInAtEmulator(page, roster.emulator.urls.pages, username);
 
   test('public pages, the sign-up journey and error pages have no violations', async () => {
     const findings: { where: string; violations: Result[] }[] = [];

@@ -5,7 +5,7 @@ import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
 import { DirectorySync } from '../../src/directory/sync.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
-import { launchChromium, SCREENSHOTS } from '../helpers/chromium.ts';
+import { launchChromium, SCREENSHOTS, signInAtEmulator } from '../helpers/chromium.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { connectToEmulator } from '../helpers/entra.ts';
 import { addOrg, type Org } from '../helpers/fixtures.ts';
@@ -79,13 +79,7 @@ describe('an organisation administered through Roster in Chromium', () => {
 
   const onEmulator = (url: URL) => url.href.startsWith(roster.emulator.urls.pages);
 
-  /** The emulator's sign-in form, in a browser it has not seen yet. */
-  async function signInThroughEmulator(page: Page, username: string): Promise<void> {
-    await page.waitForURL(onEmulator);
-    await page.getByLabel(/email|username|account/i).first().fill(username);
-    await page.locator('input[type="password"]').fill('pw');
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  }
+  const signInThroughEmulator = (page: Page, username: string) => signInAtEmulator(page, roster.emulator.urls.pages, username);
 
   /** Admin consent from the home page, then the sign-in that makes the signer the first Roster admin. */
   async function signUp(page: Page, org: Org): Promise<void> {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, SCREENSHOTS } from '../helpers/chromium.ts';
+import { launchChromium, SCREENSHOTS, signInAtEmulator } from '../helpers/chromium.ts';
 import { addOrg, type Org } from '../helpers/fixtures.ts';
 import { startTestRoster, type TestRoster } from '../helpers/roster.ts';
 
@@ -29,11 +29,7 @@ describe('Roster in Chromium', () => {
     await page.screenshot({ path: new URL(`roster-${name}.png`, SCREENSHOTS).pathname, fullPage: true });
   }
 
-  async function signInThroughEmulator(page: Page, username: string): Promise<void> {
-    await page.getByLabel(/email|username|account/i).first().fill(username);
-    await page.locator('input[type="password"]').fill('pw');
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  }
+  const signInThroughEmulator = (page: Page, username: string) => signInAtEmulator(page, roster.emulator.urls.pages, username);
 
   test('sign up an organisation, sign in, reach a protected page, sign out and be refused it', async () => {
     const context = await browser.newContext();

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const SCREENSHOTS = new URL('../../docs/screenshots/', import.meta.url);
@@ -15,4 +15,12 @@ export async function launchChromium(): Promise<Browser> {
   } catch (err) {
     throw new Error(`could not launch Chromium at ${CHROMIUM}: ${(err as Error).message}`);
   }
+}
+
+/** Fills the emulator's sign-in form once the browser has reached the emulator's pages at `pagesUrl`. */
+export async function signInAtEmulator(page: Page, pagesUrl: string, username: string, password = 'pw'): Promise<void> {
+  await page.waitForURL((url) => url.href.startsWith(pagesUrl));
+  await page.getByLabel(/email|username|account/i).first().fill(username);
+  await page.locator('input[type="password"]').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
 }

@@ -6,6 +6,7 @@ import type { Engine } from '../../src/store/database.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
 import { buildWebApp } from '../../src/web/app.ts';
+import { syncControl } from '../../src/roster.ts';
 import type { OperatorIdentity } from '../../src/config/config.ts';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
 import { DirectorySync } from '../../src/directory/sync.ts';
@@ -76,12 +77,7 @@ export async function startTestRoster(options: { engine?: Engine; emulator?: Tes
     onboarding: new TenantOnboarding({ tenants: new TenantRepository(db.store.db), entra, http, graphBaseUrl, now }),
     logger,
     now,
-    onTenantActivated: (tenantId) => void scheduler.syncNow(tenantId),
-    sync: {
-      requestSync: (tenantId, o) => void scheduler.syncNow(tenantId, o),
-      confirmHeldDeletion: (tenantId) => sync.confirmHeldDeletion(tenantId),
-      discardHeldDeletion: (tenantId) => sync.discardHeldDeletion(tenantId),
-    },
+    sync: syncControl(scheduler, sync),
     operators: options.operators ?? [],
     metricsToken: options.metricsToken ?? null,
   });

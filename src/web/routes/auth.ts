@@ -4,6 +4,7 @@ import { randomToken } from '../../store/tokens.ts';
 import type { WebContext } from '../context.ts';
 import { explainSignInError } from '../explain.ts';
 import { safeReturnTo } from '../return-to.ts';
+import { formBody } from '../schemas.ts';
 
 const callbackQuery = {
   type: 'object',
@@ -138,7 +139,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: WebContext): void 
 
   app.post<{ Body: { _csrf?: string } }>(
     '/signout',
-    { schema: { body: { type: 'object', properties: { _csrf: { type: 'string', maxLength: 128 } } } } },
+    { schema: { body: formBody({}) } },
     async (request, reply) => {
       const viewer = request.viewer;
       if (!viewer) return reply.redirect('/', 303);

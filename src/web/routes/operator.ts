@@ -3,11 +3,9 @@ import type { TenantOverview } from '../../store/sync-status.ts';
 import type { WebContext } from '../context.ts';
 import { explainSyncHealth } from '../explain.ts';
 import { guard, viewerOf } from '../guards.ts';
+import { formBody, guidIdParams, heldDecisionBody } from '../schemas.ts';
 import { syncSnapshot } from '../sync-watch.ts';
 
-const GUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-const tenantParams = { type: 'object', properties: { id: { type: 'string', pattern: GUID } }, required: ['id'] } as const;
-const csrfBody = { type: 'object', properties: { _csrf: { type: 'string', maxLength: 128 } } } as const;
 
 type TenantRequest = FastifyRequest<{ Params: { id: string } }>;
 
@@ -45,7 +43,7 @@ export function registerOperatorRoutes(app: FastifyInstance, ctx: WebContext): v
     },
   );
 
-  app.get<{ Params: { id: string } }>('/operator/tenants/:id', { schema: { params: tenantParams }, preHandler: operator }, async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/operator/tenants/:id', { schema: { params: guidIdParams }, preHandler: operator }, async (request, reply) => {
     const tenant = await ctx.tenants.get(request.params.id);
     if (!tenant) return notFound(ctx, request, reply);
     const [snapshot, runs] = await Promise.all([syncSnapshot(ctx.syncStatus, tenant.id, ctx.now()), ctx.syncStatus.runs(tenant.id, 50)]);
@@ -55,7 +53,7 @@ export function registerOperatorRoutes(app: FastifyInstance, ctx: WebContext): v
   const action = (path: string, run: (request: TenantRequest, reply: FastifyReply, tenantId: string) => Promise<string | FastifyReply>) =>
     app.post<{ Params: { id: string }; Body: { _csrf?: string; decision?: 'confirm' | 'discard' } }>(
       `/operator/tenants/:id/${path}`,
-      { schema: { params: tenantParams, body: path === 'held' ? { type: 'object', properties: { ...csrfBody.properties, decision: { type: 'string', enum: ['confirm', 'discard'] } }, required: ['decision'] } : csrfBody }, preHandler: operator },
+      { schema: { params: guidIdParams, body: path === 'held' ? heldDecisionBody : formBody({}) }, preHandler: operator },
       async (request, reply) => {
         const tenant = await ctx.tenants.get(request.params.id);
         if (!tenant) return notFound(ctx, request, reply);

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { WebContext } from '../context.ts';
 import { explainSyncHealth } from '../explain.ts';
 import { guard, viewerOf } from '../guards.ts';
+import { formBody } from '../schemas.ts';
 
 export function registerOrganisationRoutes(app: FastifyInstance, ctx: WebContext): void {
   app.get('/app/organisation', { preHandler: guard(ctx, 'member') }, async (request, reply) => {
@@ -14,7 +15,7 @@ export function registerOrganisationRoutes(app: FastifyInstance, ctx: WebContext
   app.post<{ Body: { _csrf?: string; confirmName: string } }>(
     '/app/organisation/leave',
     {
-      schema: { body: { type: 'object', properties: { _csrf: { type: 'string', maxLength: 128 }, confirmName: { type: 'string', maxLength: 512 } }, required: ['confirmName'] } },
+      schema: { body: formBody({ confirmName: { type: 'string', maxLength: 512 } }, ['confirmName'] as const) },
       preHandler: guard(ctx, 'admin'),
     },
     async (request, reply) => {

@@ -2,9 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomToken } from '../../store/tokens.ts';
 import type { WebContext } from '../context.ts';
 import { explainSignupError } from '../explain.ts';
+import { GUID_PATTERN } from '../schemas.ts';
 
 const PLANS = ['team', 'business'] as const;
-const GUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 /** Seconds between automatic retries while consent propagates, and how many before giving up. */
 const RETRY_SECONDS = 15;
 const MAX_CONFIRM_ATTEMPTS = 20;
@@ -41,7 +41,7 @@ export function registerSignupRoutes(app: FastifyInstance, ctx: WebContext): voi
           type: 'object',
           properties: {
             admin_consent: { type: 'string', maxLength: 16 },
-            tenant: { type: 'string', pattern: GUID },
+            tenant: { type: 'string', pattern: GUID_PATTERN },
             scope: { type: 'string', maxLength: 2048 },
             state: { type: 'string', maxLength: 512 },
             error: { type: 'string', maxLength: 256 },
@@ -124,7 +124,8 @@ async function confirm(ctx: WebContext, request: FastifyRequest, reply: FastifyR
   switch (outcome.kind) {
     case 'active': {
       request.log.info({ tenant: outcome.tenant.id }, 'organisation signed up');
-      ctx.onTenantActivated(outcome.tenant.id);
+      // A new organisation's directory is read at once, not at the next scheduled round.
+      ctx.sync.requestSync(outcome.tenant.id);
       // Signing the admin in proves who they are and records them as the tenant's first Roster admin.
       const binding = ctx.browserBinding(request, reply);
       const pkce = await ctx.entra.newPkcePair();

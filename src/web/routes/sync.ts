@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { WebContext } from '../context.ts';
 import { guard, viewerOf } from '../guards.ts';
+import { formBody, heldDecisionBody } from '../schemas.ts';
 import { SyncWatch, syncSnapshot } from '../sync-watch.ts';
 import { explainSyncHealth } from '../explain.ts';
 
 const RUNS_SHOWN = 20;
-const csrfOnly = { type: 'object', properties: { _csrf: { type: 'string', maxLength: 128 } } } as const;
 
 export function registerSyncRoutes(app: FastifyInstance, ctx: WebContext): void {
   const watch = new SyncWatch(ctx.syncStatus, ctx.now);
@@ -19,7 +19,7 @@ export function registerSyncRoutes(app: FastifyInstance, ctx: WebContext): void 
 
   app.post<{ Body: { _csrf?: string; full?: string } }>(
     '/app/sync',
-    { schema: { body: { type: 'object', properties: { _csrf: { type: 'string', maxLength: 128 }, full: { type: 'string', enum: ['1'] } } } }, preHandler: guard(ctx, 'admin'), config: { rateLimit: { max: 20, timeWindow: '1 minute' } } },
+    { schema: { body: formBody({ full: { type: 'string', enum: ['1'] } }) }, preHandler: guard(ctx, 'admin'), config: { rateLimit: { max: 20, timeWindow: '1 minute' } } },
     async (request, reply) => {
       const viewer = viewerOf(request);
       const snapshot = await syncSnapshot(ctx.syncStatus, viewer.tenant.id, ctx.now());
@@ -51,7 +51,7 @@ export function registerSyncRoutes(app: FastifyInstance, ctx: WebContext): void 
 
   app.post<{ Body: { _csrf?: string; decision: 'confirm' | 'discard' } }>(
     '/app/sync/held',
-    { schema: { body: { type: 'object', properties: { ...csrfOnly.properties, decision: { type: 'string', enum: ['confirm', 'discard'] } }, required: ['decision'] } }, preHandler: guard(ctx, 'admin') },
+    { schema: { body: heldDecisionBody }, preHandler: guard(ctx, 'admin') },
     async (request, reply) => {
       const viewer = viewerOf(request);
       const snapshot = await syncSnapshot(ctx.syncStatus, viewer.tenant.id, ctx.now());

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { USER_SORTS, USER_STATES, type DirectoryUser, type UserQuery, type UserSort, type UserStateFilter } from '../../store/users.ts';
 import type { WebContext } from '../context.ts';
 import { guard, viewerOf } from '../guards.ts';
+import { formBody, guidIdParams } from '../schemas.ts';
 
 const PAGE_SIZE = 50;
 const MAX_PAGE = 100_000;
@@ -25,7 +26,6 @@ const filterProperties = {
 const exportQuerySchema = { type: 'object', additionalProperties: false, properties: filterProperties } as const;
 const listQuerySchema = { type: 'object', additionalProperties: false, properties: { ...filterProperties, page: { type: 'string', pattern: '^[1-9][0-9]{0,5}$' } } } as const;
 
-const GUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 
 /** Columns of the export, in order: what an admin needs to reconcile with other systems. */
 const EXPORT_COLUMNS: [string, (u: DirectoryUser) => string][] = [
@@ -108,7 +108,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: WebContext): void 
 
   app.get<{ Params: { id: string } }>(
     '/app/users/:id',
-    { schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: GUID } }, required: ['id'] } }, preHandler: guard(ctx, 'member') },
+    { schema: { params: guidIdParams }, preHandler: guard(ctx, 'member') },
     async (request, reply) => {
       const viewer = viewerOf(request);
       // The tenant comes from the session: another tenant's user id finds nothing here.
@@ -124,8 +124,8 @@ export function registerUserRoutes(app: FastifyInstance, ctx: WebContext): void 
     '/app/users/:id/role',
     {
       schema: {
-        params: { type: 'object', properties: { id: { type: 'string', pattern: GUID } }, required: ['id'] },
-        body: { type: 'object', properties: { role: { type: 'string', enum: ['admin', 'member'] }, _csrf: { type: 'string', maxLength: 128 } }, required: ['role'] },
+        params: guidIdParams,
+        body: formBody({ role: { type: 'string', enum: ['admin', 'member'] } }, ['role'] as const),
       },
       preHandler: guard(ctx, 'admin'),
     },
