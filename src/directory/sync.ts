@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { AuthError } from '@azure/msal-node';
 import { sql, type ExpressionBuilder, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { EntraApp } from '../identity/entra-app.ts';
+import { AppNotInTenantError } from '../identity/errors.ts';
 import type { Engine, Store } from '../store/database.ts';
 import type { Database, SyncRunsTable, SyncStateTable, UsersTable } from '../store/schema.ts';
 import { newSyncState } from '../store/sync-status.ts';
@@ -85,9 +85,6 @@ const WRITE_BATCH = 1000;
 
 /** A run that created this many users refreshes PostgreSQL's statistics of the users table. */
 const ANALYZE_AFTER_CREATED = 1000;
-
-/** Answers of the token endpoint that mean "Roster's app is gone from that tenant". */
-const APP_REMOVED = ['AADSTS700016', 'AADSTS7000229'];
 
 export interface SyncProgress {
   runId: string;
@@ -527,7 +524,7 @@ export class DirectorySync {
   }
 
   #tokenFailure(err: unknown, tenantUpdatedAt: number): Error {
-    if (err instanceof AuthError && APP_REMOVED.some((code) => err.errorMessage.includes(code))) {
+    if (err instanceof AppNotInTenantError) {
       if (this.#now() - tenantUpdatedAt < this.#consentGraceMs) {
         return new RunFailure('failing', 'consent is still propagating; the next run retries');
       }

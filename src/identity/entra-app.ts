@@ -2,6 +2,7 @@ import { ConfidentialClientApplication, CryptoProvider, LogLevel, type Configura
 import type { AppCredentials } from './credentials.ts';
 import type { OutboundHttp } from './http.ts';
 import type { AuthorityMetadata } from './metadata.ts';
+import { BadClientCredentialsError, toIdentityError } from './errors.ts';
 
 /** The scopes of a user sign-in: who they are, nothing more. */
 const SIGN_IN_SCOPES = ['openid', 'profile', 'email'];
@@ -139,17 +140,20 @@ export class EntraApp {
     return url.href;
   }
 
-  /** Certificate first; on an `invalid_client` answer the next credential (rotation in progress). */
+  /**
+   * Certificate first; on an `invalid_client` answer the next credential
+   * (rotation in progress). What finally fails is thrown as a typed identity error.
+   */
   async #withEachCredential<T>(attempt: (config: Configuration, index: number) => Promise<T>): Promise<T> {
-    let lastError: unknown;
+    let lastError: Error | undefined;
     for (let index = 0; index < this.#configs.length; index++) {
       try {
         return await attempt(this.#configs[index]!, index);
       } catch (err) {
-        lastError = err;
-        if ((err as { errorCode?: string }).errorCode !== 'invalid_client') throw err;
+        lastError = toIdentityError(err);
+        if (!(lastError instanceof BadClientCredentialsError)) throw lastError;
       }
     }
-    throw lastError;
+    throw lastError!;
   }
 }

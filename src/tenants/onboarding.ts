@@ -1,6 +1,6 @@
-import { AuthError } from '@azure/msal-node';
 import { GraphError, graphClientFor, readOrganization } from '../directory/graph.ts';
 import type { EntraApp } from '../identity/entra-app.ts';
+import { AppNotInTenantError, ConsentMissingError, IdentityError } from '../identity/errors.ts';
 import type { OutboundHttp } from '../identity/http.ts';
 import type { TenantRecord, TenantRepository } from '../store/tenants.ts';
 
@@ -11,9 +11,6 @@ export type ConfirmOutcome =
   /** The directory Graph answered for is not the one the callback named. */
   | { kind: 'mismatch'; detail: string }
   | { kind: 'failed'; detail: string };
-
-/** Answers that mean "consent has not arrived yet" rather than "no consent". */
-const PROPAGATION_CODES = ['AADSTS65001', 'AADSTS700016', 'AADSTS7000229'];
 
 /**
  * Registers a customer organisation only once Roster has proved, with its own
@@ -43,7 +40,8 @@ export class TenantOnboarding {
       token = (await this.#entra.appToken(id, { forceRefresh: true })).accessToken;
     } catch (err) {
       const detail = describeError(err);
-      if (err instanceof AuthError && PROPAGATION_CODES.some((code) => err.errorMessage.includes(code))) {
+      // Just after consent, "not in the tenant" and "no consent" mean "not arrived yet".
+      if (err instanceof AppNotInTenantError || err instanceof ConsentMissingError) {
         await this.#tenants.markPending(id, this.#now());
         return { kind: 'propagating', detail };
       }
@@ -78,7 +76,7 @@ export class TenantOnboarding {
 }
 
 function describeError(err: unknown): string {
-  if (err instanceof AuthError) return `${err.errorCode}: ${err.errorMessage.split('\n')[0]}`;
+  if (err instanceof IdentityError) return err.message;
   if (err instanceof GraphError) return `Graph ${err.statusCode} ${err.code ?? ''}`.trim();
   return (err as Error).message ?? String(err);
 }

@@ -11,6 +11,7 @@ import type { EntraApp } from '../../src/identity/entra-app.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { connectToEmulator, type EmulatorConnection } from '../helpers/entra.ts';
 import { addOrg, consent, registerClientCertificate, type Org } from '../helpers/fixtures.ts';
+import { BadClientCredentialsError } from '../../src/identity/errors.ts';
 
 describe('rule 29: app credentials, certificate and secret, rotation without downtime', () => {
   let emulator: TestEmulator;
@@ -73,7 +74,10 @@ describe('rule 29: app credentials, certificate and secret, rotation without dow
     assert.equal(decodeJwt(rotating.accessToken).appidacr, '1');
   });
 
-  it('when no credential works, the error says invalid_client', async () => {
-    await assert.rejects(app({ certificate: unregistered, secret: 'wrong' }).appToken(contoso.tenant.id), (err: { errorCode?: string }) => err.errorCode === 'invalid_client');
+  it('when no credential works, the error is a typed bad-credentials error that says invalid_client', async () => {
+    await assert.rejects(
+      app({ certificate: unregistered, secret: 'wrong' }).appToken(contoso.tenant.id),
+      (err: unknown) => err instanceof BadClientCredentialsError && err.code === 'bad_client_credentials' && err.message.startsWith('invalid_client'),
+    );
   });
 });
