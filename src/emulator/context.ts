@@ -1,7 +1,10 @@
 import type { Clock } from './clock.ts';
 import type { FaultInjector, RequestLog } from './faults.ts';
+import type { GrantStore } from './grants.ts';
 import type { SigningKeyring } from './keys.ts';
 import type { Directory } from './model.ts';
+import type { SsoSessions } from './signin/sso-session.ts';
+import type { SignInTransactions } from './signin/transaction.ts';
 
 /** Everything a route of the emulator needs; one per running emulator. */
 export interface EmulatorContext {
@@ -10,6 +13,12 @@ export interface EmulatorContext {
   clock: Clock;
   faults: FaultInjector;
   requestLog: RequestLog;
+  /** Authorization codes and refresh tokens issued (saved with the directory). */
+  grants: GrantStore;
+  /** Browser sessions of the sign-in pages (the SSO cookie). */
+  sessions: SsoSessions;
+  /** Sign-ins waiting for the person at the browser. */
+  signIns: SignInTransactions;
   /** Protects the control API (`Authorization: Bearer <token>`). */
   controlToken: string;
   /** Client id of the built-in demo app registration. */

@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { seededRandom } from './random.ts';
+
+/** Kept here too for callers that import it with the fault injector. */
+export { seededRandom } from './random.ts';
 
 /** Which part of the emulator a fault applies to. */
 export type FaultTarget = 'graph' | 'token' | 'any';
@@ -24,21 +28,6 @@ export interface Fault extends FaultSpec {
   id: string;
   /** Requests this fault has hit so far. */
   hits: number;
-}
-
-/**
- * Deterministic pseudo-random numbers (mulberry32), so that "30% of requests"
- * hits the same requests on every run with the same seed.
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export class FaultInjector {

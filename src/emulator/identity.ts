@@ -21,68 +21,8 @@ export const REFRESH_TOKEN_LIFETIME_SECONDS = 90 * 86_400;
 const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 const GRAPH_PREFIX = `${GRAPH_AUDIENCE}/`;
 
-/** Who signed in, and in which browser session. */
-export interface SignedInUser {
-  tenantId: string;
-  userId: string;
-  /** Session id (`sid` claim). */
-  sid: string;
-}
-
-export interface AuthorizationCode extends SignedInUser {
-  clientId: string;
-  redirectUri: string;
-  pathTenant: string;
-  scopes: string[];
-  nonce: string | undefined;
-  codeChallenge: string | undefined;
-  codeChallengeMethod: string | undefined;
-  expiresAtMs: number;
-  redeemed: boolean;
-}
-
-export interface RefreshTokenGrant extends SignedInUser {
-  clientId: string;
-  scopes: string[];
-  expiresAtMs: number;
-}
-
-/** One browser's sign-in session on the emulator's pages (the SSO cookie points here). */
-export interface SsoSession {
-  id: string;
-  accounts: SignedInUser[];
-}
-
-/** Protocol state that lives between requests: codes, refresh tokens, SSO sessions, pending sign-ins. */
-export interface IdentityState {
-  codes: Map<string, AuthorizationCode>;
-  refreshTokens: Map<string, RefreshTokenGrant>;
-  sessions: Map<string, SsoSession>;
-  /** Pending sign-in pages by transaction id; typed by the authorize routes. */
-  transactions: Map<string, unknown>;
-}
-
-const states = new WeakMap<EmulatorContext, IdentityState>();
-
-export function identityState(ctx: EmulatorContext): IdentityState {
-  let state = states.get(ctx);
-  if (!state) {
-    state = { codes: new Map(), refreshTokens: new Map(), sessions: new Map(), transactions: new Map() };
-    states.set(ctx, state);
-  }
-  return state;
-}
-
 export function randomToken(bytes = 32): string {
   return randomBytes(bytes).toString('base64url');
-}
-
-/** Drops expired codes and refresh tokens so long-running emulators stay small. */
-export function pruneExpired(ctx: EmulatorContext): void {
-  const now = ctx.clock.nowMs();
-  const state = identityState(ctx);
-  for (const [key, code] of state.codes) if (code.expiresAtMs <= now) state.codes.delete(key);
-  for (const [key, grant] of state.refreshTokens) if (grant.expiresAtMs <= now) state.refreshTokens.delete(key);
 }
 
 export function splitScopes(scope: string | undefined): string[] {
@@ -183,7 +123,7 @@ export async function issueUserTokens(ctx: EmulatorContext, input: UserTokenInpu
   };
   if (hasScope(scopes, 'offline_access')) {
     const refreshToken = randomToken(48);
-    identityState(ctx).refreshTokens.set(refreshToken, {
+    ctx.grants.refreshTokens.set(refreshToken, {
       clientId: app.appId,
       tenantId: tenant.id,
       userId: p.id,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock.ts';
+import { EmulatorError } from './errors.ts';
 
 /** Personal Microsoft accounts all carry this tenant id. */
 export const CONSUMER_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad';
@@ -181,11 +182,10 @@ export type TenantInput = {
   createdDateTime?: string;
 };
 
-export class DirectoryError extends Error {
-  readonly status: number;
+/** A directory operation refused (unknown tenant or user, a taken name, ...): the control API shows it as is. */
+export class DirectoryError extends EmulatorError {
   constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
+    super(status, 'DirectoryError', message, { expose: true });
   }
 }
 

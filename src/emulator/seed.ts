@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { seededRandom } from './faults.ts';
+import { seededRandom } from './random.ts';
 import { GROUP_MEMBERSHIP_CLAIMS, isGuid, type AppRegistration, type Directory, type Tenant, type TenantInput, type UserInput } from './model.ts';
 
 /** Password of every generated user unless told otherwise. */

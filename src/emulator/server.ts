@@ -7,17 +7,22 @@ import formbody from '@fastify/formbody';
 import { decodeJwt } from 'jose';
 import { Clock } from './clock.ts';
 import type { EmulatorContext, EmulatorUrls } from './context.ts';
-import { graphErrorBody, identityErrorBody, IdentityError } from './errors.ts';
+import { EmulatorError, graphErrorBody, identityErrorBody, IdentityError } from './errors.ts';
 import { FaultInjector, RequestLog, type Fault, type RequestLogEntry } from './faults.ts';
+import { GrantStore } from './grants.ts';
 import { SigningKeyring, type StoredSigningKey } from './keys.ts';
-import { Directory, DirectoryError } from './model.ts';
+import { Directory } from './model.ts';
 import { createCertificateAuthority, issueServerCertificate, type PemKeyPair } from './pki.ts';
 import { loadState, saveState } from './persistence.ts';
 import { applySeed, type SeedSource } from './seed.ts';
+import { SsoSessions } from './signin/sso-session.ts';
+import { SignInTransactions } from './signin/transaction.ts';
+import { registerAdminConsentRoutes } from './routes/adminconsent.ts';
 import { registerAuthorizeRoutes } from './routes/authorize.ts';
 import { registerControlRoutes } from './routes/control.ts';
 import { registerDiscoveryRoutes } from './routes/discovery.ts';
 import { registerGraphRoutes } from './routes/graph.ts';
+import { registerLogoutRoutes } from './routes/logout.ts';
 import { registerTokenRoutes } from './routes/token.ts';
 
 export interface EmulatorOptions {
@@ -81,6 +86,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     clock,
     faults: new FaultInjector(options.faultSeed ?? 1),
     requestLog: new RequestLog(),
+    grants: new GrantStore(),
+    sessions: new SsoSessions(directory, () => ctx.urls.pages),
+    signIns: new SignInTransactions(),
     controlToken: options.controlToken ?? randomBytes(24).toString('base64url'),
     demoAppId: demoApp.appId,
     dataDir,
@@ -104,6 +112,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   registerTokenRoutes(backchannel as FastifyInstance, ctx);
   registerGraphRoutes(backchannel as FastifyInstance, ctx);
   registerAuthorizeRoutes(pages, ctx);
+  registerAdminConsentRoutes(pages, ctx);
+  registerLogoutRoutes(pages, ctx);
   registerControlRoutes(pages, ctx);
 
   try {
@@ -286,8 +296,10 @@ async function applyFault(
 function installErrorHandler(app: FastifyInstance, ctx: EmulatorContext): void {
   app.setErrorHandler((err, request, reply) => {
     const now = new Date(ctx.clock.nowMs());
-    if (err instanceof IdentityError) return reply.code(err.status).send(identityErrorBody(err, now));
-    if (err instanceof DirectoryError) return reply.code(err.status).send({ error: { code: 'DirectoryError', message: err.message } });
+    if (err instanceof EmulatorError) {
+      if (!err.expose) request.log.error(err);
+      return err.respond(reply, now);
+    }
     const status = (err as { statusCode?: number }).statusCode ?? 500;
     if (status >= 500) request.log.error(err);
     const message = status >= 500 ? 'Internal error in the emulator.' : (err as Error).message;

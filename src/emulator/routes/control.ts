@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { EmulatorContext } from '../context.ts';
+import { ControlInputError } from '../errors.ts';
 import type { FaultSpec } from '../faults.ts';
 import { DirectoryError, GROUP_MEMBERSHIP_CLAIMS, isGuid, type AppRegistration, type Tenant, type UserInput, type UserRecord } from '../model.ts';
 import { describeCertificate } from '../pki.ts';
@@ -9,10 +10,6 @@ import { saveState } from '../persistence.ts';
 import { DEFAULT_PASSWORD, formatPath, generateUsers } from '../seed.ts';
 import { ID_TOKEN_TAMPERS, pendingIdTokenTampers, queueIdTokenTamper } from '../tamper.ts';
 
-/** Bad input to the control API: 400 with a message that says which field. */
-class ControlInputError extends Error {
-  readonly statusCode = 400;
-}
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const result = schema.safeParse(value ?? {});

@@ -2,66 +2,40 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { authenticateClient, readClientCredentials } from '../client-auth.ts';
 import { GRAPH_AUDIENCE, type EmulatorContext } from '../context.ts';
-import { IdentityError, sendIdentityError } from '../errors.ts';
-import {
-  identityState,
-  issueAppToken,
-  issueUserTokens,
-  pruneExpired,
-  resolvePathTenant,
-  splitScopes,
-  type PathTenant,
-} from '../identity.ts';
+import { IdentityError } from '../errors.ts';
+import { formFields, type FormFields } from '../form.ts';
+import { issueAppToken, issueUserTokens, resolvePathTenant, splitScopes, type PathTenant } from '../identity.ts';
 import type { AppRegistration, Tenant } from '../model.ts';
 import { tenantNotFound } from './discovery.ts';
 
-type Form = Record<string, string | undefined>;
-
 export function registerTokenRoutes(app: FastifyInstance, ctx: EmulatorContext): void {
   app.post<{ Params: { tenant: string } }>('/:tenant/oauth2/v2.0/token', async (request, reply) => {
-    const now = new Date(ctx.clock.nowMs());
-    try {
-      const body = formOf(request.body);
-      const path = resolvePathTenant(ctx, request.params.tenant);
-      if (!path) throw tenantNotFound(request.params.tenant);
-      const creds = readClientCredentials(body, request.headers.authorization);
-      const grantType = body.grant_type;
-      if (!grantType) throw missingParameter('grant_type');
-      if (!['authorization_code', 'refresh_token', 'client_credentials'].includes(grantType)) {
-        throw new IdentityError('unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grantType}'.`);
-      }
-      if (!creds.clientId) throw missingParameter('client_id');
-      const registration = ctx.directory.apps.get(creds.clientId);
-      if (!registration) throw appNotFound(creds.clientId, request.params.tenant);
-      if (registration.disabled) throw appDisabled(registration);
-      // What an assertion's `aud` may name: this token endpoint (as called or by tenant GUID), the v1 endpoint, or the issuer.
-      const segments = path.kind === 'tenant' ? [request.params.tenant, path.tenant.id] : [request.params.tenant];
-      const audiences = segments.flatMap((t) => [`${ctx.urls.authority}/${t}/oauth2/v2.0/token`, `${ctx.urls.authority}/${t}/oauth2/token`, `${ctx.urls.authority}/${t}/v2.0`]);
-
-      let result: Record<string, unknown>;
-      if (grantType === 'client_credentials') {
-        result = await clientCredentials(ctx, path, registration, body, async () => authenticateClient(ctx, registration, creds, audiences));
-      } else {
-        const appidacr = await authenticateClient(ctx, registration, creds, audiences);
-        result = grantType === 'authorization_code' ? await redeemCode(ctx, path, registration, body, appidacr) : await redeemRefreshToken(ctx, path, registration, body, appidacr);
-      }
-      return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
-    } catch (err) {
-      if (err instanceof IdentityError) return sendIdentityError(reply, err, now);
-      throw err;
+    const body = formFields(request.body);
+    const path = resolvePathTenant(ctx, request.params.tenant);
+    if (!path) throw tenantNotFound(request.params.tenant);
+    const creds = readClientCredentials(body, request.headers.authorization);
+    const grantType = body.grant_type;
+    if (!grantType) throw missingParameter('grant_type');
+    if (!['authorization_code', 'refresh_token', 'client_credentials'].includes(grantType)) {
+      throw new IdentityError('unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grantType}'.`);
     }
+    if (!creds.clientId) throw missingParameter('client_id');
+    const registration = ctx.directory.apps.get(creds.clientId);
+    if (!registration) throw appNotFound(creds.clientId, request.params.tenant);
+    if (registration.disabled) throw appDisabled(registration);
+    // What an assertion's `aud` may name: this token endpoint (as called or by tenant GUID), the v1 endpoint, or the issuer.
+    const segments = path.kind === 'tenant' ? [request.params.tenant, path.tenant.id] : [request.params.tenant];
+    const audiences = segments.flatMap((t) => [`${ctx.urls.authority}/${t}/oauth2/v2.0/token`, `${ctx.urls.authority}/${t}/oauth2/token`, `${ctx.urls.authority}/${t}/v2.0`]);
+
+    let result: Record<string, unknown>;
+    if (grantType === 'client_credentials') {
+      result = await clientCredentials(ctx, path, registration, body, async () => authenticateClient(ctx, registration, creds, audiences));
+    } else {
+      const appidacr = await authenticateClient(ctx, registration, creds, audiences);
+      result = grantType === 'authorization_code' ? await redeemCode(ctx, path, registration, body, appidacr) : await redeemRefreshToken(ctx, path, registration, body, appidacr);
+    }
+    return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
   });
-}
-
-function formOf(body: unknown): Form {
-  const form: Form = {};
-  if (body && typeof body === 'object') {
-    for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
-      if (typeof value === 'string') form[key] = value;
-      else if (Array.isArray(value) && typeof value[0] === 'string') form[key] = value[0];
-    }
-  }
-  return form;
 }
 
 function missingParameter(name: string): IdentityError {
@@ -104,7 +78,7 @@ async function clientCredentials(
   ctx: EmulatorContext,
   path: PathTenant,
   app: AppRegistration,
-  body: Form,
+  body: FormFields,
   authenticate: () => Promise<'1' | '2'>,
 ): Promise<Record<string, unknown>> {
   if (path.kind !== 'tenant') {
@@ -147,11 +121,10 @@ function pathAccepts(path: PathTenant, issuedPath: string, tenantId: string): bo
   return path.segment === issuedPath.toLowerCase();
 }
 
-async function redeemCode(ctx: EmulatorContext, path: PathTenant, app: AppRegistration, body: Form, appidacr: '1' | '2'): Promise<Record<string, unknown>> {
+async function redeemCode(ctx: EmulatorContext, path: PathTenant, app: AppRegistration, body: FormFields, appidacr: '1' | '2'): Promise<Record<string, unknown>> {
   const value = body.code;
   if (!value) throw missingParameter('code');
-  const state = identityState(ctx);
-  const code = state.codes.get(value);
+  const code = ctx.grants.codes.get(value);
   if (!code || code.expiresAtMs <= ctx.clock.nowMs() || code.clientId !== app.appId) {
     throw new IdentityError('invalid_grant', 70008, 'The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.');
   }
@@ -180,14 +153,14 @@ async function redeemCode(ctx: EmulatorContext, path: PathTenant, app: AppRegist
   }
   const { tenant, user } = requireSignedInUser(ctx, app, code.tenantId, code.userId);
   code.redeemed = true;
-  pruneExpired(ctx);
+  ctx.grants.pruneExpired(ctx.clock.nowMs());
   return issueUserTokens(ctx, { app, tenant, user, scopes: code.scopes, sid: code.sid, nonce: code.nonce, appidacr });
 }
 
-async function redeemRefreshToken(ctx: EmulatorContext, path: PathTenant, app: AppRegistration, body: Form, appidacr: '1' | '2'): Promise<Record<string, unknown>> {
+async function redeemRefreshToken(ctx: EmulatorContext, path: PathTenant, app: AppRegistration, body: FormFields, appidacr: '1' | '2'): Promise<Record<string, unknown>> {
   const value = body.refresh_token;
   if (!value) throw missingParameter('refresh_token');
-  const grant = identityState(ctx).refreshTokens.get(value);
+  const grant = ctx.grants.refreshTokens.get(value);
   if (!grant || grant.clientId !== app.appId) {
     throw new IdentityError('invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid.');
   }
