@@ -1,6 +1,7 @@
 import type { Clock } from './clock.ts';
 import type { FaultInjector, RequestLog } from './faults.ts';
 import type { GrantStore } from './grants.ts';
+import type { PageReadAhead } from './graph-readahead.ts';
 import type { SigningKeyring } from './keys.ts';
 import type { Directory } from './model.ts';
 import type { SsoSessions } from './signin/sso-session.ts';
@@ -19,6 +20,8 @@ export interface EmulatorContext {
   sessions: SsoSessions;
   /** Sign-ins waiting for the person at the browser. */
   signIns: SignInTransactions;
+  /** `/users` pages built ahead of the client's next request. */
+  pageReadAhead: PageReadAhead;
   /** Protects the control API (`Authorization: Bearer <token>`). */
   controlToken: string;
   /** Client id of the built-in demo app registration. */

@@ -22,6 +22,8 @@ interface Prepared extends PreparedPage {
  */
 export class PageReadAhead {
   readonly #pages = new Map<string, Prepared>();
+  /** Who waits for a scheduled page to be built (see `whenPrepared`). */
+  readonly #waiters = new Map<string, Array<(prepared: boolean) => void>>();
   readonly #capacity: number;
   readonly #maxAgeMs: number;
 
@@ -43,16 +45,31 @@ export class PageReadAhead {
   schedule(token: string, tenant: Tenant, build: () => PreparedPage): void {
     if (this.#pages.has(token)) return;
     setImmediate(() => {
-      if (this.#pages.has(token)) return;
-      const seq = tenant.seq;
-      let page: PreparedPage;
-      try {
-        page = build();
-      } catch {
-        return; // the request itself will build (and report) it
-      }
-      if (this.#pages.size >= this.#capacity) this.#pages.delete(this.#pages.keys().next().value!);
-      this.#pages.set(token, { body: Buffer.from(page.body), next: page.next, tenant, seq, atMs: Date.now() });
+      if (!this.#pages.has(token)) this.#prepare(token, tenant, build);
+      this.#settle(token, this.#pages.has(token));
     });
+  }
+
+  /** Resolves once a scheduled page has been built (true) or could not be (false): the event to wait for instead of a pause. */
+  whenPrepared(token: string): Promise<boolean> {
+    if (this.#pages.has(token)) return Promise.resolve(true);
+    return new Promise((resolve) => this.#waiters.set(token, [...(this.#waiters.get(token) ?? []), resolve]));
+  }
+
+  #prepare(token: string, tenant: Tenant, build: () => PreparedPage): void {
+    const seq = tenant.seq;
+    let page: PreparedPage;
+    try {
+      page = build();
+    } catch {
+      return; // the request itself will build (and report) it
+    }
+    if (this.#pages.size >= this.#capacity) this.#pages.delete(this.#pages.keys().next().value!);
+    this.#pages.set(token, { body: Buffer.from(page.body), next: page.next, tenant, seq, atMs: Date.now() });
+  }
+
+  #settle(token: string, prepared: boolean): void {
+    for (const resolve of this.#waiters.get(token) ?? []) resolve(prepared);
+    this.#waiters.delete(token);
   }
 }

@@ -10,6 +10,7 @@ import type { EmulatorContext, EmulatorUrls } from './context.ts';
 import { EmulatorError, graphErrorBody, identityErrorBody, IdentityError } from './errors.ts';
 import { FaultInjector, RequestLog, type Fault, type RequestLogEntry } from './faults.ts';
 import { GrantStore } from './grants.ts';
+import { PageReadAhead } from './graph-readahead.ts';
 import { SigningKeyring, type StoredSigningKey } from './keys.ts';
 import { Directory } from './model.ts';
 import { createCertificateAuthority, issueServerCertificate, type PemKeyPair } from './pki.ts';
@@ -89,6 +90,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     grants: new GrantStore(),
     sessions: new SsoSessions(directory, () => ctx.urls.pages),
     signIns: new SignInTransactions(),
+    pageReadAhead: new PageReadAhead(),
     controlToken: options.controlToken ?? randomBytes(24).toString('base64url'),
     demoAppId: demoApp.appId,
     dataDir,
