@@ -54,13 +54,23 @@ async function start(args: string[]): Promise<Running> {
     child,
     ready: JSON.parse(first) as ReadyLine,
     stderr: () => stderr,
-    waitForStderr: async (pattern) => {
-      for (let waited = 0; !pattern.test(stderr); waited += 20) {
-        if (waited > 5000) assert.fail(`stderr never matched ${pattern}: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      return stderr;
-    },
+    // Waits for the output itself: each chunk of stderr is checked as it arrives.
+    waitForStderr: (pattern) =>
+      new Promise<string>((resolve, reject) => {
+        const check = () => {
+          if (!pattern.test(stderr)) return;
+          child.stderr!.off('data', check);
+          child.off('exit', exited);
+          resolve(stderr);
+        };
+        const exited = () => {
+          child.stderr!.off('data', check);
+          reject(new Error(`exited before stderr matched ${pattern}: ${stderr}`));
+        };
+        child.stderr!.on('data', check);
+        child.once('exit', exited);
+        check();
+      }),
     stop: async (signal = 'SIGTERM') => {
       child.kill(signal);
       const code = await exitOf(child);
