@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { asciiSlug } from './ascii.ts';
 import { seededRandom } from './random.ts';
 import { GROUP_MEMBERSHIP_CLAIMS, isGuid, type AppRegistration, type Directory, type Tenant, type TenantInput, type UserInput } from './model.ts';
 
@@ -98,9 +99,8 @@ const JOB_TITLES = [
 const OFFICES = ['Building 1', 'Building 4, Floor 2', 'Seattle', 'London', 'Berlin', 'Paris', 'Tokyo', 'Sydney', 'Remote', 'São Paulo'];
 const GUEST_DOMAINS = ['outlook.com', 'treyresearch.net', 'margiestravel.com', 'alpineskihouse.com', 'cohowinery.com'];
 
-const ASCII_SLUG = (s: string): string => s.normalize('NFD').replace(/[^A-Za-z0-9]/g, '').toLowerCase();
-const GIVEN_SLUGS = GIVEN_NAMES.map(ASCII_SLUG);
-const SURNAME_SLUGS = SURNAMES.map(ASCII_SLUG);
+const GIVEN_SLUGS = GIVEN_NAMES.map(asciiSlug);
+const SURNAME_SLUGS = SURNAMES.map(asciiSlug);
 
 /** Share of generated users that are disabled, and that are guests. */
 const DISABLED_SHARE = 0.02;
@@ -149,7 +149,7 @@ export function generatedTenantInput(seed: number, index: number): GeneratedTena
   const base = COMPANY_NAMES[index % COMPANY_NAMES.length]!;
   const round = Math.floor(index / COMPANY_NAMES.length);
   const displayName = round === 0 ? base : `${base} ${round + 1}`;
-  const slug = ASCII_SLUG(displayName);
+  const slug = asciiSlug(displayName);
   const id = seededGuid(random);
   return {
     id,

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { isGuid, type Directory, type Tenant } from '../../src/emulator/model.ts';
 import { directoryWithDemoApp, DEMO_APP_ID } from '../helpers/fixtures.ts';
 import { applySeed, FixtureError, type SeedSource } from '../../src/emulator/seed.ts';
+import { asciiSlug } from '../../src/emulator/ascii.ts';
 
 const DEMO_APP = DEMO_APP_ID;
 const EXAMPLE_FIXTURE = new URL('../../docs/examples/emulator-fixture.json', import.meta.url).pathname;
@@ -92,6 +93,33 @@ describe('deterministic generator', () => {
     assert.equal(new Set(names).size, 22);
     assert.equal(names[20], 'Contoso 2');
     assert.deepEqual(tenantsOf(d)[20]!.domains, ['contoso2.onmicrosoft.com', 'contoso2.com']);
+  });
+
+  test('names with letters outside ASCII keep them, transliterated, in UPNs (Søren becomes soren, not sren)', async () => {
+    const d = await seeded({ kind: 'generate', tenants: 1, usersPerTenant: 3000, seed: 5 });
+    const members = tenantsOf(d)[0]!.users.filter((u) => u.props.userType === 'Member' && !u.admin);
+    const expectations: [string, RegExp][] = [
+      ['Søren', /^soren\./],
+      ['Chloé', /^chloe\./],
+      ['Zoë', /^zoe\./],
+      ['Siobhán', /^siobhan\./],
+    ];
+    for (const [given, local] of expectations) {
+      const user = members.find((u) => u.props.givenName === given);
+      assert.ok(user, `a ${given} among 3000 users`);
+      assert.match(user.props.userPrincipalName, local);
+    }
+    const muller = members.find((u) => u.props.surname === 'Müller');
+    assert.match(muller!.props.userPrincipalName, /\.muller\d*@/);
+    for (const user of members) assert.match(user.props.userPrincipalName, /^[a-z0-9.]+@[a-z0-9.-]+$/, user.props.displayName);
+  });
+
+  test('letters that do not decompose are spelled out', () => {
+    assert.equal(asciiSlug('Søren Ærø'), 'sorenaero');
+    assert.equal(asciiSlug('Straße'), 'strasse');
+    assert.equal(asciiSlug('Łukasz Wałęsa'), 'lukaszwalesa');
+    assert.equal(asciiSlug('Þórður Œuvre'), 'thorduroeuvre');
+    assert.equal(asciiSlug("Zoë O'Brien-Müller"), 'zoeobrienmuller');
   });
 
   test('a 1,000,000-user tenant builds in a few seconds', async (t) => {

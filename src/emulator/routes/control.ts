@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { asciiSlug } from '../ascii.ts';
 import type { EmulatorContext } from '../context.ts';
 import { ControlInputError } from '../errors.ts';
 import type { FaultSpec } from '../faults.ts';
@@ -175,10 +176,6 @@ function findDeleted(tenant: Tenant, ref: string): UserRecord | undefined {
   return undefined;
 }
 
-function slugOf(name: string): string {
-  return name.normalize('NFD').replace(/[^A-Za-z0-9]/g, '').toLowerCase();
-}
-
 type Params = Record<string, string>;
 
 /**
@@ -214,7 +211,7 @@ export function registerControlRoutes(app: FastifyInstance, ctx: EmulatorContext
       // ---- tenants ----
       scope.post('/tenants', async (request, reply) => {
         const body = parse(tenantCreateSchema, request.body);
-        const slug = slugOf(body.displayName);
+        const slug = asciiSlug(body.displayName);
         if (!body.domains && !slug) throw new ControlInputError('domains: give domains, or a displayName with letters to derive them from');
         const tenant = d.addTenant({
           displayName: body.displayName,
