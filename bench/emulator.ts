@@ -6,6 +6,10 @@
  *
  *   node_modules/.bin/node bench/emulator.ts [--users 1000000]
  *
+ * It also times what a demo waits for: the seeded generator building a tenant
+ * of `--users` users, and saving and loading the state of `--state-users`
+ * users, each as a ratio to the same rows inserted into node:sqlite.
+ *
  * The emulator and the client run in one process. By default the emulator has
  * its own thread (a worker), as it has its own process in `roster emulator`;
  * `--in-thread` puts both on one event loop. Either way the users/s figure
@@ -19,7 +23,10 @@ import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Agent, request } from 'undici';
 import { accessTokenIssuerFor, GRAPH_AUDIENCE } from '../src/emulator/context.ts';
-import { GRAPH_USER_PROPERTIES, type GraphUser, type UserInput } from '../src/emulator/model.ts';
+import { Clock } from '../src/emulator/clock.ts';
+import { Directory, GRAPH_USER_PROPERTIES, type GraphUser, type UserInput } from '../src/emulator/model.ts';
+import { loadState, saveState } from '../src/emulator/persistence.ts';
+import { applySeed } from '../src/emulator/seed.ts';
 import { startEmulator } from '../src/emulator/server.ts';
 
 /** Every property Roster syncs, in schema order. */
@@ -242,10 +249,65 @@ function insertIntoSqlite(dbDir: string, count: number): { ms: number; cpuMs: nu
   return { ms, cpuMs };
 }
 
+interface DemoTimings {
+  seedMs: number;
+  saveMs: number;
+  loadMs: number;
+  stateUsers: number;
+}
+
+/** A directory holding only an app registration the seed can consent to. */
+function directoryWithApp(): { directory: Directory; appId: string } {
+  const directory = new Directory(new Clock());
+  const appId = crypto.randomUUID();
+  directory.addApp({
+    appId,
+    displayName: 'Bench app',
+    homeTenantId: null,
+    signInAudience: 'AzureADMultipleOrgs',
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+    secrets: [],
+    certificates: [],
+    requiredAppRoles: ['User.Read.All'],
+    disabled: false,
+    groupMembershipClaims: 'None',
+  });
+  return { directory, appId };
+}
+
+/** The seeded generator building one tenant of `count` users, then saving and loading a tenant of `stateUsers`. */
+async function timeSeedAndState(dir: string, count: number, stateUsers: number): Promise<DemoTimings> {
+  const seeded = directoryWithApp();
+  let t0 = performance.now();
+  await applySeed(seeded.directory, { kind: 'generate', tenants: 1, usersPerTenant: count, seed: 9 }, seeded.appId);
+  const seedMs = performance.now() - t0;
+  const generated = [...seeded.directory.tenants.values()][0]!;
+  if (generated.users.length !== count) throw new Error(`the generator built ${generated.users.length} users, expected ${count}`);
+  sampleRss('seed');
+
+  const saved = directoryWithApp();
+  await applySeed(saved.directory, { kind: 'generate', tenants: 1, usersPerTenant: stateUsers, seed: 3, consentedTenants: 1 }, saved.appId);
+  t0 = performance.now();
+  await saveState(dir, saved.directory);
+  const saveMs = performance.now() - t0;
+  const loaded = new Directory(new Clock());
+  t0 = performance.now();
+  await loadState(dir, loaded);
+  const loadMs = performance.now() - t0;
+  if ([...loaded.tenants.values()][0]!.users.length !== stateUsers) throw new Error('the loaded state lost users');
+  sampleRss('state');
+  return { seedMs, saveMs, loadMs, stateUsers };
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { users: { type: 'string', default: '1000000' }, 'in-thread': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: { users: { type: 'string', default: '1000000' }, 'state-users': { type: 'string', default: '100000' }, 'in-thread': { type: 'boolean', default: false } },
+  });
   const count = Number(values.users);
   if (!Number.isSafeInteger(count) || count < 1) throw new Error(`--users must be a positive integer, not ${values.users}`);
+  const stateUsers = Number(values['state-users']);
+  if (!Number.isSafeInteger(stateUsers) || stateUsers < 1) throw new Error(`--state-users must be a positive integer, not ${values['state-users']}`);
   const inThread = values['in-thread'];
 
   const loadAtStart = loadavg()[0]!;
@@ -264,6 +326,7 @@ async function main(): Promise<void> {
     ] as const;
     for (const [name, pass] of passes) if (pass.users !== count) throw new Error(`${name}: paged ${pass.users} users, expected ${count}`);
     const sqlite = insertIntoSqlite(dbDir, count);
+    const demo = await timeSeedAndState(dbDir, count, stateUsers);
     const cold = passes[0][1];
 
     const rate = (n: number, ms: number) => `${perSecond(n, ms).toLocaleString('en-US')}/s`;
@@ -279,6 +342,9 @@ async function main(): Promise<void> {
       ]);
     }
     rows.push(['(b) node:sqlite INSERT, one transaction', `${seconds(sqlite.ms)} s`, `${rate(count, sqlite.ms)} rows`, `${seconds(sqlite.cpuMs)} s`]);
+    rows.push(['(c) seeded generator (applySeed), one tenant', `${seconds(demo.seedMs)} s`, `${rate(count, demo.seedMs)} users`, '']);
+    rows.push([`(d) save state, ${demo.stateUsers.toLocaleString('en-US')} users`, `${seconds(demo.saveMs)} s`, `${rate(demo.stateUsers, demo.saveMs)} users`, '']);
+    rows.push([`(e) load state, ${demo.stateUsers.toLocaleString('en-US')} users`, `${seconds(demo.loadMs)} s`, `${rate(demo.stateUsers, demo.loadMs)} users`, '']);
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
     console.log(
       `\nEmulator benchmark: ${count.toLocaleString('en-US')} users, ${cold.pages} pages of up to 999, ${(cold.bytes / MB).toFixed(0)} MB of JSON per pass, ` +
@@ -288,6 +354,13 @@ async function main(): Promise<void> {
     console.log('');
     for (const [name, pass] of passes) {
       console.log(`  ratio ${name}: ${(perSecond(pass.users, pass.ms) / sqliteRate).toFixed(2)}x  (emulator users/s ÷ sqlite rows/s)`);
+    }
+    for (const [name, ms, users] of [
+      ['seeded generator', demo.seedMs, count],
+      ['save state', demo.saveMs, demo.stateUsers],
+      ['load state', demo.loadMs, demo.stateUsers],
+    ] as const) {
+      console.log(`  ratio ${name}: ${(perSecond(users, ms) / sqliteRate).toFixed(2)}x  (users/s ÷ sqlite rows/s)`);
     }
     for (const [name, pass] of passes) {
       if (pass.emulatorCpuMs === undefined) continue;

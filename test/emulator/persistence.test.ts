@@ -151,23 +151,17 @@ describe('save and load', () => {
     await assert.rejects(loadState(folder, new Directory(new Clock())), /incomplete/);
   });
 
-  test('100,000 users save and load quickly', async (t) => {
+  // How fast they save and load is measured by bench/emulator.ts.
+  test('100,000 users save and load intact', async () => {
     const folder = await mkdtemp(join(dir, 'big-'));
     const d = newDirectory();
     await applySeed(d, { kind: 'generate', tenants: 1, usersPerTenant: 100_000, seed: 3, consentedTenants: 1 }, DEMO_APP);
-    let started = performance.now();
     await saveState(folder, d);
-    const saveMs = performance.now() - started;
-    const size = (await stat(join(folder, 'state.json'))).size;
     const loaded = new Directory(new Clock());
-    started = performance.now();
     await loadState(folder, loaded);
-    const loadMs = performance.now() - started;
-    t.diagnostic(`100,000 users: save ${Math.round(saveMs)} ms, load ${Math.round(loadMs)} ms, ${(size / 1e6).toFixed(1)} MB`);
     const tenant = [...loaded.tenants.values()][0]!;
     assert.equal(tenant.users.length, 100_000);
     assert.equal(tenant.changeLog.length, 100_000);
     assert.deepEqual(plainUser(tenant.users[99_999]!), plainUser([...d.tenants.values()][0]!.users[99_999]!));
-    assert.ok(saveMs < 10_000 && loadMs < 10_000);
   });
 });

@@ -122,16 +122,13 @@ describe('deterministic generator', () => {
     assert.equal(asciiSlug("Zoë O'Brien-Müller"), 'zoeobrienmuller');
   });
 
-  test('a 1,000,000-user tenant builds in a few seconds', async (t) => {
+  // How fast it builds is measured by bench/emulator.ts.
+  test('a 1,000,000-user tenant is built whole', async () => {
     const directory = newDirectory();
-    const started = performance.now();
     await applySeed(directory, { kind: 'generate', tenants: 1, usersPerTenant: 1_000_000, seed: 9 }, DEMO_APP);
-    const ms = performance.now() - started;
-    t.diagnostic(`1,000,000 users in ${Math.round(ms)} ms, heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB`);
     const tenant = tenantsOf(directory)[0]!;
     assert.equal(tenant.users.length, 1_000_000);
     assert.equal(tenant.usersById.size, 1_000_000);
-    assert.ok(ms < 20_000, `took ${Math.round(ms)} ms`);
   });
 });
 
