@@ -1,8 +1,10 @@
+// One module over 400 lines on purpose: the writer and the reader of one on-disk format, kept side by side so they change together.
 import { randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { GRANT_RECORD_TYPES, grantRecords, loadGrantRecord, type GrantStore } from './grants.ts';
 import { GRAPH_USER_PROPERTIES, GROUP_MEMBERSHIP_CLAIMS, type ChangeEntry, type Directory, type GraphUser, type GraphUserProperty, type Tenant, type UserRecord } from './model.ts';
 
 export const STATE_FILE = 'state.json';
@@ -38,8 +40,11 @@ export class StateFileError extends Error {}
 
 // ---- save ----------------------------------------------------------------------
 
-/** Writes the whole directory to `<dataDir>/state.json`: temp file, fsync, rename (never a half-written state). */
-export async function saveState(dataDir: string, directory: Directory): Promise<void> {
+/**
+ * Writes the whole directory to `<dataDir>/state.json`: temp file, fsync, rename (never a half-written state).
+ * With `grants`, the unexpired authorization codes and refresh tokens go too, so a restart does not break a sign-in.
+ */
+export async function saveState(dataDir: string, directory: Directory, grants?: GrantStore): Promise<void> {
   const target = stateFilePath(dataDir);
   const temp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const file = await open(temp, 'w', 0o600);
@@ -95,6 +100,7 @@ export async function saveState(dataDir: string, directory: Directory): Promise<
         await record({ type: 'changes', tenant: tenant.id, rows: tenant.changeLog.slice(i, i + CHANGES_PER_LINE).map(changeRow) });
       }
     }
+    for (const grant of grants ? grantRecords(grants, directory.clock.nowMs()) : []) await record(grant);
     await record({ type: 'end' });
     buffer.push('\n]}\n');
     await flush();
@@ -176,11 +182,11 @@ const changesRecord = z.object({
 const stateRecord = z.discriminatedUnion('type', [settingsRecord, appRecord, tenantRecord, usersRecord, changesRecord, z.object({ type: z.literal('end') })]);
 const headerSchema = z.object({ format: z.literal(STATE_FORMAT), version: z.number().int() });
 
-/** Loads saved state into an empty `directory`; false when the folder holds none. */
-export async function loadState(dataDir: string, directory: Directory): Promise<boolean> {
+/** Loads saved state into an empty `directory` (and saved codes and refresh tokens into `grants`); false when the folder holds none. */
+export async function loadState(dataDir: string, directory: Directory, grants?: GrantStore): Promise<boolean> {
   const path = stateFilePath(dataDir);
   if (!existsSync(path)) return false;
-  const loader = new StateLoader(directory, path);
+  const loader = new StateLoader(directory, path, grants);
   const firstLine = await readFirstLine(path);
   if (firstLine.startsWith(HEADER_PREFIX) && firstLine.endsWith('"records":[')) {
     loader.header(JSON.parse(`${firstLine}]}`));
@@ -212,6 +218,7 @@ export async function loadState(dataDir: string, directory: Directory): Promise<
     records.forEach((r, i) => loader.record(r, `records[${i}]`));
   }
   loader.finish();
+  grants?.pruneExpired(directory.clock.nowMs());
   return true;
 }
 
@@ -245,10 +252,12 @@ class StateLoader {
   #ended = false;
   #settings = false;
   readonly #pool = new Interner();
+  readonly #grants: GrantStore | undefined;
 
-  constructor(directory: Directory, path: string) {
+  constructor(directory: Directory, path: string, grants: GrantStore | undefined) {
     this.#directory = directory;
     this.#path = path;
+    this.#grants = grants;
   }
 
   header(value: unknown): void {
@@ -266,6 +275,11 @@ class StateLoader {
     if (this.#ended) throw new StateFileError(`state file ${this.#path} ${where}: data after the end record`);
     // Bulk records skip the schema walk per row: a row is checked where it is used.
     const type = (value as { type?: unknown } | null)?.type;
+    if (typeof type === 'string' && GRANT_RECORD_TYPES.has(type)) {
+      const refused = this.#grants ? loadGrantRecord(this.#grants, value) : undefined;
+      if (refused) throw new StateFileError(`state file ${this.#path} ${where}: ${refused}`);
+      return;
+    }
     const parsed = type === 'users' ? usersRecord.safeParse(value) : type === 'changes' ? changesRecord.safeParse(value) : stateRecord.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;

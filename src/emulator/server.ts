@@ -77,7 +77,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const directory = new Directory(clock);
   directory.consentPropagationSeconds = options.consentPropagationSeconds ?? 0;
 
-  const restored = dataDir ? await loadState(dataDir, directory) : false;
+  const grants = new GrantStore();
+  const restored = dataDir ? await loadState(dataDir, directory, grants) : false;
   const demoApp = ensureDemoApp(directory, options);
   if (!restored && options.seed) await applySeed(directory, options.seed, demoApp.appId);
 
@@ -87,7 +88,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     clock,
     faults: new FaultInjector(options.faultSeed ?? 1),
     requestLog: new RequestLog(),
-    grants: new GrantStore(),
+    grants,
     sessions: new SsoSessions(directory, () => ctx.urls.pages),
     signIns: new SignInTransactions(),
     pageReadAhead: new PageReadAhead(),
@@ -133,7 +134,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   ctx.urls.control = `http://${PUBLIC_HOST}:${httpPort}/_emulator`;
 
   const save = async (): Promise<void> => {
-    if (dataDir) await saveState(dataDir, directory);
+    if (dataDir) await saveState(dataDir, directory, grants);
     if (dataDir) await writeFile(join(dataDir, 'signing-keys.json'), JSON.stringify(keyring.toStored(), null, 2), { mode: 0o600 });
   };
   ctx.save = save;

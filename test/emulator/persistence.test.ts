@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Clock } from '../../src/emulator/clock.ts';
+import { GrantStore } from '../../src/emulator/grants.ts';
 import { Directory, type UserRecord } from '../../src/emulator/model.ts';
 import { loadState, saveState, StateFileError, STATE_VERSION } from '../../src/emulator/persistence.ts';
 import { createRsaKeyWithCertificate, describeCertificate } from '../../src/emulator/pki.ts';
@@ -138,6 +139,28 @@ describe('save and load', () => {
       assert.match(err.message, /state\.json has format version 99, but this emulator reads version 1/);
       return true;
     });
+  });
+
+  test('unexpired codes and refresh tokens round-trip; expired ones are left behind; a malformed one is refused', async () => {
+    const folder = await mkdtemp(join(dir, 'grants-'));
+    const d = newDirectory();
+    const now = d.clock.nowMs();
+    const grants = new GrantStore();
+    const signedIn = { tenantId: 't', userId: 'u', sid: 's', clientId: DEMO_APP, scopes: ['openid', 'offline_access'] };
+    const code = { ...signedIn, redirectUri: 'http://localhost:3000/auth/callback', pathTenant: 'organizations', nonce: 'n', codeChallenge: undefined, codeChallengeMethod: undefined, redeemed: false };
+    grants.codes.set('live-code', { ...code, expiresAtMs: now + 600_000 });
+    grants.codes.set('old-code', { ...code, expiresAtMs: now - 1 });
+    grants.refreshTokens.set('live-rt', { ...signedIn, expiresAtMs: now + 86_400_000 });
+    grants.refreshTokens.set('old-rt', { ...signedIn, expiresAtMs: now - 1 });
+    await saveState(folder, d, grants);
+    const restored = new GrantStore();
+    await loadState(folder, new Directory(new Clock()), restored);
+    assert.deepEqual([...restored.codes], [['live-code', grants.codes.get('live-code')]]);
+    assert.deepEqual([...restored.refreshTokens], [['live-rt', grants.refreshTokens.get('live-rt')]]);
+
+    const path = join(folder, 'state.json');
+    await writeFile(path, (await readFile(path, 'utf8')).replace('"redeemed":false', '"redeemed":"no"'));
+    await assert.rejects(loadState(folder, new Directory(new Clock()), new GrantStore()), /line \d+: redeemed: /);
   });
 
   test('a truncated file is refused, not half loaded', async () => {

@@ -483,5 +483,5 @@ export function registerControlRoutes(app: FastifyInstance, ctx: EmulatorContext
 /** The running emulator's own save (state and signing keys); state alone when the context has none. */
 async function saveAll(ctx: EmulatorContext): Promise<void> {
   if (ctx.save) return ctx.save();
-  if (ctx.dataDir) await saveState(ctx.dataDir, ctx.directory);
+  if (ctx.dataDir) await saveState(ctx.dataDir, ctx.directory, ctx.grants);
 }
