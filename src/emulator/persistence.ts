@@ -298,29 +298,9 @@ class StateLoader {
         d.apps.set(app.appId, app);
         return;
       }
-      case 'tenant': {
-        const tenant: Tenant = {
-          id: rec.id,
-          displayName: rec.displayName,
-          domains: rec.domains,
-          defaultDomain: rec.defaultDomain,
-          countryLetterCode: rec.countryLetterCode,
-          createdDateTime: rec.createdDateTime,
-          users: [],
-          usersById: new Map(),
-          deletedUsers: new Map(),
-          purgedUserIds: new Set(rec.purgedUserIds),
-          nextOrdinal: rec.nextOrdinal,
-          changeLog: [],
-          seq: rec.seq,
-          deltaFloor: rec.deltaFloor,
-          servicePrincipals: new Map(rec.servicePrincipals.map((sp) => [sp.appId, sp])),
-        };
-        if (d.tenants.has(tenant.id)) throw new StateFileError(`state file ${this.#path} ${where}: tenant ${tenant.id} appears twice`);
-        d.tenants.set(tenant.id, tenant);
-        for (const domain of tenant.domains) d.tenantsByDomain.set(domain, tenant);
+      case 'tenant':
+        this.#addTenant(rec, where);
         return;
-      }
       case 'users': {
         const tenant = this.#tenant(rec.tenant, where);
         const index = USER_FIELDS.map((f) => rec.fields.indexOf(f));
@@ -359,6 +339,30 @@ class StateLoader {
 
   finish(): void {
     if (!this.#ended || !this.#settings) throw new StateFileError(`state file ${this.#path} is incomplete (no end record); it was not written by a finished save`);
+  }
+
+  #addTenant(rec: z.infer<typeof tenantRecord>, where: string): void {
+    const d = this.#directory;
+    const tenant: Tenant = {
+      id: rec.id,
+      displayName: rec.displayName,
+      domains: rec.domains,
+      defaultDomain: rec.defaultDomain,
+      countryLetterCode: rec.countryLetterCode,
+      createdDateTime: rec.createdDateTime,
+      users: [],
+      usersById: new Map(),
+      deletedUsers: new Map(),
+      purgedUserIds: new Set(rec.purgedUserIds),
+      nextOrdinal: rec.nextOrdinal,
+      changeLog: [],
+      seq: rec.seq,
+      deltaFloor: rec.deltaFloor,
+      servicePrincipals: new Map(rec.servicePrincipals.map((sp) => [sp.appId, sp])),
+    };
+    if (d.tenants.has(tenant.id)) throw new StateFileError(`state file ${this.#path} ${where}: tenant ${tenant.id} appears twice`);
+    d.tenants.set(tenant.id, tenant);
+    for (const domain of tenant.domains) d.tenantsByDomain.set(domain, tenant);
   }
 
   #tenant(id: string, where: string): Tenant {

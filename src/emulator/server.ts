@@ -98,27 +98,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     urls: { authority: '', graph: '', pages: '', control: '' },
   };
 
-  const backchannel = Fastify({
-    logger: options.logger ?? false,
-    https: { key: server.keyPem, cert: `${server.certPem}${ca.certPem}` },
-    // Long $skiptoken/$deltatoken values travel in the query, but ids and domains in paths stay short.
-    routerOptions: { maxParamLength: 4096 },
-  });
-  const pages = Fastify({ logger: options.logger ?? false, routerOptions: { maxParamLength: 4096 } });
-
-  for (const app of [backchannel, pages] as FastifyInstance[]) {
-    await app.register(formbody);
-    installRequestLogAndFaults(app, ctx);
-    installErrorHandler(app, ctx);
-  }
-  registerDiscoveryRoutes(backchannel as FastifyInstance, ctx);
-  registerTokenRoutes(backchannel as FastifyInstance, ctx);
-  registerGraphRoutes(backchannel as FastifyInstance, ctx);
-  registerAuthorizeRoutes(pages, ctx);
-  registerAdminConsentRoutes(pages, ctx);
-  registerLogoutRoutes(pages, ctx);
-  registerControlRoutes(pages, ctx);
-
+  const { backchannel, pages } = await buildServers(ctx, { key: server.keyPem, cert: `${server.certPem}${ca.certPem}` }, options.logger ?? false);
   try {
     await backchannel.listen({ host: LISTEN_HOST, port: options.httpsPort ?? 0 });
     await pages.listen({ host: LISTEN_HOST, port: options.httpPort ?? 0 });
@@ -150,6 +130,30 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       await Promise.allSettled([backchannel.close(), pages.close()]);
     },
   };
+}
+
+/** The HTTPS back channel (discovery, keys, token, Graph) and the plain-http pages (sign-in, logout, control API). */
+async function buildServers(ctx: EmulatorContext, tls: { key: string; cert: string }, logger: boolean): Promise<{ backchannel: FastifyInstance; pages: FastifyInstance }> {
+  const backchannel = Fastify({
+    logger,
+    https: tls,
+    // Long $skiptoken/$deltatoken values travel in the query, but ids and domains in paths stay short.
+    routerOptions: { maxParamLength: 4096 },
+  }) as unknown as FastifyInstance;
+  const pages = Fastify({ logger, routerOptions: { maxParamLength: 4096 } }) as unknown as FastifyInstance;
+  for (const app of [backchannel, pages]) {
+    await app.register(formbody);
+    installRequestLogAndFaults(app, ctx);
+    installErrorHandler(app, ctx);
+  }
+  registerDiscoveryRoutes(backchannel, ctx);
+  registerTokenRoutes(backchannel, ctx);
+  registerGraphRoutes(backchannel, ctx);
+  registerAuthorizeRoutes(pages, ctx);
+  registerAdminConsentRoutes(pages, ctx);
+  registerLogoutRoutes(pages, ctx);
+  registerControlRoutes(pages, ctx);
+  return { backchannel, pages };
 }
 
 function portOf(app: FastifyInstance): number {
