@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the directory's records and the one class every mutation goes through, so the change log (and delta) cannot miss one.
 import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock.ts';
 import { EmulatorError } from './errors.ts';

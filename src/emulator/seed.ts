@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the three ways to fill a directory (generator, demo, fixture) share its name lists, GUID helpers and checks.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
