@@ -219,6 +219,14 @@ describe('sign-in pages, consent and logout', () => {
     assert.match(answer.html, /name="state" value="st-1"/);
   });
 
+  test('form_post carries errors too: a 200 page whose form posts the error and state', async () => {
+    const answer = await new PagesClient(emulator).get(authorizeUrl(emulator, { extra: { response_mode: 'form_post', response_type: 'token' } }));
+    assert.equal(answer.status, 200);
+    assert.match(answer.html, /name="error" value="unsupported_response_type"/);
+    assert.match(answer.html, /name="error_description" value="AADSTS700051: /);
+    assert.match(answer.html, /name="state" value="st-1"/);
+  });
+
   describe('admin consent', () => {
     test('common is refused (AADSTS9001023) and a bad redirect_uri stays on the emulator page', async () => {
       const browser = new PagesClient(emulator);

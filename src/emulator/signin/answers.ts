@@ -7,7 +7,8 @@ import type { AppReturn } from './transaction.ts';
 export function sendToApp(reply: FastifyReply, target: Pick<AppReturn, 'redirectUri' | 'responseMode'>, params: Record<string, string | undefined>): FastifyReply {
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(params)) if (v !== undefined) clean[k] = v;
-  if (target.responseMode === 'form_post') return reply.type('text/html; charset=utf-8').send(formPostPage(target.redirectUri, clean));
+  // The status is set here because errors reach this from the error handler too.
+  if (target.responseMode === 'form_post') return reply.code(200).type('text/html; charset=utf-8').send(formPostPage(target.redirectUri, clean));
   const url = new URL(target.redirectUri);
   if (target.responseMode === 'fragment') url.hash = new URLSearchParams(clean).toString();
   else for (const [k, v] of Object.entries(clean)) url.searchParams.set(k, v);
