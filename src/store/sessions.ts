@@ -88,4 +88,13 @@ export class SessionRepository {
     const result = await this.#db.deleteFrom('sessions').where('tenant_id', '=', tenantId).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
+
+  /** Deletes every session past its absolute end or idle for longer than the idle limit; returns how many. */
+  async deleteExpired(now: number): Promise<number> {
+    const result = await this.#db
+      .deleteFrom('sessions')
+      .where((eb) => eb.or([eb('expires_at', '<=', now), eb('last_seen_at', '<=', now - this.#limits.idleMs)]))
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
 }
