@@ -161,7 +161,7 @@ for (const engine of ENGINES) {
       assert.equal(await counted(other), 7);
       assert.equal(await users.countInTenant(tenant), 48);
 
-      await new TenantLifecycle(test.store.db).offboard(tenant, 'test', 3);
+      await new TenantLifecycle(test.store).offboard(tenant, 'test', 3);
       assert.equal(await counted(tenant), 0);
       assert.equal(await counted(other), 7);
     });
