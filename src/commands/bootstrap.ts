@@ -11,7 +11,8 @@ import { loadAuthorityMetadata, type AuthorityMetadata } from '../identity/metad
 import { SyncQueue } from '../jobs/queue.ts';
 import { SyncScheduler } from '../jobs/scheduler.ts';
 import { migrateToLatest, openStore, type Store } from '../store/database.ts';
-import { commandRepositories, type CommandRepositories } from '../store/repositories.ts';
+import { JobsRepository } from '../store/jobs.ts';
+import { repositoriesOf, type Repositories } from '../store/repositories.ts';
 import { TenantLifecycle } from '../tenants/lifecycle.ts';
 import { TenantOnboarding } from '../tenants/onboarding.ts';
 import type { SyncControl } from '../web/context.ts';
@@ -50,7 +51,9 @@ export interface Roster {
   config: RosterConfig;
   logger: Logger;
   store: Store;
-  repositories: CommandRepositories;
+  repositories: Repositories;
+  /** The schedule of active tenants and the purge of expired rows. */
+  jobs: JobsRepository;
   http: OutboundHttp;
   metadata: AuthorityMetadata;
   entra: EntraApp;
@@ -111,7 +114,8 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
     const metadata = await loadAuthorityMetadata(http, provider.authorityHost);
     const { graphBaseUrl } = provider;
     const entra = new EntraApp({ credentials: provider.credentials, metadata, http, graphBaseUrl });
-    const repositories = commandRepositories(store, { sessionIdleMs: config.session.idleMinutes * 60_000 });
+    const repositories = repositoriesOf(store);
+    const jobs = new JobsRepository(store, { sessionIdleMs: config.session.idleMinutes * 60_000 });
     const budget = pLimit(GRAPH_CONCURRENCY);
     const reader = new GraphReader({ http, budget: (request) => budget(request), ...(options.onGraphWait ? { onWait: options.onGraphWait } : {}) });
     const sync = new DirectorySync({ store, entra, reader, graphBaseUrl, now, ...(options.consentGraceMs === undefined ? {} : { consentGraceMs: options.consentGraceMs }) });
@@ -129,7 +133,7 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
       now,
       ...(queue ? { queue } : {}),
     });
-    if (queue) await queue.work({ sync, jobs: repositories.jobs, concurrency: config.sync.concurrency, signal: shutdown.signal, now });
+    if (queue) await queue.work({ sync, jobs, concurrency: config.sync.concurrency, signal: shutdown.signal, now });
     if (scheduled) scheduler.start();
 
     let stopping: Promise<void> | undefined;
@@ -144,14 +148,14 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
       logger,
       store,
       repositories,
+      jobs,
       http,
       metadata,
       entra,
       validator: new IdTokenValidator(http, metadata, entra.clientId, now),
       sync,
       onboarding: new TenantOnboarding({ tenants: repositories.tenants, entra, http, graphBaseUrl, now }),
-      // The lifecycle still takes the query builder; it moves behind a repository with the rest of its queries.
-      lifecycle: new TenantLifecycle(store.db),
+      lifecycle: new TenantLifecycle(store),
       scheduler,
       queue,
       syncControl: {

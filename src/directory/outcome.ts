@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { HeldDeletionError, TenantBusyError, type SyncOutcome } from './sync.ts';
+import { SyncStoppedError, TenantNotActiveError } from './errors.ts';
+import { HeldDeletionError, STOPPED_REASON, TenantBusyError, type SyncOutcome } from './sync.ts';
 
 /** How a sync run ended: its recorded outcome, or the error that kept it from running or finishing. */
 export type RunResult = { outcome: SyncOutcome } | { error: unknown };
@@ -24,20 +25,23 @@ export async function settleRun(run: Promise<SyncOutcome>): Promise<RunResult> {
 }
 
 /**
- * One wording for every way a run ends (succeeded, failed, held, stopped,
- * skipped because another process syncs the tenant, refused while a deletion
- * is held, crashed), shared by the scheduler, the queue and `roster sync`.
+ * One wording for every way a run ends (succeeded, failed, held, stopped at
+ * shutdown, skipped because another process syncs the tenant, refused while a
+ * deletion is held or the tenant is no longer active, crashed), shared by the scheduler, the queue and `roster sync`.
  */
 export function describeOutcome(tenant: { id: string; displayName?: string }, result: RunResult): OutcomeDescription {
   const name = tenant.displayName ?? tenant.id;
   if ('outcome' in result) {
     const o = result.outcome;
+    // A run stopped at shutdown is recorded as failed so that the next run resumes it; it is not a failure to report.
+    const stopped = o.status === 'failed' && o.error === STOPPED_REASON;
+    const status = stopped ? 'stopped' : o.status;
     const counts = `${o.pages} pages, ${o.created} created, ${o.updated} updated, ${o.deleted} removed`;
     return {
-      level: o.status === 'failed' ? 'warn' : 'info',
-      fields: { tenant: tenant.id, run: o.id, kind: o.kind, status: o.status, pages: o.pages, created: o.created, updated: o.updated, deleted: o.deleted, error: o.error },
-      message: 'sync run finished',
-      line: `${name}: ${o.kind} sync ${o.status}: ${counts}${o.error ? ` (${o.error})` : ''}`,
+      level: o.status === 'failed' && !stopped ? 'warn' : 'info',
+      fields: { tenant: tenant.id, run: o.id, kind: o.kind, status, pages: o.pages, created: o.created, updated: o.updated, deleted: o.deleted, error: o.error },
+      message: stopped ? 'sync run stopped; the next run resumes it' : 'sync run finished',
+      line: stopped ? `${name}: ${o.kind} sync stopped after ${counts}; the next run resumes it` : `${name}: ${o.kind} sync ${status}: ${counts}${o.error ? ` (${o.error})` : ''}`,
     };
   }
   const { error } = result;
@@ -51,6 +55,12 @@ export function describeOutcome(tenant: { id: string; displayName?: string }, re
       message: 'sync skipped: a held deletion waits for a decision',
       line: `${name}: skipped, its last sync would remove many users and waits for a decision on the sync page or the operator console`,
     };
+  }
+  if (error instanceof SyncStoppedError) {
+    return { level: 'info', fields: { tenant: tenant.id }, message: 'sync skipped: Roster is stopping', line: `${name}: not started, Roster is stopping` };
+  }
+  if (error instanceof TenantNotActiveError) {
+    return { level: 'info', fields: { tenant: tenant.id }, message: 'sync skipped: the tenant is no longer active', line: `${name}: skipped, it is no longer an active tenant` };
   }
   return { level: 'error', fields: { tenant: tenant.id, err: error }, message: 'sync run crashed', line: `${name}: sync crashed: ${error instanceof Error ? error.message : String(error)}` };
 }

@@ -111,5 +111,5 @@ export class SyncScheduler {
 
 /** Run options with the shutdown signal, when there is one. */
 export function runOptions(options: Omit<RunOptions, 'signal'>, signal: AbortSignal | undefined): RunOptions {
-  return (signal ? { ...options, signal } : options) as RunOptions;
+  return signal ? { ...options, signal } : options;
 }

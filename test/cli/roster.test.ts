@@ -1,73 +1,22 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Browser } from '../helpers/browser.ts';
 import { startTestEmulator } from '../helpers/emulator.ts';
+import { freePort, rosterRunner } from './spawn.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin/roster.js');
-const children = new Set<ChildProcess>();
 let tmp: string;
+const { spawnRoster, runRoster, killAll } = rosterRunner(() => tmp);
 
 before(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'roster-cmd-'));
 });
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  killAll();
   await rm(tmp, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** The environment of a clean machine: no Entra settings unless a test adds them. */
-function env(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const clean: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
-  return { ...clean, ...extra };
-}
-
-function spawnRoster(args: string[], extraEnv: Record<string, string>) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp, env: env(extraEnv), stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-    children.delete(child);
-    resolve(code);
-  }));
-  return {
-    child,
-    exited,
-    out: () => stdout,
-    err: () => stderr,
-    async waitFor(pattern: RegExp, ms = 60_000, stream: 'stdout' | 'stderr' = 'stdout'): Promise<void> {
-      for (let waited = 0; !pattern.test(stream === 'stdout' ? stdout : stderr); waited += 50) {
-        if (waited > ms || child.exitCode !== null) assert.fail(`never printed ${pattern}; stdout: ${stdout}\nstderr: ${stderr.slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-  };
-}
-
-async function runRoster(args: string[], extraEnv: Record<string, string> = {}) {
-  const run = spawnRoster(args, extraEnv);
-  const code = await run.exited;
-  return { code, stdout: run.out(), stderr: run.err() };
-}
 
 describe('roster demo', () => {
   test('serves Roster against the emulator with signed-up demo organisations, stops on SIGTERM and keeps its data', async () => {

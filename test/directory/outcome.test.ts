@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { describeOutcome, logOutcome, settleRun } from '../../src/directory/outcome.ts';
-import { HeldDeletionError, TenantBusyError, type SyncOutcome } from '../../src/directory/sync.ts';
+import { SyncStoppedError } from '../../src/directory/errors.ts';
+import { HeldDeletionError, STOPPED_REASON, TenantBusyError, type SyncOutcome } from '../../src/directory/sync.ts';
 
 const tenant = { id: '11111111-2222-4333-8444-555555555555', displayName: 'Contoso' };
 
@@ -20,6 +21,16 @@ describe('describeOutcome: one wording for every way a sync run ends', () => {
     const failed = describeOutcome(tenant, { outcome: outcome('failed', 'Graph refused') });
     assert.equal(failed.level, 'warn');
     assert.match(failed.line, /^Contoso: full sync failed: .* \(Graph refused\)$/);
+  });
+
+  it('a run stopped at shutdown reads as stopped and resumable, not as a failure', () => {
+    const stopped = describeOutcome(tenant, { outcome: outcome('failed', STOPPED_REASON) });
+    assert.equal(stopped.level, 'info');
+    assert.equal(stopped.fields.status, 'stopped');
+    assert.equal(stopped.message, 'sync run stopped; the next run resumes it');
+    assert.equal(stopped.line, 'Contoso: full sync stopped after 3 pages, 2000 created, 400 updated, 100 removed; the next run resumes it');
+    const notStarted = describeOutcome(tenant, { error: new SyncStoppedError('stopped before it started') });
+    assert.deepEqual([notStarted.level, notStarted.message], ['info', 'sync skipped: Roster is stopping']);
   });
 
   it('a run that never started: skipped while another process syncs the tenant or a held deletion waits; a crash is an error', () => {
