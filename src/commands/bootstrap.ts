@@ -105,7 +105,6 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
     await http.close();
     if (!options.store) await store.close();
   };
-  let queue: SyncQueue | null = null;
   try {
     if (!options.store) {
       const applied = await migrateToLatest(store);
@@ -120,21 +119,7 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
     const reader = new GraphReader({ http, budget: (request) => budget(request), ...(options.onGraphWait ? { onWait: options.onGraphWait } : {}) });
     const sync = new DirectorySync({ store, entra, reader, graphBaseUrl, now, ...(options.consentGraceMs === undefined ? {} : { consentGraceMs: options.consentGraceMs }) });
     const shutdown = new AbortController();
-    const scheduled = options.jobs === 'scheduled';
-    if (scheduled && config.database.engine === 'postgres') queue = await SyncQueue.start(config.database.url, logger);
-    const scheduler = new SyncScheduler({
-      store,
-      sync,
-      logger,
-      intervalMinutes: config.sync.intervalMinutes,
-      tickMs: config.sync.tickSeconds * 1000,
-      sessionIdleMinutes: config.session.idleMinutes,
-      signal: shutdown.signal,
-      now,
-      ...(queue ? { queue } : {}),
-    });
-    if (queue) await queue.work({ sync, jobs, concurrency: config.sync.concurrency, signal: shutdown.signal, now });
-    if (scheduled) scheduler.start();
+    const { scheduler, queue } = await startJobs(config, { store, sync, jobs, logger, now, signal: shutdown.signal, scheduled: options.jobs === 'scheduled' });
 
     let stopping: Promise<void> | undefined;
     const stopWork = () =>
@@ -173,8 +158,38 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
         })()),
     };
   } catch (err) {
-    await queue?.stop().catch(() => {});
     await release();
     throw err;
   }
+}
+
+/**
+ * The scheduler (ticking when `scheduled`) and, when scheduled on PostgreSQL,
+ * the pg-boss queue this process works next to any number of others.
+ */
+async function startJobs(
+  config: RosterConfig,
+  parts: { store: Store; sync: DirectorySync; jobs: JobsRepository; logger: Logger; now: () => number; signal: AbortSignal; scheduled: boolean },
+): Promise<{ scheduler: SyncScheduler; queue: SyncQueue | null }> {
+  const { store, sync, jobs, logger, now, signal, scheduled } = parts;
+  const queue = scheduled && config.database.engine === 'postgres' ? await SyncQueue.start(config.database.url, logger) : null;
+  const scheduler = new SyncScheduler({
+    store,
+    sync,
+    logger,
+    intervalMinutes: config.sync.intervalMinutes,
+    tickMs: config.sync.tickSeconds * 1000,
+    sessionIdleMinutes: config.session.idleMinutes,
+    signal,
+    now,
+    ...(queue ? { queue } : {}),
+  });
+  try {
+    if (queue) await queue.work({ sync, jobs, concurrency: config.sync.concurrency, signal, now });
+  } catch (err) {
+    await queue?.stop().catch(() => {});
+    throw err;
+  }
+  if (scheduled) scheduler.start();
+  return { scheduler, queue };
 }
