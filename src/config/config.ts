@@ -35,6 +35,8 @@ export interface RosterConfig {
   operators: OperatorIdentity[];
   /** When set, `/metrics` asks for `Authorization: Bearer <token>`. */
   metricsToken: string | null;
+  /** On SIGTERM or SIGINT, how long the work in hand may take to stop before the process exits anyway (with 1). */
+  shutdownSeconds: number;
 }
 
 export interface OperatorIdentity {
@@ -116,6 +118,7 @@ const envSchema = z.object({
       .optional(),
   ),
   METRICS_TOKEN: optionalText.pipe(z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional()),
+  SHUTDOWN_TIMEOUT_SECONDS: integer('SHUTDOWN_TIMEOUT_SECONDS', 1, 600),
   LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
 });
 
@@ -179,5 +182,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     logLevel: v.LOG_LEVEL ?? 'info',
     operators: v.OPERATORS ?? [],
     metricsToken: v.METRICS_TOKEN ?? null,
+    shutdownSeconds: v.SHUTDOWN_TIMEOUT_SECONDS ?? 30,
   };
 }

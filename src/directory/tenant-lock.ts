@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Kysely, Transaction } from 'kysely';
-import type { Database } from '../store/schema.ts';
+import type { SyncStateRepository } from '../store/sync-state.ts';
+import { TenantBusyError } from './errors.ts';
+
+export { TenantBusyError };
 
 /** How long a sync may go without committing a page before another process may take the tenant over. */
 export const LOCK_LEASE_MS = 2 * 60_000;
-
-export class TenantBusyError extends Error {}
 
 /**
  * One sync per tenant at a time, across processes and machines, through a
@@ -16,46 +16,29 @@ export class TenantBusyError extends Error {}
  */
 export class TenantLock {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
-  readonly #db: Kysely<Database>;
+  readonly #syncState: SyncStateRepository;
   readonly #now: () => number;
 
-  constructor(db: Kysely<Database>, now: () => number) {
-    this.#db = db;
+  constructor(syncState: SyncStateRepository, now: () => number) {
+    this.#syncState = syncState;
     this.#now = now;
   }
 
   async acquire(tenantId: string): Promise<void> {
     const now = this.#now();
-    const current = await this.#db.selectFrom('sync_state').select(['lock_owner', 'lock_expires_at']).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
-    const stale = current.lock_owner !== null && holderIsGoneFromThisHost(current.lock_owner);
-    const result = await this.#db
-      .updateTable('sync_state')
-      .set({ lock_owner: this.owner, lock_expires_at: now + LOCK_LEASE_MS })
-      .where('tenant_id', '=', tenantId)
-      .where((eb) =>
-        eb.or([
-          eb('lock_owner', 'is', null),
-          eb('lock_expires_at', '<', now),
-          ...(stale && current.lock_owner ? [eb('lock_owner', '=', current.lock_owner)] : []),
-        ]),
-      )
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) throw new TenantBusyError(`tenant ${tenantId} is being synced by ${current.lock_owner}`);
+    const { owner: holder } = await this.#syncState.leaseHolder(tenantId);
+    const staleOwner = holder !== null && holderIsGoneFromThisHost(holder) ? holder : null;
+    const taken = await this.#syncState.takeLease(tenantId, { owner: this.owner, now, until: now + LOCK_LEASE_MS, staleOwner });
+    if (!taken) throw new TenantBusyError(`tenant ${tenantId} is being synced by ${holder}`);
   }
 
-  /** Renews the lease inside a page's transaction; fails the page if another process took the tenant over. */
-  async renew(trx: Transaction<Database>, tenantId: string): Promise<void> {
-    const result = await trx
-      .updateTable('sync_state')
-      .set({ lock_expires_at: this.#now() + LOCK_LEASE_MS })
-      .where('tenant_id', '=', tenantId)
-      .where('lock_owner', '=', this.owner)
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) throw new TenantBusyError(`lost the sync lock of tenant ${tenantId}`);
+  /** Renews the lease through a page's transaction; fails the page if another process took the tenant over. */
+  async renew(syncState: SyncStateRepository, tenantId: string): Promise<void> {
+    if (!(await syncState.renewLease(tenantId, this.owner, this.#now() + LOCK_LEASE_MS))) throw new TenantBusyError(`lost the sync lock of tenant ${tenantId}`);
   }
 
   async release(tenantId: string): Promise<void> {
-    await this.#db.updateTable('sync_state').set({ lock_owner: null, lock_expires_at: null }).where('tenant_id', '=', tenantId).where('lock_owner', '=', this.owner).execute();
+    await this.#syncState.releaseLease(tenantId, this.owner);
   }
 }
 

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import type { DirectorySync, SyncOutcome } from '../directory/sync.ts';
-import { HeldDeletionError, TenantBusyError } from '../directory/sync.ts';
+import { logOutcome, settleRun } from '../directory/outcome.ts';
+import type { DirectorySync, RunOptions, SyncOutcome } from '../directory/sync.ts';
 import type { Store } from '../store/database.ts';
+import { JobsRepository } from '../store/jobs.ts';
 import type { SyncQueue } from './queue.ts';
 
 export interface SchedulerOptions {
@@ -12,19 +13,25 @@ export interface SchedulerOptions {
   intervalMinutes: number;
   /** How often the schedule is checked. */
   tickMs?: number;
-  /** With a queue (PostgreSQL), due tenants are queued for any worker instead of run here. */
+  /** With a queue (PostgreSQL), due tenants are queued for any worker instead of run here, and the queue purges expired rows. */
   queue?: SyncQueue;
   now?: () => number;
+  /** Aborted at shutdown: runs under way stop after the page in hand commits. */
+  signal?: AbortSignal;
+  /** Sessions unused this long are purged with the expired ones (default 60). */
+  sessionIdleMinutes?: number;
 }
 
 /**
  * In-process scheduling: every active tenant on its interval, plus on demand.
  * Each tenant's run is its own task, so one failing or throttled tenant never
  * holds up another; `DirectorySync` keeps it to one run per tenant at a time,
- * also against other processes.
+ * also against other processes. Without a queue, each tick also purges
+ * expired sign-in requests and sessions.
  */
 export class SyncScheduler {
   readonly #options: SchedulerOptions;
+  readonly #jobs: JobsRepository;
   readonly #running = new Map<string, Promise<SyncOutcome | undefined>>();
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
@@ -33,6 +40,7 @@ export class SyncScheduler {
   constructor(options: SchedulerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#jobs = new JobsRepository(options.store, { sessionIdleMs: (options.sessionIdleMinutes ?? 60) * 60_000 });
   }
 
   start(): void {
@@ -44,21 +52,18 @@ export class SyncScheduler {
   /** Starts a run for every active tenant that is due; returns the ones started. */
   async tick(): Promise<string[]> {
     if (this.#stopping) return [];
-    const { db } = this.#options.store;
-    const tenants = await db
-      .selectFrom('tenants')
-      .leftJoin('sync_state', 'sync_state.tenant_id', 'tenants.id')
-      .select(['tenants.id as id', 'sync_state.last_success_at as lastSuccess', 'sync_state.updated_at as lastAttempt', 'sync_state.health as health'])
-      .where('tenants.state', '=', 'active')
-      .execute();
+    const { queue, logger } = this.#options;
+    if (!queue) await this.purgeExpired().catch((err: unknown) => logger.error({ err }, 'purging expired sign-in requests and sessions failed'));
+    const tenants = await this.#jobs.activeTenantSchedules();
     const intervalMs = this.#options.intervalMinutes * 60_000;
     const started: string[] = [];
     for (const tenant of tenants) {
+      if (this.#stopping) break;
       if (this.#running.has(tenant.id) || tenant.health === 'held') continue;
-      const last = Math.max(tenant.lastSuccess ?? 0, tenant.health === 'ok' ? 0 : (tenant.lastAttempt ?? 0));
+      const last = Math.max(tenant.lastSuccessAt ?? 0, tenant.health === 'ok' ? 0 : (tenant.lastAttemptAt ?? 0));
       if (last !== 0 && this.#now() - last < intervalMs) continue;
-      if (this.#options.queue) {
-        if (await this.#options.queue.enqueue(tenant.id)) started.push(tenant.id);
+      if (queue) {
+        if (await queue.enqueue(tenant.id)) started.push(tenant.id);
         continue;
       }
       this.#launch(tenant.id, {});
@@ -67,8 +72,15 @@ export class SyncScheduler {
     return started;
   }
 
+  /** Deletes expired sign-in requests and sessions; logs how many when there were any. */
+  async purgeExpired(): Promise<void> {
+    const purged = await this.#jobs.purgeExpired(this.#now());
+    if (purged.authRequests + purged.sessions > 0) this.#options.logger.info(purged, 'expired sign-in requests and sessions purged');
+  }
+
   /** "Sync now": starts (or, with a queue, queues) a run unless one is under way; resolves when it ends here. */
   syncNow(tenantId: string, options: { full?: boolean } = {}): Promise<SyncOutcome | undefined> {
+    if (this.#stopping) return Promise.resolve(undefined);
     if (this.#options.queue) return this.#options.queue.enqueue(tenantId, options).then(() => undefined);
     return this.#running.get(tenantId) ?? this.#launch(tenantId, options);
   }
@@ -77,6 +89,7 @@ export class SyncScheduler {
     return this.#running.has(tenantId);
   }
 
+  /** Takes no new work and waits for the runs under way (which stop early once `signal` is aborted). */
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#timer);
@@ -84,21 +97,19 @@ export class SyncScheduler {
   }
 
   #launch(tenantId: string, options: { full?: boolean }): Promise<SyncOutcome | undefined> {
-    const { logger, sync } = this.#options;
-    const task = sync
-      .run(tenantId, options)
-      .then((outcome) => {
-        logger.info({ tenant: tenantId, kind: outcome.kind, status: outcome.status, pages: outcome.pages, created: outcome.created, updated: outcome.updated, deleted: outcome.deleted, error: outcome.error }, 'sync run finished');
-        return outcome;
-      })
-      .catch((err: unknown) => {
-        if (err instanceof TenantBusyError) logger.info({ tenant: tenantId }, 'sync skipped: another process is syncing this tenant');
-        else if (err instanceof HeldDeletionError) logger.info({ tenant: tenantId }, 'sync skipped: a held deletion waits for a decision');
-        else logger.error({ tenant: tenantId, err }, 'sync run crashed');
-        return undefined;
+    const { logger, sync, signal } = this.#options;
+    const task = settleRun(sync.run(tenantId, runOptions(options, signal)))
+      .then((result) => {
+        logOutcome(logger, { id: tenantId }, result);
+        return 'outcome' in result ? result.outcome : undefined;
       })
       .finally(() => this.#running.delete(tenantId));
     this.#running.set(tenantId, task);
     return task;
   }
+}
+
+/** Run options with the shutdown signal, when there is one. */
+export function runOptions(options: Omit<RunOptions, 'signal'>, signal: AbortSignal | undefined): RunOptions {
+  return signal ? { ...options, signal } : options;
 }

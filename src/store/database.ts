@@ -82,3 +82,9 @@ function redactUrl(url: string): string {
     return '(unparsable URL)';
   }
 }
+
+/** Names of the migrations not applied yet (for `roster doctor`). */
+export async function pendingMigrations(store: Store): Promise<string[]> {
+  const migrations = await new Migrator({ db: store.db, provider: migrationProvider }).getMigrations();
+  return migrations.filter((m) => !m.executedAt).map((m) => m.name);
+}

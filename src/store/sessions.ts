@@ -3,6 +3,8 @@ import type { Database } from './schema.ts';
 import { hashToken, randomToken } from './tokens.ts';
 
 const LAST_SEEN_PRECISION_MS = 60_000;
+/** Ids per statement, well under SQLite's 32,766 parameters. */
+const USERS_PER_STATEMENT = 1000;
 
 export interface SessionLimits {
   idleMs: number;
@@ -24,11 +26,17 @@ export interface SessionRecord {
  */
 export class SessionRepository {
   readonly #db: Kysely<Database>;
-  readonly #limits: SessionLimits;
+  readonly #limitsGiven: SessionLimits | undefined;
 
-  constructor(db: Kysely<Database>, limits: SessionLimits) {
+  /** Without `limits` the repository can only end sessions (as a sync or a tenant's lifecycle does). */
+  constructor(db: Kysely<Database>, limits?: SessionLimits) {
     this.#db = db;
-    this.#limits = limits;
+    this.#limitsGiven = limits;
+  }
+
+  get #limits(): SessionLimits {
+    if (!this.#limitsGiven) throw new Error('this SessionRepository was built without session limits, so it cannot create or resume sessions');
+    return this.#limitsGiven;
   }
 
   /** A brand-new session (never a reused id); returns the id for the cookie. */
@@ -78,14 +86,27 @@ export class SessionRepository {
     await this.#db.deleteFrom('sessions').where('id_hash', '=', hashToken(id)).execute();
   }
 
+  /** Ends the sessions of these users of the tenant (any number of them: deleted in batches of a statement's size). */
   async destroyForUsers(tenantId: string, userIds: readonly string[]): Promise<number> {
-    if (userIds.length === 0) return 0;
-    const result = await this.#db.deleteFrom('sessions').where('tenant_id', '=', tenantId).where('user_id', 'in', userIds).executeTakeFirst();
-    return Number(result.numDeletedRows);
+    let ended = 0;
+    for (let i = 0; i < userIds.length; i += USERS_PER_STATEMENT) {
+      const result = await this.#db.deleteFrom('sessions').where('tenant_id', '=', tenantId).where('user_id', 'in', userIds.slice(i, i + USERS_PER_STATEMENT)).executeTakeFirst();
+      ended += Number(result.numDeletedRows);
+    }
+    return ended;
   }
 
   async destroyForTenant(tenantId: string): Promise<number> {
     const result = await this.#db.deleteFrom('sessions').where('tenant_id', '=', tenantId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  /** Deletes every session past its absolute end or idle for longer than the idle limit; returns how many. */
+  async deleteExpired(now: number): Promise<number> {
+    const result = await this.#db
+      .deleteFrom('sessions')
+      .where((eb) => eb.or([eb('expires_at', '<=', now), eb('last_seen_at', '<=', now - this.#limits.idleMs)]))
+      .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 }

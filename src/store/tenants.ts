@@ -102,10 +102,20 @@ export class TenantRepository {
   }
 
   async setState(id: string, state: TenantState, reason: string | null, now: number): Promise<void> {
-    await this.#db
+    await this.changeState(id, state, reason, now);
+  }
+
+  /**
+   * Moves a tenant to `state`, only from the state `from` when given; true when
+   * it moved. `forgetSignupAdmin` clears who signed up (leaving Roster).
+   */
+  async changeState(id: string, state: TenantState, reason: string | null, now: number, options: { from?: TenantState; forgetSignupAdmin?: boolean } = {}): Promise<boolean> {
+    let update = this.#db
       .updateTable('tenants')
-      .set({ state, state_reason: reason, updated_at: now })
-      .where('id', '=', id.toLowerCase())
-      .execute();
+      .set({ state, state_reason: reason, updated_at: now, ...(options.forgetSignupAdmin ? { signed_up_by_oid: null } : {}) })
+      .where('id', '=', id.toLowerCase());
+    if (options.from) update = update.where('state', '=', options.from);
+    const result = await update.executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 }

@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../store/schema.ts';
+import type { Store } from '../store/database.ts';
+import { transaction } from '../store/repositories.ts';
 
 export interface OffboardingResult {
   users: number;
@@ -8,15 +8,16 @@ export interface OffboardingResult {
 }
 
 /**
- * What customers and operators do to a tenant after sign-up: leave Roster,
- * suspend and resume. Each is one transaction, so a sync of the tenant running
- * meanwhile either finishes first or loses its lock and writes nothing.
+ * What customers, operators and the sync do to a tenant after sign-up: leave
+ * Roster, suspend, resume, and disconnect. Each is one transaction, so a sync
+ * of the tenant running meanwhile either finishes first or loses its lock and
+ * writes nothing.
  */
 export class TenantLifecycle {
-  readonly #db: Kysely<Database>;
+  readonly #store: Store;
 
-  constructor(db: Kysely<Database>) {
-    this.#db = db;
+  constructor(store: Store) {
+    this.#store = store;
   }
 
   /**
@@ -25,29 +26,35 @@ export class TenantLifecycle {
    * new signer as its first admin.
    */
   async offboard(tenantId: string, reason: string, now: number): Promise<OffboardingResult> {
-    return this.#db.transaction().execute(async (trx) => {
+    return transaction(this.#store, async (tx) => {
       // Marking the tenant first makes a concurrent sync stop at its next page.
-      await trx.updateTable('tenants').set({ state: 'offboarded', state_reason: reason, signed_up_by_oid: null, updated_at: now }).where('id', '=', tenantId).execute();
-      await trx.deleteFrom('sync_state').where('tenant_id', '=', tenantId).execute();
-      const sessions = await trx.deleteFrom('sessions').where('tenant_id', '=', tenantId).executeTakeFirst();
-      const users = await trx.deleteFrom('users').where('tenant_id', '=', tenantId).executeTakeFirst();
-      const runs = await trx.deleteFrom('sync_runs').where('tenant_id', '=', tenantId).executeTakeFirst();
-      return { users: Number(users.numDeletedRows), runs: Number(runs.numDeletedRows), sessions: Number(sessions.numDeletedRows) };
+      await tx.tenants.changeState(tenantId, 'offboarded', reason, now, { forgetSignupAdmin: true });
+      await tx.syncState.deleteForTenant(tenantId);
+      const sessions = await tx.sessions.destroyForTenant(tenantId);
+      const users = await tx.syncedUsers.deleteForTenant(tenantId);
+      const runs = await tx.syncRuns.deleteForTenant(tenantId);
+      return { users, runs, sessions };
     });
   }
 
   /** An operator stops an active tenant: no syncs, no sign-ins, every session ends; its data stays. */
   async suspend(tenantId: string, reason: string, now: number): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
-      const result = await trx.updateTable('tenants').set({ state: 'suspended', state_reason: reason, updated_at: now }).where('id', '=', tenantId).where('state', '=', 'active').executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return false;
-      await trx.deleteFrom('sessions').where('tenant_id', '=', tenantId).execute();
+    return transaction(this.#store, async (tx) => {
+      if (!(await tx.tenants.changeState(tenantId, 'suspended', reason, now, { from: 'active' }))) return false;
+      await tx.sessions.destroyForTenant(tenantId);
       return true;
     });
   }
 
   async resume(tenantId: string, now: number): Promise<boolean> {
-    const result = await this.#db.updateTable('tenants').set({ state: 'active', state_reason: null, updated_at: now }).where('id', '=', tenantId).where('state', '=', 'suspended').executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    return transaction(this.#store, (tx) => tx.tenants.changeState(tenantId, 'active', null, now, { from: 'suspended' }));
+  }
+
+  /** Roster's app is gone from the tenant: syncs stop and sessions end; the data stays for a reconnect. */
+  async disconnect(tenantId: string, reason: string, now: number): Promise<void> {
+    await transaction(this.#store, async (tx) => {
+      await tx.tenants.setState(tenantId, 'disconnected', reason, now);
+      await tx.sessions.destroyForTenant(tenantId);
+    });
   }
 }

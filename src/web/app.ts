@@ -89,7 +89,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     }),
     authRequests: new AuthRequestRepository(deps.store.db, AUTH_REQUEST_TTL_MS),
     syncStatus: new SyncStatusRepository(deps.store.db),
-    lifecycle: new TenantLifecycle(deps.store.db),
+    lifecycle: new TenantLifecycle(deps.store),
     sync: deps.sync ?? NO_SYNC,
     operators: deps.operators ?? [],
     now,

@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { DEFAULT_MIGRATION_TABLE, sql } from 'kysely';
 import { Gauge, Histogram, Registry, collectDefaultMetrics, type GaugeConfiguration } from 'prom-client';
 import type { Store } from '../store/database.ts';
+import { MetricsRepository } from '../store/metrics.ts';
 import { latestMigration } from '../store/migrations.ts';
 import type { SyncRunsTable, SyncStateTable, TenantsTable } from '../store/schema.ts';
 
@@ -52,7 +52,7 @@ export async function registerObservability(app: FastifyInstance, options: Obser
     registers: [registry],
   });
 
-  const { db } = store;
+  const metrics = new MetricsRepository(store);
   // A database outage must not fail the whole scrape: keep process and HTTP figures, drop the stale ones.
   const dbGauge = <L extends string>(config: GaugeConfiguration<L> & { collect: (this: Gauge<L>) => Promise<void> }): void => {
     const query = config.collect;
@@ -77,18 +77,17 @@ export async function registerObservability(app: FastifyInstance, options: Obser
     help: 'Tenants, by state.',
     labelNames: ['state'] as const,
     async collect() {
-      const rows = await db.selectFrom('tenants').select(['state', (eb) => eb.fn.countAll().as('n')]).groupBy('state').execute();
+      const rows = await metrics.tenantsByState();
       this.reset();
       for (const state of TENANT_STATES) this.set({ state }, 0);
-      for (const row of rows) this.set({ state: row.state }, Number(row.n));
+      for (const row of rows) this.set({ state: row.state }, row.n);
     },
   });
   dbGauge({
     name: 'roster_directory_users',
     help: 'Directory users not soft-deleted, across all tenants.',
     async collect() {
-      const row = await db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
-      this.set(Number(row.n));
+      this.set(await metrics.presentUsers());
     },
   });
   dbGauge({
@@ -96,24 +95,17 @@ export async function registerObservability(app: FastifyInstance, options: Obser
     help: 'Recorded directory sync runs, by kind and status.',
     labelNames: ['kind', 'status'] as const,
     async collect() {
-      const rows = await db.selectFrom('sync_runs').select(['kind', 'status', (eb) => eb.fn.countAll().as('n')]).groupBy(['kind', 'status']).execute();
+      const rows = await metrics.runsByKindAndStatus();
       this.reset();
       for (const kind of RUN_KINDS) for (const status of RUN_STATUSES) this.set({ kind, status }, 0);
-      for (const row of rows) this.set({ kind: row.kind, status: row.status }, Number(row.n));
+      for (const row of rows) this.set({ kind: row.kind, status: row.status }, row.n);
     },
   });
   dbGauge({
     name: 'roster_sync_failures_recent',
     help: 'Directory sync runs that failed and started in the last 24 hours.',
     async collect() {
-      const since = now() - RECENT_FAILURE_WINDOW_MS;
-      const row = await db
-        .selectFrom('sync_runs')
-        .select((eb) => eb.fn.countAll().as('n'))
-        .where('status', '=', 'failed')
-        .where('started_at', '>=', since)
-        .executeTakeFirstOrThrow();
-      this.set(Number(row.n));
+      this.set(await metrics.failedRunsSince(now() - RECENT_FAILURE_WINDOW_MS));
     },
   });
   dbGauge({
@@ -121,10 +113,10 @@ export async function registerObservability(app: FastifyInstance, options: Obser
     help: 'Tenants by directory sync health.',
     labelNames: ['health'] as const,
     async collect() {
-      const rows = await db.selectFrom('sync_state').select(['health', (eb) => eb.fn.countAll().as('n')]).groupBy('health').execute();
+      const rows = await metrics.tenantsByHealth();
       this.reset();
       for (const health of SYNC_HEALTHS) this.set({ health }, 0);
-      for (const row of rows) this.set({ health: row.health }, Number(row.n));
+      for (const row of rows) this.set({ health: row.health }, row.n);
     },
   });
   dbGauge({
@@ -132,13 +124,7 @@ export async function registerObservability(app: FastifyInstance, options: Obser
     help: 'Seconds since the oldest last successful sync among active tenants (0 when none has succeeded yet).',
     async collect() {
       // Tenants that never finished a sync are left out: there is no success to age.
-      const row = await db
-        .selectFrom('sync_state')
-        .innerJoin('tenants', 'tenants.id', 'sync_state.tenant_id')
-        .select((eb) => eb.fn.min('sync_state.last_success_at').as('oldest'))
-        .where('tenants.state', '=', 'active')
-        .executeTakeFirst();
-      const oldest = row?.oldest == null ? null : Number(row.oldest);
+      const oldest = await metrics.oldestLastSuccessOfActiveTenants();
       this.set(oldest === null ? 0 : Math.max(0, (now() - oldest) / 1000));
     },
   });
@@ -160,7 +146,7 @@ export async function registerObservability(app: FastifyInstance, options: Obser
 
   app.get('/readyz', quiet, async (request, reply) => {
     reply.header('cache-control', 'no-store');
-    const reason = await notReadyReason(store, request);
+    const reason = await notReadyReason(metrics, request);
     if (reason) return reply.code(503).send({ status: 'not ready', reason });
     return reply.send({ status: 'ready' });
   });
@@ -180,28 +166,20 @@ export async function registerObservability(app: FastifyInstance, options: Obser
 }
 
 /** What stops this process from serving, in words safe to show to anyone; null when ready. */
-async function notReadyReason(store: Store, request: FastifyRequest): Promise<string | null> {
+async function notReadyReason(metrics: MetricsRepository, request: FastifyRequest): Promise<string | null> {
   const check = async (): Promise<string | null> => {
-    try {
-      await sql`select 1`.execute(store.db);
-    } catch (err) {
-      request.log.warn({ err }, 'readiness: database query failed');
+    const readiness = await metrics.readiness();
+    if (!readiness.reachable) {
+      request.log.warn({ err: readiness.error }, 'readiness: database query failed');
       return 'the database is not reachable';
     }
-    let applied: boolean;
-    try {
-      const row = await store.db
-        .withTables<{ [DEFAULT_MIGRATION_TABLE]: { name: string } }>()
-        .selectFrom(DEFAULT_MIGRATION_TABLE)
-        .select('name')
-        .where('name', '=', latestMigration)
-        .executeTakeFirst();
-      applied = row !== undefined;
-    } catch (err) {
-      request.log.warn({ err }, 'readiness: migration records could not be read');
+    const { migrations } = readiness;
+    if ('error' in migrations) {
+      request.log.warn({ err: migrations.error }, 'readiness: migration records could not be read');
       return 'the database has not been migrated';
     }
-    return applied ? null : `the database schema is out of date (migration ${latestMigration} has not been applied)`;
+    if (migrations.applied.length === 0) return 'the database has not been migrated';
+    return migrations.pending.length === 0 ? null : `the database schema is out of date (migration ${latestMigration} has not been applied)`;
   };
 
   let timer: NodeJS.Timeout | undefined;

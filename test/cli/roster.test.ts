@@ -1,73 +1,22 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Browser } from '../helpers/browser.ts';
 import { startTestEmulator } from '../helpers/emulator.ts';
+import { freePort, rosterRunner } from './spawn.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin/roster.js');
-const children = new Set<ChildProcess>();
 let tmp: string;
+const { spawnRoster, runRoster, killAll } = rosterRunner(() => tmp);
 
 before(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'roster-cmd-'));
 });
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  killAll();
   await rm(tmp, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** The environment of a clean machine: no Entra settings unless a test adds them. */
-function env(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const clean: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
-  return { ...clean, ...extra };
-}
-
-function spawnRoster(args: string[], extraEnv: Record<string, string>) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp, env: env(extraEnv), stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-    children.delete(child);
-    resolve(code);
-  }));
-  return {
-    child,
-    exited,
-    out: () => stdout,
-    err: () => stderr,
-    async waitFor(pattern: RegExp, ms = 60_000): Promise<void> {
-      for (let waited = 0; !pattern.test(stdout); waited += 50) {
-        if (waited > ms || child.exitCode !== null) assert.fail(`never printed ${pattern}; stdout: ${stdout}\nstderr: ${stderr.slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-  };
-}
-
-async function runRoster(args: string[], extraEnv: Record<string, string> = {}) {
-  const run = spawnRoster(args, extraEnv);
-  const code = await run.exited;
-  return { code, stdout: run.out(), stderr: run.err() };
-}
 
 describe('roster demo', () => {
   test('serves Roster against the emulator with signed-up demo organisations, stops on SIGTERM and keeps its data', async () => {
@@ -81,6 +30,7 @@ describe('roster demo', () => {
     assert.match(first.out(), /Fabrikam\s+60 users\s+not signed up/);
     assert.match(first.out(), /Northwind Traders\s+25000 users\s+signed up/);
     assert.match(first.out(), /admin:\s+admin@fabrikam\.com/);
+    assert.doesNotMatch(first.err(), /METRICS_TOKEN/, 'the demo does not warn about its open /metrics');
 
     const home = await new Browser().get(`${url}/`);
     assert.equal(home.status, 200);
@@ -159,5 +109,41 @@ describe('roster migrate and doctor', () => {
     const badDb = await runRoster(['serve'], { DATABASE_URL: 'postgres://roster@127.0.0.1:1/roster', PORT: String(await freePort()), EMULATOR_HTTPS_PORT: '0', EMULATOR_HTTP_PORT: '0' });
     assert.equal(badDb.code, 1);
     assert.match(badDb.stderr, /cannot connect to PostgreSQL at postgres:\/\/roster@127\.0\.0\.1:1\/roster/);
+  });
+});
+
+describe('roster serve', () => {
+  test('warns at start-up that /metrics is open while METRICS_TOKEN is unset, says how to set it, and is quiet once it is set', async () => {
+    const emulator = await startTestEmulator();
+    try {
+      const caFile = join(tmp, 'metrics-ca.pem');
+      await writeFile(caFile, emulator.caCertPem);
+      const settings = {
+        DATA_DIR: join(tmp, 'metrics'),
+        ENTRA_CLIENT_ID: emulator.demoApp.clientId,
+        ENTRA_CLIENT_SECRET: emulator.demoApp.clientSecret,
+        ENTRA_AUTHORITY_HOST: emulator.urls.authority,
+        GRAPH_BASE_URL: emulator.urls.graph,
+        NODE_EXTRA_CA_CERTS: caFile,
+        LOG_LEVEL: 'info',
+      };
+      const open = spawnRoster(['serve'], { ...settings, PORT: String(await freePort()) });
+      await open.waitFor(/Roster is serving/, 60_000, 'stderr');
+      const warning = open.err().split('\n').find((line) => line.includes('METRICS_TOKEN is not set'));
+      assert.ok(warning, `no warning about /metrics in:\n${open.err()}`);
+      assert.equal(JSON.parse(warning).level, 40, 'logged as a warning');
+      assert.match(warning, /\/metrics answers anyone/);
+      assert.match(warning, /Authorization: Bearer <token>/);
+      open.child.kill('SIGTERM');
+      assert.equal(await open.exited, 0);
+
+      const closed = spawnRoster(['serve'], { ...settings, PORT: String(await freePort()), METRICS_TOKEN: 'a-token-of-at-least-16-characters' });
+      await closed.waitFor(/Roster is serving/, 60_000, 'stderr');
+      assert.doesNotMatch(closed.err(), /METRICS_TOKEN/);
+      closed.child.kill('SIGTERM');
+      assert.equal(await closed.exited, 0);
+    } finally {
+      await emulator.close();
+    }
   });
 });

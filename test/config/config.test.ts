@@ -68,6 +68,13 @@ describe('configuration', () => {
     assert.match(problemsOf({ METRICS_TOKEN: 'short' }).join('\n'), /METRICS_TOKEN must be at least 16 characters/);
   });
 
+  it('the shutdown bound is 30 seconds unless SHUTDOWN_TIMEOUT_SECONDS gives a whole number from 1 to 600', () => {
+    assert.equal(loadConfig({}, '/srv/roster').shutdownSeconds, 30);
+    assert.equal(loadConfig({ SHUTDOWN_TIMEOUT_SECONDS: '5' }, '/srv/roster').shutdownSeconds, 5);
+    assert.match(problemsOf({ SHUTDOWN_TIMEOUT_SECONDS: '0' }).join('\n'), /SHUTDOWN_TIMEOUT_SECONDS must be between 1 and 600/);
+    assert.match(problemsOf({ SHUTDOWN_TIMEOUT_SECONDS: 'soon' }).join('\n'), /SHUTDOWN_TIMEOUT_SECONDS must be a whole number/);
+  });
+
   it('.env fills gaps but never overrides the real environment', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'roster-config-'));
     after(() => rm(dir, { recursive: true, force: true }));

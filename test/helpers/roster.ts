@@ -1,19 +1,13 @@
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { IdTokenValidator } from '../../src/identity/id-token.ts';
+import { bootstrap } from '../../src/commands/bootstrap.ts';
+import { startWebServer } from '../../src/commands/serve.ts';
+import { loadConfig, type OperatorIdentity } from '../../src/config/config.ts';
+import type { SyncScheduler } from '../../src/jobs/scheduler.ts';
 import type { Engine } from '../../src/store/database.ts';
-import { TenantRepository } from '../../src/store/tenants.ts';
-import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
-import { buildWebApp } from '../../src/web/app.ts';
-import { syncControl } from '../../src/roster.ts';
-import type { OperatorIdentity } from '../../src/config/config.ts';
-import { GraphReader } from '../../src/directory/graph-reader.ts';
-import { DirectorySync } from '../../src/directory/sync.ts';
-import { SyncScheduler } from '../../src/jobs/scheduler.ts';
 import { createLogger } from '../../src/web/logger.ts';
 import { startTestEmulator, type TestEmulator } from './emulator.ts';
-import { connectToEmulator } from './entra.ts';
 import { demoApp } from './fixtures.ts';
 import { openTestStore, type TestStore } from './stores.ts';
 
@@ -42,19 +36,20 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Roster's web app on a real port, against a fresh database and an in-memory emulator. */
+/**
+ * Roster's web app on a real port, against a fresh database and an in-memory
+ * emulator, wired by the same `bootstrap()` as `roster serve`, with a clock
+ * the test moves and syncs that run only when a page or the test asks.
+ */
 export async function startTestRoster(options: { engine?: Engine; emulator?: TestEmulator; operators?: OperatorIdentity[]; metricsToken?: string } = {}): Promise<TestRoster> {
   const emulator = options.emulator ?? (await startTestEmulator());
   const db = await openTestStore(options.engine ?? 'sqlite');
   const port = await freePort();
   const url = `http://localhost:${port}`;
-  const app0 = demoApp(emulator.ctx);
-  app0.redirectUris.push(`${url}/auth/callback`, `${url}/signup/callback`);
-  app0.postLogoutRedirectUris.push(`${url}/`);
+  const registration = demoApp(emulator.ctx);
+  registration.redirectUris.push(`${url}/auth/callback`, `${url}/signup/callback`);
+  registration.postLogoutRedirectUris.push(`${url}/`);
 
-  const connection = await connectToEmulator(emulator);
-  const { http, metadata, graphBaseUrl } = connection;
-  const entra = connection.app();
   let offset = 0;
   const now = () => Date.now() + offset;
   const logs: string[] = [];
@@ -64,39 +59,39 @@ export async function startTestRoster(options: { engine?: Engine; emulator?: Tes
       callback();
     },
   });
-  const logger = createLogger('debug', sink);
-  const sync = new DirectorySync({ store: db.store, entra, reader: new GraphReader({ http }), graphBaseUrl, now, consentGraceMs: 0 });
-  // Scheduled rounds are left to the scheduler's own tests; here syncs run when a page or a test asks.
-  const scheduler = new SyncScheduler({ store: db.store, sync, logger, intervalMinutes: 15, now });
-  const app = await buildWebApp({
-    publicUrl: new URL(url),
-    session: { idleMinutes: 60, absoluteHours: 12 },
-    store: db.store,
-    entra,
-    validator: new IdTokenValidator(http, metadata, entra.clientId, now),
-    onboarding: new TenantOnboarding({ tenants: new TenantRepository(db.store.db), entra, http, graphBaseUrl, now }),
-    logger,
-    now,
-    sync: syncControl(scheduler, sync),
+  const config = {
+    ...loadConfig({ PORT: String(port), PUBLIC_URL: url }),
     operators: options.operators ?? [],
     metricsToken: options.metricsToken ?? null,
+  };
+  const roster = await bootstrap(config, {
+    provider: {
+      credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
+      authorityHost: new URL(emulator.urls.authority),
+      graphBaseUrl: new URL(emulator.urls.graph),
+      trustedCaPem: emulator.caCertPem,
+    },
+    logger: createLogger('debug', sink),
+    store: db.store,
+    now,
+    consentGraceMs: 0,
+    // Scheduled rounds are left to the scheduler's own tests; here syncs run when a page or a test asks.
+    jobs: 'on-demand',
   });
-  await app.listen({ host: '127.0.0.1', port });
+  const server = await startWebServer(roster);
   return {
     emulator,
     db,
-    app,
+    app: server.app,
     url,
     logs,
-    scheduler,
+    scheduler: roster.scheduler,
     advance: (ms) => {
       offset += ms;
       emulator.ctx.clock.advance(ms / 1000);
     },
     close: async () => {
-      await app.close();
-      await scheduler.stop();
-      await http.close();
+      await server.close();
       await db.drop();
       if (!options.emulator) await emulator.close();
     },

@@ -28,12 +28,12 @@ describe('scheduling and shared throttling', () => {
     return tenant;
   }
 
-  function scheduler(concurrency: number): SyncScheduler {
+  function scheduler(concurrency: number, onWait?: () => void): SyncScheduler {
     const budget = pLimit(concurrency);
     const sync = new DirectorySync({
       store: db.store,
       entra: connection.app(),
-      reader: new GraphReader({ http: connection.http, budget: (request) => budget(request), maxAttempts: 20 }),
+      reader: new GraphReader({ http: connection.http, budget: (request) => budget(request), maxAttempts: 20, ...(onWait ? { onWait } : {}) }),
       graphBaseUrl: connection.graphBaseUrl,
       pageSize: 200,
     });
@@ -111,10 +111,12 @@ describe('scheduling and shared throttling', () => {
     const slow = await addTenant('Echo', 100);
     const fast = await addTenant('Foxtrot', 100);
     emulator.ctx.faults.add({ target: 'graph', kind: 'throttle', tenant: slow.id, retryAfter: '2', count: 1 });
-    const s = scheduler(1);
+    // Only the slow tenant is throttled: its first wait is the moment it holds a Retry-After.
+    const { promise: slowIsWaiting, resolve: waiting } = Promise.withResolvers<void>();
+    const s = scheduler(1, waiting);
     const finished: string[] = [];
     const slowRun = s.syncNow(slow.id).then(() => finished.push('slow'));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await slowIsWaiting;
     const fastRun = s.syncNow(fast.id).then(() => finished.push('fast'));
     await Promise.all([slowRun, fastRun]);
     assert.deepEqual(finished, ['fast', 'slow']);

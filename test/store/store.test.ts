@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { migrateToLatest, openStore, StoreUnavailableError } from '../../src/store/database.ts';
@@ -10,8 +11,10 @@ import { TenantLifecycle } from '../../src/tenants/lifecycle.ts';
 import { hashToken } from '../../src/store/tokens.ts';
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
-const TENANT_A = 'aaaaaaaa-0000-4000-8000-000000000001';
-const TENANT_B = 'bbbbbbbb-0000-4000-8000-000000000002';
+/** A tenant id no other test uses: rows an earlier test leaves behind cannot change this test's counts. */
+function newTenantId(): string {
+  return randomUUID();
+}
 const MINUTE = 60_000;
 
 for (const engine of ENGINES) {
@@ -30,10 +33,11 @@ for (const engine of ENGINES) {
     });
 
     it('registering the same tenant twice keeps one active row with the latest name', async () => {
+      const tenantA = newTenantId();
       const tenants = new TenantRepository(test.store.db);
-      await tenants.activate({ id: TENANT_A.toUpperCase(), displayName: 'Contoso', domains: ['contoso.com'], signedUpByOid: 'o1', signupContext: { plan: 'team' } }, 1000);
-      await tenants.activate({ id: TENANT_A, displayName: 'Contoso Ltd', domains: ['contoso.com', 'contoso.onmicrosoft.com'], signedUpByOid: 'o1', signupContext: null }, 2000);
-      const all = (await tenants.list()).filter((t) => t.id === TENANT_A);
+      await tenants.activate({ id: tenantA.toUpperCase(), displayName: 'Contoso', domains: ['contoso.com'], signedUpByOid: 'o1', signupContext: { plan: 'team' } }, 1000);
+      await tenants.activate({ id: tenantA, displayName: 'Contoso Ltd', domains: ['contoso.com', 'contoso.onmicrosoft.com'], signedUpByOid: 'o1', signupContext: null }, 2000);
+      const all = (await tenants.list()).filter((t) => t.id === tenantA);
       assert.equal(all.length, 1);
       assert.equal(all[0]!.displayName, 'Contoso Ltd');
       assert.deepEqual(all[0]!.domains, ['contoso.com', 'contoso.onmicrosoft.com']);
@@ -43,33 +47,38 @@ for (const engine of ENGINES) {
     });
 
     it('a disconnected tenant becomes active again when it is confirmed again', async () => {
+      const tenantA = newTenantId();
       const tenants = new TenantRepository(test.store.db);
-      await tenants.setState(TENANT_A, 'disconnected', 'consent revoked', 3000);
-      assert.equal((await tenants.get(TENANT_A))!.state, 'disconnected');
-      await tenants.activate({ id: TENANT_A, displayName: 'Contoso', domains: ['contoso.com'], signedUpByOid: 'o2', signupContext: null }, 4000);
-      const tenant = (await tenants.get(TENANT_A))!;
+      await tenants.activate({ id: tenantA, displayName: 'Contoso', domains: ['contoso.com'], signedUpByOid: 'o1', signupContext: null }, 2000);
+      await tenants.setState(tenantA, 'disconnected', 'consent revoked', 3000);
+      assert.equal((await tenants.get(tenantA))!.state, 'disconnected');
+      await tenants.activate({ id: tenantA, displayName: 'Contoso', domains: ['contoso.com'], signedUpByOid: 'o2', signupContext: null }, 4000);
+      const tenant = (await tenants.get(tenantA))!;
       assert.equal(tenant.state, 'active');
       assert.equal(tenant.stateReason, null);
     });
 
     it('users are keyed by (tenant, object id): the same email in two tenants is two users, a changed email keeps the user', async () => {
+      const [tenantA, tenantB] = [newTenantId(), newTenantId()];
       const tenants = new TenantRepository(test.store.db);
-      await tenants.activate({ id: TENANT_B, displayName: 'Fabrikam', domains: ['fabrikam.com'], signedUpByOid: null, signupContext: null }, 1000);
+      await tenants.activate({ id: tenantA, displayName: 'Contoso', domains: ['contoso.com'], signedUpByOid: null, signupContext: null }, 1000);
+      await tenants.activate({ id: tenantB, displayName: 'Fabrikam', domains: ['fabrikam.com'], signedUpByOid: null, signupContext: null }, 1000);
       const users = new UserRepository(test.store.db);
-      await users.recordSignIn({ tenantId: TENANT_A, objectId: 'u1', displayName: 'Ann', username: 'ann@contoso.com', email: 'same@example.com' }, 1000);
-      await users.recordSignIn({ tenantId: TENANT_B, objectId: 'u1', displayName: 'Ann B', username: 'ann@fabrikam.com', email: 'same@example.com' }, 1000);
-      assert.equal(await users.countInTenant(TENANT_A), 1);
-      assert.equal(await users.countInTenant(TENANT_B), 1);
-      const renamed = await users.recordSignIn({ tenantId: TENANT_A, objectId: 'u1', displayName: 'Ann', username: 'ann@contoso.com', email: 'new@example.com' }, 2000);
+      await users.recordSignIn({ tenantId: tenantA, objectId: 'u1', displayName: 'Ann', username: 'ann@contoso.com', email: 'same@example.com' }, 1000);
+      await users.recordSignIn({ tenantId: tenantB, objectId: 'u1', displayName: 'Ann B', username: 'ann@fabrikam.com', email: 'same@example.com' }, 1000);
+      assert.equal(await users.countInTenant(tenantA), 1);
+      assert.equal(await users.countInTenant(tenantB), 1);
+      const renamed = await users.recordSignIn({ tenantId: tenantA, objectId: 'u1', displayName: 'Ann', username: 'ann@contoso.com', email: 'new@example.com' }, 2000);
       assert.equal(renamed.mail, 'new@example.com');
       assert.equal(renamed.lastSignInAt, 2000);
-      assert.equal(await users.countInTenant(TENANT_A), 1);
-      assert.equal((await users.get(TENANT_B, 'u1'))!.displayName, 'Ann B');
+      assert.equal(await users.countInTenant(tenantA), 1);
+      assert.equal((await users.get(tenantB, 'u1'))!.displayName, 'Ann B');
     });
 
     it('sessions: the table keeps only a hash of the id; idle and absolute limits end them', async () => {
+      const tenantA = newTenantId();
       const sessions = new SessionRepository(test.store.db, { idleMs: 30 * MINUTE, absoluteMs: 8 * 60 * MINUTE });
-      const { id } = await sessions.create(TENANT_A, 'u1', 0);
+      const { id } = await sessions.create(tenantA, 'u1', 0);
       assert.ok(id.length >= 43, 'at least 256 bits, base64url');
       const stored = await test.store.db.selectFrom('sessions').select('id_hash').execute();
       assert.ok(stored.every((row) => row.id_hash !== id));
@@ -80,23 +89,51 @@ for (const engine of ENGINES) {
       assert.equal(await sessions.resume(id, 80 * MINUTE), undefined, 'idle for 35 minutes');
       assert.equal(await sessions.resume(id, 81 * MINUTE), undefined, 'deleted once found expired');
 
-      const long = await sessions.create(TENANT_A, 'u1', 0);
+      const long = await sessions.create(tenantA, 'u1', 0);
       for (let t = 20; t < 8 * 60; t += 20) assert.ok(await sessions.resume(long.id, t * MINUTE));
       assert.equal(await sessions.resume(long.id, 8 * 60 * MINUTE), undefined, 'absolute limit even when active');
     });
 
     it('sessions end per user and per tenant', async () => {
+      const [tenantA, tenantB] = [newTenantId(), newTenantId()];
       const sessions = new SessionRepository(test.store.db, { idleMs: 30 * MINUTE, absoluteMs: 8 * 60 * MINUTE });
-      const a1 = await sessions.create(TENANT_A, 'u1', 0);
-      const a2 = await sessions.create(TENANT_A, 'u2', 0);
-      const b1 = await sessions.create(TENANT_B, 'u1', 0);
-      assert.equal(await sessions.destroyForUsers(TENANT_A, ['u1']), 1);
+      const a1 = await sessions.create(tenantA, 'u1', 0);
+      const a2 = await sessions.create(tenantA, 'u2', 0);
+      const b1 = await sessions.create(tenantB, 'u1', 0);
+      assert.equal(await sessions.destroyForUsers(tenantA, ['u1']), 1);
       assert.equal(await sessions.resume(a1.id, 1), undefined);
       assert.ok(await sessions.resume(a2.id, 1));
       assert.ok(await sessions.resume(b1.id, 1), 'same object id in another tenant is untouched');
-      await sessions.destroyForTenant(TENANT_A);
+      await sessions.destroyForTenant(tenantA);
       assert.equal(await sessions.resume(a2.id, 2), undefined);
       assert.ok(await sessions.resume(b1.id, 2));
+    });
+
+    it('sessions end for any number of users at once (more ids than one statement may bind)', async () => {
+      const tenantA = newTenantId();
+      const sessions = new SessionRepository(test.store.db, { idleMs: 30 * MINUTE, absoluteMs: 8 * 60 * MINUTE });
+      const kept = await sessions.create(tenantA, 'stays', 0);
+      const ended = await sessions.create(tenantA, 'u-2999', 0);
+      const ids = Array.from({ length: 40_000 }, (_, i) => `u-${i}`);
+      assert.equal(await sessions.destroyForUsers(tenantA, ids), 1);
+      assert.equal(await sessions.resume(ended.id, 1), undefined);
+      assert.ok(await sessions.resume(kept.id, 1));
+    });
+
+    it('disconnecting a tenant ends its sessions and keeps its users, in one step', async () => {
+      const [tenantA, tenantB] = [newTenantId(), newTenantId()];
+      const tenants = new TenantRepository(test.store.db);
+      for (const id of [tenantA, tenantB]) await tenants.activate({ id, displayName: id.slice(0, 4), domains: [], signedUpByOid: null, signupContext: null }, 1);
+      const users = new UserRepository(test.store.db, engine);
+      await users.recordSignIn({ tenantId: tenantA, objectId: 'u1', displayName: 'Ann', username: null, email: null }, 1);
+      const sessions = new SessionRepository(test.store.db, { idleMs: 30 * MINUTE, absoluteMs: 8 * 60 * MINUTE });
+      const [a, b] = [await sessions.create(tenantA, 'u1', 0), await sessions.create(tenantB, 'u1', 0)];
+      await new TenantLifecycle(test.store).disconnect(tenantA, 'consent revoked', 5);
+      const tenant = (await tenants.get(tenantA))!;
+      assert.deepEqual([tenant.state, tenant.stateReason], ['disconnected', 'consent revoked']);
+      assert.equal(await sessions.resume(a.id, 1), undefined);
+      assert.ok(await sessions.resume(b.id, 1), "another tenant's sessions stay");
+      assert.equal(await users.countInTenant(tenantA), 1, 'the data stays for a reconnect');
     });
 
     it('auth requests: single use, bound to the browser, the kind and a lifetime', async () => {
@@ -119,10 +156,12 @@ for (const engine of ENGINES) {
     });
 
     it('search text with SQL metacharacters is only text', async () => {
+      const tenantA = newTenantId();
+      await new TenantRepository(test.store.db).activate({ id: tenantA, displayName: 'Contoso', domains: [], signedUpByOid: null, signupContext: null }, 1);
       const users = new UserRepository(test.store.db);
       const evil = "x'); drop table users; --";
-      await users.recordSignIn({ tenantId: TENANT_A, objectId: 'u9', displayName: evil, username: evil, email: null }, 1);
-      assert.equal((await users.get(TENANT_A, 'u9'))!.displayName, evil);
+      await users.recordSignIn({ tenantId: tenantA, objectId: 'u9', displayName: evil, username: evil, email: null }, 1);
+      assert.equal((await users.get(tenantA, 'u9'))!.displayName, evil);
       const { rows } = await sql<{ n: number }>`select count(*) as n from users`.execute(test.store.db);
       assert.ok(Number(rows[0]!.n) >= 1);
     });
@@ -161,7 +200,7 @@ for (const engine of ENGINES) {
       assert.equal(await counted(other), 7);
       assert.equal(await users.countInTenant(tenant), 48);
 
-      await new TenantLifecycle(test.store.db).offboard(tenant, 'test', 3);
+      await new TenantLifecycle(test.store).offboard(tenant, 'test', 3);
       assert.equal(await counted(tenant), 0);
       assert.equal(await counted(other), 7);
     });

@@ -1,0 +1,130 @@
+import { join } from 'node:path';
+import type { RosterConfig } from '../config/config.ts';
+import { startEmulator, type RunningEmulator } from '../emulator/server.ts';
+import { bootstrap, type Roster } from './bootstrap.ts';
+import { readSettings, stderrLogger, stopOnSignals, type Command } from './run.ts';
+import { startWebServer, type WebServer } from './serve.ts';
+
+export interface RunningDemo {
+  emulator: RunningEmulator;
+  dataDir: string;
+  roster: Roster;
+  server: WebServer;
+  close(): Promise<void>;
+}
+
+export function emulatorDataDir(config: RosterConfig): string {
+  return join(config.dataDir, 'emulator');
+}
+
+/**
+ * Demo mode: the emulator with its demo directory and Roster on SQLite in one
+ * process. On the first start, the demo tenants that consented are signed up
+ * through the same confirmation a real sign-up goes through.
+ */
+export async function startDemo(config: RosterConfig, logger: Roster['logger']): Promise<RunningDemo> {
+  const base = config.publicUrl.origin;
+  const emulator = await startEmulator({
+    dataDir: emulatorDataDir(config),
+    seed: { kind: 'demo' },
+    httpsPort: config.emulator.httpsPort,
+    httpPort: config.emulator.httpPort,
+    redirectUris: [`${base}/auth/callback`, `${base}/signup/callback`],
+    postLogoutRedirectUris: [`${base}/`],
+  });
+  let roster: Roster | undefined;
+  let server: WebServer;
+  try {
+    roster = await bootstrap(
+      { ...config, operators: config.operators.length > 0 ? config.operators : demoOperators(emulator) },
+      {
+        provider: {
+          credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
+          authorityHost: new URL(emulator.urls.authority),
+          graphBaseUrl: new URL(emulator.urls.graph),
+          trustedCaPem: emulator.caCertPem,
+        },
+        logger,
+        jobs: 'scheduled',
+      },
+    );
+    server = await startWebServer(roster);
+  } catch (err) {
+    await roster?.close();
+    await emulator.close();
+    throw err;
+  }
+  await signUpDemoTenants(emulator, roster);
+  return {
+    emulator,
+    dataDir: config.dataDir,
+    roster,
+    server,
+    close: async () => {
+      await server.close();
+      await emulator.save();
+      await emulator.close();
+    },
+  };
+}
+
+/** As if each consenting tenant's global administrator had signed it up: they are its first Roster admin (also in demo data from before admins were recorded). */
+async function signUpDemoTenants(emulator: RunningEmulator, roster: Roster): Promise<void> {
+  const { tenants } = roster.repositories;
+  for (const tenant of emulator.ctx.directory.tenants.values()) {
+    if (!tenant.servicePrincipals.has(emulator.ctx.demoAppId)) continue;
+    const admin = tenant.users.find((u) => u.admin);
+    if (await tenants.get(tenant.id)) {
+      if (admin) await tenants.recordSignupAdmin(tenant.id, admin.props.id, Date.now());
+      continue;
+    }
+    const outcome = await roster.onboarding.confirm(tenant.id, { signedUpByOid: admin?.props.id ?? null, signupContext: { plan: 'team', demo: true } });
+    roster.logger.info({ tenant: tenant.displayName, outcome: outcome.kind }, 'demo tenant signed up');
+    if (outcome.kind === 'active') void roster.scheduler.syncNow(tenant.id);
+  }
+}
+
+/** Without OPERATORS, the admin of the first signed-up demo organisation runs this Roster too. */
+function demoOperators(emulator: RunningEmulator): RosterConfig['operators'] {
+  const home = [...emulator.ctx.directory.tenants.values()].find((t) => t.servicePrincipals.has(emulator.ctx.demoAppId));
+  const admin = home?.users.find((u) => u.admin);
+  return home && admin ? [{ tenantId: home.id, objectId: admin.props.id }] : [];
+}
+
+/** What a newcomer needs to try the demo, for the terminal. */
+export async function demoSummary(demo: RunningDemo): Promise<string> {
+  const registry = await demo.roster.repositories.tenants.list();
+  const signedUp = new Set(registry.filter((t) => t.state === 'active').map((t) => t.id));
+  const lines = ['', `Roster demo is running: open ${demo.server.url}`, '', 'Demo organisations (password of every account: roster-demo):'];
+  for (const tenant of demo.emulator.ctx.directory.tenants.values()) {
+    const admin = tenant.users.find((u) => u.admin);
+    const member = tenant.users.find((u) => !u.admin && u.props.accountEnabled && u.props.userType === 'Member');
+    const state = signedUp.has(tenant.id) ? 'signed up' : 'not signed up: sign it up with its admin';
+    lines.push(`  ${tenant.displayName.padEnd(18)} ${String(tenant.users.length).padStart(6)} users  ${state}`);
+    const operator = demo.roster.config.operators.some((o) => o.tenantId === tenant.id && o.objectId === admin?.props.id);
+    if (admin) lines.push(`      admin:  ${admin.props.userPrincipalName}${operator ? ' (also operator: /operator)' : ''}`);
+    if (member) lines.push(`      member: ${member.props.userPrincipalName}`);
+  }
+  lines.push('', `Identity provider (emulator) pages: ${demo.emulator.urls.pages}`, `Stop with Ctrl+C; the data stays in ${demo.dataDir} for the next start.`);
+  return lines.join('\n');
+}
+
+/** Runs the demo until a signal; `explicit` when asked for by `roster demo` rather than reached by `roster serve` without Entra settings. */
+export async function startDemoCommand(config: RosterConfig, env: Record<string, string | undefined>, { explicit }: { explicit: boolean }): Promise<'running'> {
+  // Request logs would drown the demo's instructions; ask for them with LOG_LEVEL.
+  const logger = stderrLogger(env.LOG_LEVEL === undefined ? 'warn' : config.logLevel);
+  if (explicit && !config.demo) process.stderr.write('roster demo: ignoring the Entra settings of the environment; the demo uses its own emulator.\n');
+  const demo = await startDemo({ ...config, demo: true, entra: null }, logger);
+  process.stdout.write(`${await demoSummary(demo)}\n`);
+  stopOnSignals('demo', demo.close, config.shutdownSeconds);
+  return 'running';
+}
+
+export const demo: Command = {
+  name: 'demo',
+  usage: 'Usage: roster demo\n  Runs the Entra ID + Graph emulator with demo organisations and Roster on SQLite, in one process.\n',
+  async run() {
+    const { config, env } = readSettings();
+    return startDemoCommand(config, env, { explicit: true });
+  },
+};

@@ -1,0 +1,72 @@
+import type { FastifyInstance } from 'fastify';
+import { buildWebApp } from '../web/app.ts';
+import { bootstrap, identityProviderFromConfig, type Roster } from './bootstrap.ts';
+import { readSettings, stderrLogger, stopOnSignals, type Command } from './run.ts';
+
+export interface WebServer {
+  app: FastifyInstance;
+  url: string;
+  /** Stops taking connections and sync work, drains requests and the runs in hand, then closes everything. */
+  close(): Promise<void>;
+}
+
+/** Serves the web app on the configured host and port, with this process's sync behind its pages. */
+export async function startWebServer(roster: Roster): Promise<WebServer> {
+  const { config } = roster;
+  const app = await buildWebApp({
+    publicUrl: config.publicUrl,
+    session: config.session,
+    store: roster.store,
+    entra: roster.entra,
+    validator: roster.validator,
+    onboarding: roster.onboarding,
+    logger: roster.logger,
+    now: roster.now,
+    sync: roster.syncControl,
+    operators: config.operators,
+    metricsToken: config.metricsToken,
+  });
+  await app.listen({ host: config.host, port: config.port });
+  return {
+    app,
+    url: config.publicUrl.origin,
+    close: async () => {
+      // New connections and new sync work stop together; the store closes only after both have drained.
+      await Promise.all([app.close(), roster.stopWork()]);
+      await roster.close();
+    },
+  };
+}
+
+/** Says, once at start-up, that `/metrics` answers anyone while METRICS_TOKEN is unset. */
+export function warnIfMetricsOpen(roster: Roster): void {
+  if (roster.config.metricsToken) return;
+  roster.logger.warn(
+    'METRICS_TOKEN is not set: /metrics answers anyone who can reach this server. Set METRICS_TOKEN to a random value of at least 16 characters (e.g. openssl rand -hex 32) and have the scraper send Authorization: Bearer <token>.',
+  );
+}
+
+export const serve: Command = {
+  name: 'serve',
+  usage: 'Usage: roster serve\n  Serves Roster with the settings from the environment (see the README); without Entra settings it runs the demo.\n',
+  async run() {
+    const { config, env } = readSettings();
+    if (config.demo) {
+      const { startDemoCommand } = await import('./demo.ts');
+      return startDemoCommand(config, env, { explicit: false });
+    }
+    const logger = stderrLogger(config.logLevel);
+    const roster = await bootstrap(config, { provider: await identityProviderFromConfig(config), logger, jobs: 'scheduled' });
+    let server: WebServer;
+    try {
+      server = await startWebServer(roster);
+    } catch (err) {
+      await roster.close();
+      throw err;
+    }
+    warnIfMetricsOpen(roster);
+    logger.info({ url: server.url, database: roster.store.location }, 'Roster is serving');
+    stopOnSignals('serve', server.close, config.shutdownSeconds);
+    return 'running';
+  },
+};

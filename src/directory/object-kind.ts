@@ -1,0 +1,72 @@
+import type { Repositories } from '../store/repositories.ts';
+
+export type RoundKind = 'full' | 'delta';
+
+/** One object of a Graph delta page: its properties, or `@removed` when it left the listing. */
+export type DeltaItem = { id: string; '@removed'?: { reason?: string } } & Record<string, unknown>;
+
+/** How an object's change is counted on its run. */
+export type ChangeKind = 'created' | 'updated' | 'soft-deleted' | 'removed' | 'unchanged';
+
+export interface FoldContext {
+  runId: string;
+  kind: RoundKind;
+  now: number;
+}
+
+/** One object after a page: how it changed, and what to write for it. */
+export interface ObjectChange<Write> {
+  id: string;
+  change: ChangeKind;
+  /** The row with its merged columns, when its data changed (created, updated, soft-deleted). */
+  write: Write | null;
+  /** Bookkeeping only (seen in the listing, marked for removal), when its data did not change. */
+  mark: Record<string, unknown> | null;
+  /** Listed as an object by the page (not only as `@removed`). */
+  listed: boolean;
+  /** The object stopped being usable here (a user deleted or disabled): its sessions end. */
+  ends: boolean;
+  /** Change in the number of objects the round will remove at its end (delta rounds). */
+  pendingRemovals: number;
+}
+
+/**
+ * Where a kind's objects are stored, over the repositories of one transaction.
+ * The sink and the run use only these, so a kind brings its own tables.
+ */
+export interface KindRows<Stored, Write> {
+  stored(tenantId: string, ids: readonly string[]): Promise<Map<string, Stored>>;
+  apply(tenantId: string, changes: readonly ObjectChange<Write>[]): Promise<void>;
+  /** Objects the run has marked: seen by a full listing, or to be removed by a delta round. */
+  countMarked(tenantId: string, runId: string): Promise<number>;
+  countPending(tenantId: string, runId: string, kind: RoundKind): Promise<number>;
+  total(tenantId: string): Promise<number>;
+  /** Removes the objects the finished round leaves pending (and what hangs on them); returns how many. */
+  removePending(tenantId: string, runId: string, kind: RoundKind): Promise<number>;
+  /** Keeps, soft-deleted, the objects a full listing omitted but Graph holds as deleted items; returns how many changed. */
+  keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number>;
+  unmarkPendingRemovals(tenantId: string, runId: string): Promise<void>;
+  refreshStatistics(): Promise<void>;
+}
+
+/**
+ * A kind of directory object the engine mirrors: where Graph lists it, what it
+ * selects, how a page folds into rows, and where the rows live. Groups with
+ * their memberships (`members@delta` slices merged across pages, see
+ * spec/groups.md) are a second descriptor whose fold also yields membership
+ * changes and whose rows write them.
+ */
+export interface ObjectKind<Stored, Write> {
+  /** Plural noun for messages ("users"). */
+  noun: string;
+  /** The delta function that lists the kind, e.g. `/v1.0/users/delta`. */
+  deltaPath: string;
+  select: readonly string[];
+  /** Graph's deleted items of the kind (a full listing omits soft-deleted objects). */
+  deletedItemsPath: string;
+  /** The least privileged application permission that reads the kind, named in the fix for a 403. */
+  permission: string;
+  /** Pure: a page's items against the stored rows, to the changes. */
+  fold(items: readonly DeltaItem[], stored: ReadonlyMap<string, Stored>, context: FoldContext): ObjectChange<Write>[];
+  rows(repositories: Repositories): KindRows<Stored, Write>;
+}

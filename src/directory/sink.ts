@@ -1,0 +1,88 @@
+import type { Store } from '../store/database.ts';
+import { transaction } from '../store/repositories.ts';
+import type { SyncRunCounters } from '../store/sync-runs.ts';
+import type { GraphPage } from './graph-reader.ts';
+import { decideRemovals } from './mass-deletion.ts';
+import type { DeltaItem, ObjectKind, RoundKind } from './object-kind.ts';
+import type { TenantLock } from './tenant-lock.ts';
+
+/** A run in progress: what it has done so far and, in a delta round, how many objects it has marked for removal at its end. */
+export interface Round {
+  tenantId: string;
+  runId: string;
+  kind: RoundKind;
+  counters: SyncRunCounters;
+  pendingRemovals: number;
+  /** At the end of a full listing: ids of the tenant's soft-deleted objects (Graph's deleted items), which the listing omits. */
+  softDeleted?: ReadonlySet<string>;
+}
+
+export type PageOutcome = 'continue' | 'held' | 'succeeded';
+
+export interface PageSinkOptions<Stored, Write> {
+  store: Store;
+  kind: ObjectKind<Stored, Write>;
+  lock: TenantLock;
+  massDeletionShare: number;
+  now: () => number;
+}
+
+/**
+ * Writes one page in one transaction: the lease renewal, the folded changes,
+ * the run's counters and the cursor that follows the page, so a crash at any
+ * instant resumes where the last commit left off. The last page of a round
+ * also applies (or holds) the round's removals.
+ */
+export class PageSink<Stored, Write> {
+  readonly #options: PageSinkOptions<Stored, Write>;
+
+  constructor(options: PageSinkOptions<Stored, Write>) {
+    this.#options = options;
+  }
+
+  /** Writes the page; the round's counters move only once it has committed. */
+  async write(round: Round, page: GraphPage<DeltaItem>, onRemoving?: () => void): Promise<PageOutcome> {
+    const { store, kind, lock, massDeletionShare } = this.#options;
+    const { tenantId, runId } = round;
+    const now = this.#options.now();
+    const counters = { ...round.counters };
+    let pendingRemovals = round.pendingRemovals;
+    const outcome = await transaction(store, async (repos) => {
+      await lock.renew(repos.syncState, tenantId);
+      const rows = kind.rows(repos);
+      const items = page.value ?? [];
+      const stored = await rows.stored(tenantId, [...new Set(items.map((item) => item.id))]);
+      const changes = kind.fold(items, stored, { runId, kind: round.kind, now });
+      await rows.apply(tenantId, changes);
+      for (const change of changes) {
+        if (change.change === 'created') counters.created += 1;
+        else if (change.change === 'updated') counters.updated += 1;
+        else if (change.change === 'soft-deleted') counters.deleted += 1;
+        if (change.listed) counters.listed += 1;
+        pendingRemovals += change.pendingRemovals;
+      }
+      counters.pages += 1;
+
+      const nextLink = page['@odata.nextLink'] ?? null;
+      let status: 'running' | 'succeeded' | 'held' = nextLink ? 'running' : 'succeeded';
+      let error: string | null = null;
+      if (!nextLink && (round.kind === 'full' || pendingRemovals > 0)) {
+        // The round is complete: its removals are applied in one step, or held when they are too many.
+        onRemoving?.();
+        if (round.kind === 'full' && round.softDeleted?.size) counters.updated += await rows.keepSoftDeleted(tenantId, runId, [...round.softDeleted], now);
+        const removing = round.kind === 'full' ? await rows.countPending(tenantId, runId, 'full') : pendingRemovals;
+        const decision = decideRemovals({ kind: round.kind, removing, total: await rows.total(tenantId), share: massDeletionShare, noun: kind.noun });
+        if (decision.hold) {
+          status = 'held';
+          error = decision.reason;
+        } else counters.deleted += await rows.removePending(tenantId, runId, round.kind);
+      }
+      await repos.syncRuns.record(runId, counters, { status, error, now });
+      await repos.syncState.savePage(tenantId, { nextLink, deltaLink: page['@odata.deltaLink'] ?? null, status, error, now });
+      return status === 'running' ? 'continue' : status;
+    });
+    round.counters = counters;
+    round.pendingRemovals = pendingRemovals;
+    return outcome;
+  }
+}

@@ -1,0 +1,41 @@
+import type { Kysely } from 'kysely';
+import type { Store } from './database.ts';
+import type { Database } from './schema.ts';
+import { SessionRepository } from './sessions.ts';
+import { SyncRunRepository } from './sync-runs.ts';
+import { SyncStateRepository } from './sync-state.ts';
+import { SyncedUserRepository } from './synced-users.ts';
+import { TenantRepository } from './tenants.ts';
+import { UserRepository } from './users.ts';
+
+/** The repositories that change a tenant's data, all over one connection or one transaction. */
+export interface Repositories {
+  tenants: TenantRepository;
+  users: UserRepository;
+  /** Ending sessions only: creating and resuming them needs the web app's limits. */
+  sessions: SessionRepository;
+  syncRuns: SyncRunRepository;
+  syncState: SyncStateRepository;
+  syncedUsers: SyncedUserRepository;
+}
+
+function over(db: Kysely<Database>, store: Store): Repositories {
+  return {
+    tenants: new TenantRepository(db),
+    users: new UserRepository(db, store.engine),
+    sessions: new SessionRepository(db),
+    syncRuns: new SyncRunRepository(db),
+    syncState: new SyncStateRepository(db),
+    syncedUsers: new SyncedUserRepository(db, store.engine),
+  };
+}
+
+/** The repositories over the store's connections, each statement on its own. */
+export function repositoriesOf(store: Store): Repositories {
+  return over(store.db, store);
+}
+
+/** Runs `work` in one transaction: everything it writes through the given repositories commits together or not at all. */
+export function transaction<T>(store: Store, work: (repositories: Repositories) => Promise<T>): Promise<T> {
+  return store.db.transaction().execute((trx) => work(over(trx, store)));
+}

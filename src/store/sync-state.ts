@@ -1,0 +1,106 @@
+import type { Kysely, Selectable, Updateable } from 'kysely';
+import type { Database, SyncStateTable } from './schema.ts';
+import { newSyncState } from './sync-status.ts';
+
+export type SyncStateRow = Selectable<SyncStateTable>;
+export type SyncHealthValue = SyncStateTable['health'];
+
+/** Where a page leaves the tenant's sync: the cursor, and the run's end when the page ended it. */
+export interface PageCursor {
+  nextLink: string | null;
+  deltaLink: string | null;
+  status: 'running' | 'succeeded' | 'held';
+  /** The hold's reason, when held. */
+  error: string | null;
+  now: number;
+}
+
+/**
+ * One row per tenant: the cursor of its sync (delta and next links, saved with
+ * each page), its health, and the lease that lets one process at a time sync it.
+ */
+export class SyncStateRepository {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  /** The tenant's sync state, created fresh on first use. */
+  async ensure(tenantId: string, now: number): Promise<SyncStateRow> {
+    await this.#db.insertInto('sync_state').values(newSyncState(tenantId, now)).onConflict((oc) => oc.column('tenant_id').doNothing()).execute();
+    return this.#db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+  }
+
+  async get(tenantId: string): Promise<SyncStateRow | undefined> {
+    return this.#db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
+  }
+
+  /** A new run owns the tenant's cursor; a pending "Sync now" is answered. */
+  async beginRun(tenantId: string, runId: string, kind: 'full' | 'delta', now: number): Promise<void> {
+    await this.#set(tenantId, { run_id: runId, run_kind: kind, next_link: null, requested_at: null, updated_at: now });
+  }
+
+  /** The delta link is no longer valid: the next run is a full listing. */
+  async forgetDeltaLink(tenantId: string, now: number): Promise<void> {
+    await this.#set(tenantId, { delta_link: null, run_id: null, run_kind: null, next_link: null, updated_at: now });
+  }
+
+  /** A failed run starts over next time: its next link may be stale by then. */
+  async recordFailure(tenantId: string, health: SyncHealthValue, error: string, now: number): Promise<void> {
+    await this.#set(tenantId, { health, last_error: error, run_id: null, run_kind: null, next_link: null, updated_at: now });
+  }
+
+  /** Saves a page's cursor; written in the page's transaction, so a crash resumes after the last committed page. */
+  async savePage(tenantId: string, cursor: PageCursor): Promise<void> {
+    const { nextLink, deltaLink, status, error, now } = cursor;
+    await this.#set(tenantId, {
+      next_link: status === 'held' ? null : nextLink,
+      ...(deltaLink ? { delta_link: deltaLink } : {}),
+      ...(status === 'succeeded' ? { run_id: null, run_kind: null, last_success_at: now, last_error: null, health: 'ok' } : {}),
+      ...(status === 'held' ? { last_error: error, health: 'held' } : {}),
+      updated_at: now,
+    });
+  }
+
+  /** A held run was decided: the tenant is healthy and free to sync again. */
+  async settleHeld(tenantId: string, now: number): Promise<void> {
+    await this.#set(tenantId, { health: 'ok', last_error: null, run_id: null, run_kind: null, last_success_at: now, updated_at: now });
+  }
+
+  async deleteForTenant(tenantId: string): Promise<void> {
+    await this.#db.deleteFrom('sync_state').where('tenant_id', '=', tenantId).execute();
+  }
+
+  /** Who holds the tenant's lease, if anyone. */
+  async leaseHolder(tenantId: string): Promise<{ owner: string | null; expiresAt: number | null }> {
+    const row = await this.#db.selectFrom('sync_state').select(['lock_owner', 'lock_expires_at']).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    return { owner: row.lock_owner, expiresAt: row.lock_expires_at };
+  }
+
+  /** Takes the lease when it is free, lapsed, or held by `staleOwner` (a dead process); true when taken. */
+  async takeLease(tenantId: string, lease: { owner: string; now: number; until: number; staleOwner?: string | null }): Promise<boolean> {
+    const { owner, now, until, staleOwner } = lease;
+    const result = await this.#db
+      .updateTable('sync_state')
+      .set({ lock_owner: owner, lock_expires_at: until })
+      .where('tenant_id', '=', tenantId)
+      .where((eb) => eb.or([eb('lock_owner', 'is', null), eb('lock_expires_at', '<', now), ...(staleOwner ? [eb('lock_owner', '=', staleOwner)] : [])]))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Extends the lease of its holder; false when another process has taken it over. */
+  async renewLease(tenantId: string, owner: string, until: number): Promise<boolean> {
+    const result = await this.#db.updateTable('sync_state').set({ lock_expires_at: until }).where('tenant_id', '=', tenantId).where('lock_owner', '=', owner).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async releaseLease(tenantId: string, owner: string): Promise<void> {
+    await this.#db.updateTable('sync_state').set({ lock_owner: null, lock_expires_at: null }).where('tenant_id', '=', tenantId).where('lock_owner', '=', owner).execute();
+  }
+
+  async #set(tenantId: string, values: Updateable<SyncStateTable>): Promise<void> {
+    await this.#db.updateTable('sync_state').set(values).where('tenant_id', '=', tenantId).execute();
+  }
+}

@@ -1,0 +1,154 @@
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
+import type { Engine } from './database.ts';
+import type { Database, UsersTable } from './schema.ts';
+
+/** Rows per statement: 1,000 rows of at most 21 values stay under SQLite's 32,766 parameters. */
+export const WRITE_BATCH = 1000;
+
+/** Every column a sync writes from Graph, and `deleted_at`: what decides whether an item changed a user. */
+export const USER_DATA_COLUMNS = [
+  'display_name',
+  'given_name',
+  'surname',
+  'mail',
+  'user_principal_name',
+  'job_title',
+  'department',
+  'office_location',
+  'account_enabled',
+  'user_type',
+  'created_date_time',
+  'employee_id',
+  'company_name',
+  'mobile_phone',
+  'business_phones',
+  'deleted_at',
+] as const satisfies readonly (keyof UsersTable)[];
+export type UserDataColumn = (typeof USER_DATA_COLUMNS)[number];
+/** A user as a sync compares it: its data columns and the run that last marked it. */
+export type StoredUser = Pick<UsersTable, 'id' | 'seen_run_id' | UserDataColumn>;
+/** Columns one write sets on a user (the key and `tenant_id` are added by the repository). */
+export type UserWrite = { id: string } & Partial<Omit<UsersTable, 'tenant_id' | 'id'>>;
+export type RoundKind = 'full' | 'delta';
+
+export function inBatches<T>(items: readonly T[], size = WRITE_BATCH): T[][] {
+  const batches: T[][] = [];
+  for (let i = 0; i < items.length; i += size) batches.push(items.slice(i, i + size));
+  return batches;
+}
+
+/**
+ * The batched writes a directory sync makes to a tenant's users, and the
+ * marks (`seen_run_id`) that say whom a round removes at its end: those a full
+ * listing did not see, or those a delta round reported deleted.
+ */
+export class SyncedUserRepository {
+  readonly #db: Kysely<Database>;
+  readonly #engine: Engine;
+
+  constructor(db: Kysely<Database>, engine: Engine) {
+    this.#db = db;
+    this.#engine = engine;
+  }
+
+  /** The stored users among `ids`, by id. */
+  async stored(tenantId: string, ids: readonly string[]): Promise<Map<string, StoredUser>> {
+    const stored = new Map<string, StoredUser>();
+    for (const batch of inBatches(ids)) {
+      const rows = await this.#db.selectFrom('users').select(['id', 'seen_run_id', ...USER_DATA_COLUMNS]).where('tenant_id', '=', tenantId).where('id', 'in', batch).execute();
+      for (const row of rows) stored.set(row.id, row);
+    }
+    return stored;
+  }
+
+  /**
+   * Creates or updates users; rows that set the same columns share a statement.
+   * New users are members with an enabled account unless the row says otherwise.
+   */
+  async upsert(tenantId: string, rows: readonly UserWrite[]): Promise<void> {
+    const byShape = new Map<string, UserWrite[]>();
+    for (const row of rows) {
+      const shape = Object.keys(row).join(',');
+      const group = byShape.get(shape) ?? [];
+      group.push(row);
+      byShape.set(shape, group);
+    }
+    for (const [shape, group] of byShape) {
+      // The key is never rewritten: an update of key columns would rewrite the primary key's index.
+      const columns = shape.split(',').filter((c) => c !== 'id') as (keyof UsersTable)[];
+      for (const batch of inBatches(group)) {
+        await this.#db
+          .insertInto('users')
+          .values(batch.map((row) => ({ roster_role: 'member', account_enabled: 1, ...row, tenant_id: tenantId }) as UsersTable))
+          .onConflict((oc) => oc.columns(['tenant_id', 'id']).doUpdateSet((eb) => Object.fromEntries(columns.map((c) => [c, eb.ref(`excluded.${c}`)])) as never))
+          .execute();
+      }
+    }
+  }
+
+  /** Sets the same bookkeeping values (`synced_at`, `seen_run_id`) on many users at once. */
+  async touch(tenantId: string, ids: readonly string[], values: Pick<Partial<UsersTable>, 'synced_at' | 'seen_run_id'>): Promise<void> {
+    for (const batch of inBatches(ids)) await this.#db.updateTable('users').set(values).where('tenant_id', '=', tenantId).where('id', 'in', batch).execute();
+  }
+
+  /** Users marked by the run: seen by a full listing, or to be removed at the end of a delta round. */
+  async countMarked(tenantId: string, runId: string): Promise<number> {
+    const row = await this.#db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).where('seen_run_id', '=', runId).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async countPending(tenantId: string, runId: string, kind: RoundKind): Promise<number> {
+    const row = await this.#db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where(pending(tenantId, runId, kind)).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async pendingIds(tenantId: string, runId: string, kind: RoundKind): Promise<string[]> {
+    const rows = await this.#db.selectFrom('users').select('id').where(pending(tenantId, runId, kind)).execute();
+    return rows.map((row) => row.id);
+  }
+
+  /** Removes, in one statement, the users the round leaves pending. */
+  async removePending(tenantId: string, runId: string, kind: RoundKind): Promise<number> {
+    const result = await this.#db.deleteFrom('users').where(pending(tenantId, runId, kind)).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  /** Keeps a discarded delta round's removals from being applied by a later round. */
+  async unmarkPendingRemovals(tenantId: string, runId: string): Promise<void> {
+    await this.#db.updateTable('users').set({ seen_run_id: null }).where(pending(tenantId, runId, 'delta')).execute();
+  }
+
+  /**
+   * Users among `ids` (soft-deleted in Graph) that a full listing did not see:
+   * marked seen, and soft-deleted when they were not yet. Returns those newly soft-deleted.
+   */
+  async keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<string[]> {
+    const newly: string[] = [];
+    for (const batch of inBatches(ids)) {
+      const unseen = pending(tenantId, runId, 'full');
+      const changed = await this.#db.updateTable('users').set({ deleted_at: now, seen_run_id: runId, updated_at: now }).where(unseen).where('id', 'in', batch).where('deleted_at', 'is', null).returning('id').execute();
+      await this.#db.updateTable('users').set({ seen_run_id: runId }).where(unseen).where('id', 'in', batch).execute();
+      newly.push(...changed.map((row) => row.id));
+    }
+    return newly;
+  }
+
+  /**
+   * After a large listing, PostgreSQL plans the users pages from stale statistics, and counts read the heap until autovacuum sets the visibility map.
+   * (GIN indexes also keep new rows in a pending list that every search reads until a vacuum merges it.) Best effort; SQLite needs none.
+   */
+  async refreshStatistics(): Promise<void> {
+    if (this.#engine === 'postgres') await sql`vacuum (analyze) users`.execute(this.#db).catch(() => {});
+  }
+
+  async deleteForTenant(tenantId: string): Promise<number> {
+    const result = await this.#db.deleteFrom('users').where('tenant_id', '=', tenantId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}
+
+/** Users a run would remove: those a full listing did not see, or those a delta round reported deleted. */
+function pending(tenantId: string, runId: string, kind: RoundKind) {
+  return (eb: ExpressionBuilder<Database, 'users'>) =>
+    eb.and([eb('tenant_id', '=', tenantId), kind === 'full' ? eb.or([eb('seen_run_id', 'is', null), eb('seen_run_id', '!=', runId)]) : eb('seen_run_id', '=', runId)]);
+}
