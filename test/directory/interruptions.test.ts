@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
 import { DirectorySync, STOPPED_REASON } from '../../src/directory/sync.ts';
 import { LOCK_LEASE_MS } from '../../src/directory/tenant-lock.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import type { Store } from '../../src/store/database.ts';
-import { TenantRepository } from '../../src/store/tenants.ts';
-import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
-import { connectToEmulator, type EmulatorConnection } from '../helpers/entra.ts';
-import { demoApp } from '../helpers/fixtures.ts';
-import { assertMirrors } from '../helpers/mirror.ts';
-import { ENGINES, openTestStore, storeDyingAfterCommit, type TestStore } from '../helpers/stores.ts';
+import type { TestEmulator } from '../helpers/emulator.ts';
+import type { EmulatorConnection } from '../helpers/entra.ts';
+import { addSignedUpTenant, assertMirrors, useSyncTestbed } from '../helpers/mirror.ts';
+import { ENGINES, storeDyingAfterCommit, type TestStore } from '../helpers/stores.ts';
 
 const USERS = 2500;
 
@@ -44,23 +42,11 @@ for (const engine of ENGINES) {
     const state = () => db.store.db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
     const listingRequests = () => emulator.ctx.requestLog.entries({ tenant: tenant.id }).filter((e) => e.route.includes('/v1.0/users/delta')).length;
 
-    before(async () => {
-      emulator = await startTestEmulator();
-      connection = await connectToEmulator(emulator);
-      db = await openTestStore(engine);
-    });
-    after(async () => {
-      await db.drop();
-      await connection.close();
-      await emulator.close();
-    });
+    const bed = useSyncTestbed(engine);
+    before(() => ({ emulator, connection, db } = bed));
 
     beforeEach(async () => {
-      const name = `Org${Math.random().toString(36).slice(2, 8)}`;
-      tenant = emulator.ctx.directory.addTenant({ displayName: name, domains: [`${name.toLowerCase()}.onmicrosoft.com`] });
-      emulator.ctx.directory.addUsersUnchecked(tenant, Array.from({ length: USERS }, (_, i) => ({ userPrincipalName: `user${i}@${name.toLowerCase()}.onmicrosoft.com`, displayName: `User ${i}`, department: i % 2 ? 'R&D' : null })));
-      emulator.ctx.directory.grantAdminConsent(tenant, demoApp(emulator.ctx));
-      await new TenantRepository(db.store.db).activate({ id: tenant.id, displayName: name, domains: tenant.domains, signedUpByOid: null, signupContext: null }, Date.now() - 3_600_000);
+      tenant = await addSignedUpTenant(emulator, db.store, USERS, (i, domain) => ({ userPrincipalName: `user${i}@${domain}`, displayName: `User ${i}`, department: i % 2 ? 'R&D' : null }));
     });
 
     it('a stop signal mid-listing commits the page in hand, records the stop, frees the tenant at once; the next run completes the round', async () => {
