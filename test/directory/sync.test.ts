@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GraphReader, type AccessTokenSource } from '../../src/directory/graph-reader.ts';
 import { DirectorySync, HeldDeletionError, TenantBusyError } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { SessionRepository } from '../../src/store/sessions.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
-import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
-import { connectToEmulator, type EmulatorConnection } from '../helpers/entra.ts';
-import { demoApp } from '../helpers/fixtures.ts';
-import { assertMirrors } from '../helpers/mirror.ts';
-import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
+import type { TestEmulator } from '../helpers/emulator.ts';
+import type { EmulatorConnection } from '../helpers/entra.ts';
+import { addSignedUpTenant, assertMirrors, useSyncTestbed } from '../helpers/mirror.ts';
+import { ENGINES, type TestStore } from '../helpers/stores.ts';
 
 
 for (const engine of ENGINES) {
@@ -39,35 +38,19 @@ for (const engine of ENGINES) {
     }
 
 
-    before(async () => {
-      emulator = await startTestEmulator();
-      connection = await connectToEmulator(emulator);
-      db = await openTestStore(engine);
-    });
-    after(async () => {
-      await db.drop();
-      await connection.close();
-      await emulator.close();
-    });
+    const bed = useSyncTestbed(engine);
+    before(() => ({ emulator, connection, db } = bed));
 
     beforeEach(async () => {
-      const name = `Org${Math.random().toString(36).slice(2, 8)}`;
-      tenant = emulator.ctx.directory.addTenant({ displayName: name, domains: [`${name.toLowerCase()}.onmicrosoft.com`, `${name.toLowerCase()}.com`] });
-      emulator.ctx.directory.addUsersUnchecked(
-        tenant,
-        Array.from({ length: 2500 }, (_, i) => ({
-          userPrincipalName: `user${i}@${name.toLowerCase()}.com`,
-          displayName: `User ${i}`,
-          givenName: 'User',
-          surname: `N${i}`,
-          jobTitle: i % 3 ? 'Engineer' : null,
-          department: i % 2 ? 'R&D' : 'Sales',
-          businessPhones: i % 4 ? [] : ['+1 555 0100'],
-        })),
-      );
-      emulator.ctx.directory.grantAdminConsent(tenant, demoApp(emulator.ctx));
-      // Signed up long enough ago that consent has propagated.
-      await new TenantRepository(db.store.db).activate({ id: tenant.id, displayName: name, domains: tenant.domains, signedUpByOid: null, signupContext: null }, Date.now() - 3_600_000);
+      tenant = await addSignedUpTenant(emulator, db.store, 2500, (i, domain) => ({
+        userPrincipalName: `user${i}@${domain}`,
+        displayName: `User ${i}`,
+        givenName: 'User',
+        surname: `N${i}`,
+        jobTitle: i % 3 ? 'Engineer' : null,
+        department: i % 2 ? 'R&D' : 'Sales',
+        businessPhones: i % 4 ? [] : ['+1 555 0100'],
+      }));
       sync = makeSync();
       waits.length = 0;
     });

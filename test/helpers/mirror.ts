@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { SYNCED_PROPERTIES } from '../../src/directory/sync.ts';
-import type { Tenant } from '../../src/emulator/model.ts';
-import type { Store } from '../../src/store/database.ts';
+import type { Tenant, UserInput } from '../../src/emulator/model.ts';
+import { after, before } from 'node:test';
+import type { Engine, Store } from '../../src/store/database.ts';
+import { TenantRepository } from '../../src/store/tenants.ts';
+import { startTestEmulator, type TestEmulator } from './emulator.ts';
+import { connectToEmulator, type EmulatorConnection } from './entra.ts';
+import { openTestStore, type TestStore } from './stores.ts';
+import { demoApp } from './fixtures.ts';
 
 const COLUMNS: Record<string, string> = {
   displayName: 'display_name', givenName: 'given_name', surname: 'surname', mail: 'mail', userPrincipalName: 'user_principal_name',
@@ -30,4 +36,45 @@ export async function assertMirrors(store: Store, tenant: Tenant, options: { del
     const deleted = await store.db.selectFrom('users').select('id').where('tenant_id', '=', tenant.id).where('deleted_at', 'is not', null).execute();
     assert.deepEqual(new Set(deleted.map((r) => r.id)), new Set(tenant.deletedUsers.keys()), "soft-deleted users are the directory's deleted items");
   }
+}
+
+/**
+ * A new tenant in the emulator with `count` users made by `user` (given the
+ * index and the tenant's domain), consented to the demo app, and signed up in
+ * Roster an hour ago, so consent has propagated.
+ */
+export async function addSignedUpTenant(emulator: TestEmulator, store: Store, count: number, user: (i: number, domain: string) => UserInput): Promise<Tenant> {
+  const name = `Org${Math.random().toString(36).slice(2, 8)}`;
+  const domain = `${name.toLowerCase()}.com`;
+  const tenant = emulator.ctx.directory.addTenant({ displayName: name, domains: [`${name.toLowerCase()}.onmicrosoft.com`, domain] });
+  emulator.ctx.directory.addUsersUnchecked(tenant, Array.from({ length: count }, (_, i) => user(i, domain)));
+  emulator.ctx.directory.grantAdminConsent(tenant, demoApp(emulator.ctx));
+  await new TenantRepository(store.db).activate({ id: tenant.id, displayName: name, domains: tenant.domains, signedUpByOid: null, signupContext: null }, Date.now() - 3_600_000);
+  return tenant;
+}
+
+export interface SyncTestbed {
+  emulator: TestEmulator;
+  connection: EmulatorConnection;
+  db: TestStore;
+}
+
+/**
+ * Registers the hooks of a sync suite: an emulator, Roster's identity layer
+ * connected to it, and a fresh database on `engine`, all closed after the
+ * suite. The fields are set once the suite's `before` hooks have run.
+ */
+export function useSyncTestbed(engine: Engine): SyncTestbed {
+  const bed = {} as SyncTestbed;
+  before(async () => {
+    bed.emulator = await startTestEmulator();
+    bed.connection = await connectToEmulator(bed.emulator);
+    bed.db = await openTestStore(engine);
+  });
+  after(async () => {
+    await bed.db.drop();
+    await bed.connection.close();
+    await bed.emulator.close();
+  });
+  return bed;
 }

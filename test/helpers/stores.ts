@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { KyselyPlugin } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest, openStore, type Engine, type Store } from '../../src/store/database.ts';
 
@@ -57,4 +58,45 @@ export async function openTestStore(engine: Engine): Promise<TestStore> {
       }
     },
   };
+}
+
+/**
+ * The same database as `store`, but every statement issued after its
+ * `afterCommits`-th transaction commits fails, as if the process died right
+ * after that commit. What a run wrote outside that transaction is lost; what
+ * the transaction wrote stays.
+ */
+export function storeDyingAfterCommit(store: Store, afterCommits: number): { store: Store; dead: () => boolean } {
+  let commits = 0;
+  let dead = false;
+  const plugin: KyselyPlugin = {
+    transformQuery(args) {
+      if (dead) throw new Error('the process died right after a commit');
+      return args.node;
+    },
+    async transformResult(args) {
+      return args.result;
+    },
+  };
+  const db = store.db.withPlugin(plugin);
+  const dying = new Proxy(db, {
+    get(target, property) {
+      if (property === 'transaction') {
+        return () => {
+          const builder = target.transaction();
+          return {
+            execute: async <T,>(work: Parameters<typeof builder.execute<T>>[0]): Promise<T> => {
+              const result = await builder.execute(work);
+              if (++commits === afterCommits) dead = true;
+              return result;
+            },
+          };
+        };
+      }
+      // Kysely's methods read private fields: call them on the real instance.
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { store: { ...store, db: dying, close: async () => {} }, dead: () => dead };
 }
