@@ -1,0 +1,36 @@
+import type { OperatorIdentity } from '../config/config.ts';
+import type { Viewer, PageServices } from './context.ts';
+
+export interface ViewerSource {
+  /**
+   * The person behind a session id, re-checked against Roster's records: a
+   * tenant that left or was disconnected, or a user removed or disabled by a
+   * sync, no longer has a session (and its row is deleted).
+   */
+  resume(sessionId: string): Promise<Viewer | null>;
+}
+
+export function viewerSource(services: Pick<PageServices, 'sessions' | 'tenants' | 'users'>, operators: readonly OperatorIdentity[], now: () => number): ViewerSource {
+  return {
+    async resume(sessionId) {
+      const session = await services.sessions.resume(sessionId, now());
+      const tenant = session ? await services.tenants.get(session.tenantId) : undefined;
+      const user = session ? await services.users.get(session.tenantId, session.userId) : undefined;
+      if (!session || !tenant || tenant.state !== 'active' || !user || user.deleted || !user.accountEnabled) {
+        if (session) await services.sessions.destroy(sessionId);
+        return null;
+      }
+      return {
+        sessionId,
+        tenant,
+        user,
+        name: user.displayName ?? user.userPrincipalName ?? 'you',
+        tenantName: tenant.displayName,
+        csrfToken: session.csrfToken,
+        loginHint: session.loginHint,
+        isAdmin: user.rosterRole === 'admin',
+        isOperator: operators.some((o) => o.tenantId === tenant.id && o.objectId === user.id),
+      };
+    },
+  };
+}
