@@ -50,8 +50,16 @@ export interface WebDependencies {
   sync?: SyncControl;
   operators?: readonly OperatorIdentity[];
   metricsToken?: string | null;
+  /**
+   * Fastify's `trustProxy` (TRUST_PROXY): off by default; a hop count or the
+   * proxies' addresses and CIDRs. Only then do rate limits key on the client
+   * address from X-Forwarded-For. Redirect URIs still come from PUBLIC_URL.
+   */
+  trustProxy?: false | number | readonly string[];
   /** A product's own pages, registered after Roster's (see docs/extending.md). */
   plugins?: readonly WebExtension[];
+  /** How often an open sync progress stream re-checks its session; 5 seconds unless set. */
+  streamCheckMs?: number;
 }
 
 const NO_SYNC: SyncControl = {
@@ -66,6 +74,8 @@ const NO_SYNC: SyncControl = {
 const AUTH_REQUEST_TTL_MS = 10 * 60_000;
 const HERE = import.meta.dirname;
 const SESSIONLESS_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+/** Callbacks that set a session: their answers must not be stored by any cache either. */
+const NO_STORE_PATHS = new Set(['/auth/callback', '/signup/callback']);
 
 /** The repositories and services behind the pages, the one place that sees the store. */
 function pageServices(deps: WebDependencies): PageServices {
@@ -113,8 +123,8 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
 
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    // Redirect URIs and origins come from PUBLIC_URL, never from Host or X-Forwarded-* headers.
-    trustProxy: false,
+    // Only the client address comes from X-Forwarded-For, and only from trusted proxies; redirect URIs and origins come from PUBLIC_URL.
+    trustProxy: trustedProxies(deps.trustProxy ?? false),
     ajv: { customOptions: { allErrors: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -149,6 +159,8 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     // Probes and assets need no session: no database work, no cookie changes.
     if (SESSIONLESS_PATHS.has(path) || path.startsWith('/assets/')) return;
     request.viewer = await resumeViewer(viewers, ctx.cookieNames.session, request, reply);
+    // A signed-in person's pages, and the callbacks that sign people in, stay out of every cache.
+    if (request.viewer || NO_STORE_PATHS.has(path)) reply.header('cache-control', 'no-store');
   });
   await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now });
 
@@ -160,7 +172,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   const { tenants, users, syncStatus, lifecycle, sync } = services;
   await app.register(overviewRoutes, { pages, syncStatus });
   await app.register(userRoutes, { pages, users, syncStatus });
-  await app.register(syncRoutes, { pages, syncStatus, sync });
+  await app.register(syncRoutes, { pages, syncStatus, sync, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
   await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
   await app.register(operatorRoutes, { pages, tenants, syncStatus, lifecycle, sync });
   registerAuthRoutes(app, ctx);
@@ -198,6 +210,13 @@ async function registerPlatform(app: FastifyInstance, deps: WebDependencies): Pr
   await app.register(rateLimit, { global: false });
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });
   await app.register(fastifyStatic, { root: join(HERE, 'assets'), prefix: '/assets/', maxAge: '1h' });
+}
+
+/** Fastify's trustProxy for a hop count (as proxy-addr counts hops) or a list of addresses and CIDRs. */
+function trustedProxies(setting: false | number | readonly string[]): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (setting === false) return false;
+  if (typeof setting === 'number') return (_address, hop) => hop < setting;
+  return [...setting];
 }
 
 function isSafeMethod(method: string): boolean {

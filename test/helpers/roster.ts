@@ -5,7 +5,7 @@ import { IdTokenValidator } from '../../src/identity/id-token.ts';
 import type { Engine } from '../../src/store/database.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
-import { buildWebApp } from '../../src/web/app.ts';
+import { buildWebApp, type WebDependencies } from '../../src/web/app.ts';
 import { syncControl } from '../../src/roster.ts';
 import type { OperatorIdentity } from '../../src/config/config.ts';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
@@ -42,8 +42,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Roster's web app on a real port, against a fresh database and an in-memory emulator. */
-export async function startTestRoster(options: { engine?: Engine; emulator?: TestEmulator; operators?: OperatorIdentity[]; metricsToken?: string } = {}): Promise<TestRoster> {
+/** Roster's web app on a real port, against a fresh database and an in-memory emulator; `web` passes the web app's optional settings through (trusted proxies, extra page plugins, stream checks). */
+export async function startTestRoster(
+  options: { engine?: Engine; emulator?: TestEmulator; operators?: OperatorIdentity[]; metricsToken?: string; web?: Pick<WebDependencies, 'trustProxy' | 'plugins' | 'streamCheckMs'> } = {},
+): Promise<TestRoster> {
   const emulator = options.emulator ?? (await startTestEmulator());
   const db = await openTestStore(options.engine ?? 'sqlite');
   const port = await freePort();
@@ -80,6 +82,7 @@ export async function startTestRoster(options: { engine?: Engine; emulator?: Tes
     sync: syncControl(scheduler, sync),
     operators: options.operators ?? [],
     metricsToken: options.metricsToken ?? null,
+    ...options.web,
   });
   await app.listen({ host: '127.0.0.1', port });
   return {

@@ -5,6 +5,7 @@ import { viewerOf } from '../guards.ts';
 import type { PagePlugin } from '../plugins.ts';
 import { formBody, HeldDecisionBody } from '../schemas.ts';
 import { SyncWatch, syncSnapshot } from '../sync-watch.ts';
+import type { ViewerSource } from '../viewer.ts';
 
 const RUNS_SHOWN = 20;
 const SyncBody = formBody({ full: Type.Optional(Type.Enum(['1'])) });
@@ -13,10 +14,13 @@ export interface SyncRouteOptions {
   pages: Pages;
   syncStatus: PageServices['syncStatus'];
   sync: PageServices['sync'];
+  viewers: ViewerSource;
+  /** How often an open progress stream re-checks its session (it ends when the session does). */
+  streamCheckMs: number;
 }
 
 /** The sync page, "Sync now", the live progress stream and held deletions. */
-export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syncStatus, sync }) => {
+export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syncStatus, sync, viewers, streamCheckMs }) => {
   const watch = new SyncWatch(syncStatus, pages.now);
   app.addHook('onClose', async () => watch.close());
 
@@ -49,14 +53,29 @@ export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syn
     const viewer = viewerOf(request);
     const first = await syncSnapshot(syncStatus, viewer.tenant.id, pages.now());
     // Without an event-stream Accept header, one snapshot as JSON (for scripts and polling).
-    if (!reply.sse) return reply.header('cache-control', 'no-store').send(first);
+    if (!reply.sse) return reply.send(first);
     const sse = reply.sse;
     sse.keepAlive();
     await sse.send({ event: 'sync', data: first });
     const stop = watch.watch(viewer.tenant.id, (snapshot) => {
       if (sse.isConnected) void sse.send({ event: 'sync', data: snapshot }).catch(() => stop());
     });
-    sse.onClose(stop);
+    // The stream is part of the session: sign-out, expiry, or the user or tenant losing access ends it.
+    const check = setInterval(() => {
+      void viewers.resume(viewer.sessionId, { touch: false }).then(
+        async (current) => {
+          if (current || !sse.isConnected) return;
+          await sse.send({ event: 'signed-out', data: {} }).catch(() => {});
+          sse.close();
+        },
+        () => {},
+      );
+    }, streamCheckMs);
+    check.unref();
+    sse.onClose(() => {
+      clearInterval(check);
+      stop();
+    });
   });
 
   app.post('/app/sync/held', { schema: { body: HeldDecisionBody }, preHandler: pages.guard('admin') }, async (request, reply) => {

@@ -48,13 +48,23 @@ const EXPORT_COLUMNS: [string, (u: DirectoryUser) => string][] = [
   ['rosterRole', (u) => u.rosterRole],
 ];
 
+/** Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection). */
+const FORMULA_STARTS = new Set(['=', '+', '-', '@']);
+/** What a spreadsheet skips before it looks for a formula: whitespace, control and format characters, and cell separators of other locales. */
+const IGNORED_PREFIX = /^[\s\p{Cc}\p{Cf},;]+/u;
+
 /**
- * Spreadsheets run a cell that starts with = + - @ (or a tab or carriage
- * return) as a formula; directory values are attacker-controlled, so such a
- * cell is prefixed with an apostrophe (OWASP's advice for CSV injection).
+ * Directory values are attacker-controlled: a cell a spreadsheet would run as
+ * a formula gets an apostrophe in front. The check looks past leading blanks,
+ * control characters and separators, at the first significant character in
+ * its compatibility form (a full-width ＝ is an =), and any cell that starts
+ * with a tab or carriage return is neutralised too, as OWASP advises. Every
+ * cell is also quoted (see the export), so no separator inside splits it.
  */
 export function neutraliseFormula(value: string): string {
-  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  if (/^[\t\r]/.test(value)) return `'${value}`;
+  const [first] = value.replace(IGNORED_PREFIX, '');
+  return first !== undefined && FORMULA_STARTS.has(first.normalize('NFKC').charAt(0)) ? `'${value}` : value;
 }
 
 function toFilter(query: ListQuery): UserQuery {
@@ -98,7 +108,7 @@ export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, use
           for await (const user of users.exportAll(viewer.tenant.id, toFilter(request.query))) yield EXPORT_COLUMNS.map(([, value]) => neutraliseFormula(value(user)));
         })(),
       );
-      const csv = rows.pipe(stringify({ header: true, columns: EXPORT_COLUMNS.map(([name]) => name), bom: true }));
+      const csv = rows.pipe(stringify({ header: true, columns: EXPORT_COLUMNS.map(([name]) => name), bom: true, quoted: true }));
       rows.on('error', (err) => csv.destroy(err));
       const day = new Date(pages.now()).toISOString().slice(0, 10);
       request.log.info({ tenant: viewer.tenant.id, user: viewer.user.id }, 'users exported');
