@@ -78,6 +78,7 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
       sync: syncControl(scheduler, sync),
       operators: config.operators,
       metricsToken: config.metricsToken,
+      trustProxy: config.trustProxy,
     });
     await app.listen({ host: config.host, port: config.port });
     return {

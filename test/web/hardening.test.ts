@@ -150,3 +150,41 @@ describe('hardening 8: formula neutralisation', () => {
     for (const value of ['plain', 'a=b', 'Team 1', 'R\\D', '', ' ', 'O\'Brien', '1+1']) assert.equal(neutraliseFormula(value), value, JSON.stringify(value));
   });
 });
+
+describe('hardening 7: rate limits behind a proxy', () => {
+  const SIGN_IN_LIMIT = 60;
+
+  /** Sends the sign-in limit's worth of requests "from" one client, then one from another; returns the other's status. */
+  async function otherClientAfterOneExhausts(roster: TestRoster): Promise<{ first: number[]; other: number; sameAgain: number }> {
+    const from = (ip: string) => undiciFetch(`${roster.url}/signin`, { headers: { 'x-forwarded-for': ip }, redirect: 'manual' }).then(async (res) => (await res.arrayBuffer(), res.status));
+    const first: number[] = [];
+    for (let i = 0; i < SIGN_IN_LIMIT; i++) first.push(await from('203.0.113.10'));
+    return { first, sameAgain: await from('203.0.113.10'), other: await from('198.51.100.20') };
+  }
+
+  it('hardening 7: without TRUST_PROXY, X-Forwarded-For is ignored: the socket address is the key', async (t) => {
+    const roster = await startTestRoster();
+    t.after(() => roster.close());
+    const { first, sameAgain, other } = await otherClientAfterOneExhausts(roster);
+    assert.ok(first.every((status) => status === 303));
+    assert.equal(sameAgain, 429);
+    assert.equal(other, 429, 'a forged X-Forwarded-For must not buy a fresh limit');
+  });
+
+  it('hardening 7: with the proxy trusted, each client behind it has its own limit', async (t) => {
+    const roster = await startTestRoster({ web: { trustProxy: ['127.0.0.1', '::1'] } });
+    t.after(() => roster.close());
+    const { first, sameAgain, other } = await otherClientAfterOneExhausts(roster);
+    assert.ok(first.every((status) => status === 303));
+    assert.equal(sameAgain, 429);
+    assert.equal(other, 303, 'another client behind the same proxy is not limited');
+  });
+
+  it('hardening 7: a hop count trusts that many proxies', async (t) => {
+    const roster = await startTestRoster({ web: { trustProxy: 1 } });
+    t.after(() => roster.close());
+    const { sameAgain, other } = await otherClientAfterOneExhausts(roster);
+    assert.equal(sameAgain, 429);
+    assert.equal(other, 303);
+  });
+});
