@@ -1,6 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pages, PageServices } from './context.ts';
 
+export type { Access, Pages, Viewer } from './context.ts';
+export { viewerOf } from './guards.ts';
+export { formBody, GuidIdParams } from './schemas.ts';
+
 /**
  * A group of routes as an encapsulated Fastify plugin: registered by the app,
  * handed only the repositories and services it needs, its request schemas
