@@ -6,6 +6,7 @@ import { formBody, viewerOf, type ExtensionOptions, type PagePlugin, type WebExt
 /** How many of the organisation's users the page lists (a real product would page, as /app/users does). */
 const LISTED = 500;
 
+const NO_DEPARTMENT = 'No department';
 const HighlightBody = formBody({ department: Type.String({ minLength: 1, maxLength: 128 }) });
 
 /**
@@ -24,11 +25,15 @@ export const teamDirectoryPlugin: PagePlugin<ExtensionOptions> = async (app, { p
     const { users: people, total } = await users.search(viewer.tenant.id, { search: '', state: 'active', sort: 'department', descending: false }, { offset: 0, limit: LISTED });
     const byDepartment = new Map<string, typeof people>();
     for (const person of people) {
-      const department = person.department ?? 'No department';
+      const department = person.department ?? NO_DEPARTMENT;
       byDepartment.set(department, [...(byDepartment.get(department) ?? []), person]);
     }
     const first = highlighted.get(viewer.tenant.id);
-    const departments = [...byDepartment].sort(([a], [b]) => Number(b === first) - Number(a === first));
+    // The highlighted department first, then A to Z, people without one last; people by name within each.
+    const rank = (department: string) => (department === first ? 0 : department === NO_DEPARTMENT ? 2 : 1);
+    const departments = [...byDepartment]
+      .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
+      .map(([department, members]) => [department, members.sort((x, y) => (x.displayName ?? '').localeCompare(y.displayName ?? ''))] as const);
     const html = eta.render('team', { departments, highlighted: first, total, listed: people.length, isAdmin: viewer.isAdmin, csrfToken: viewer.csrfToken });
     return pages.page(reply, { title: 'Team directory', html, wide: true });
   });
