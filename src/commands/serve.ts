@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { buildWebApp } from '../web/app.ts';
+import { buildWebApp, type WebDependencies } from '../web/app.ts';
 import { bootstrap, identityProviderFromConfig, type Roster } from './bootstrap.ts';
 import { readSettings, stderrLogger, stopOnSignals, type Command } from './run.ts';
 
@@ -11,7 +11,7 @@ export interface WebServer {
 }
 
 /** Serves the web app on the configured host and port, with this process's sync behind its pages. */
-export async function startWebServer(roster: Roster): Promise<WebServer> {
+export async function startWebServer(roster: Roster, extra: Pick<WebDependencies, 'plugins' | 'streamCheckMs'> = {}): Promise<WebServer> {
   const { config } = roster;
   const app = await buildWebApp({
     publicUrl: config.publicUrl,
@@ -25,6 +25,8 @@ export async function startWebServer(roster: Roster): Promise<WebServer> {
     sync: roster.syncControl,
     operators: config.operators,
     metricsToken: config.metricsToken,
+    trustProxy: config.trustProxy,
+    ...extra,
   });
   await app.listen({ host: config.host, port: config.port });
   return {

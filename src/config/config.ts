@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
@@ -37,6 +38,8 @@ export interface RosterConfig {
   metricsToken: string | null;
   /** On SIGTERM or SIGINT, how long the work in hand may take to stop before the process exits anyway (with 1). */
   shutdownSeconds: number;
+  /** Proxies whose X-Forwarded-For gives the client address (rate limits): none, a hop count, or addresses and CIDRs. */
+  trustProxy: false | number | readonly string[];
 }
 
 export interface OperatorIdentity {
@@ -119,8 +122,26 @@ const envSchema = z.object({
   ),
   METRICS_TOKEN: optionalText.pipe(z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional()),
   SHUTDOWN_TIMEOUT_SECONDS: integer('SHUTDOWN_TIMEOUT_SECONDS', 1, 600),
+  TRUST_PROXY: optionalText.pipe(
+    z
+      .string()
+      .refine(
+        (v) => /^\d{1,2}$/.test(v) || v.split(',').every((entry) => isAddressOrCidr(entry.trim())),
+        'TRUST_PROXY must be the number of proxies in front of Roster (e.g. 1) or their comma-separated addresses or CIDRs (e.g. 10.0.0.0/8); never trust every sender',
+      )
+      .transform((v) => (/^\d{1,2}$/.test(v) ? (Number(v) === 0 ? (false as const) : Number(v)) : v.split(',').map((entry) => entry.trim())))
+      .optional(),
+  ),
   LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
 });
+
+/** An IPv4 or IPv6 address, optionally with a prefix length (`10.0.0.0/8`, `fd00::/8`). */
+function isAddressOrCidr(entry: string): boolean {
+  const [address = '', prefix, extra] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+}
 
 /** Reads `.env` from `cwd` when present; real environment variables win. */
 export function environmentWithDotEnv(env: NodeJS.ProcessEnv, cwd: string): Record<string, string | undefined> {
@@ -183,5 +204,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     operators: v.OPERATORS ?? [],
     metricsToken: v.METRICS_TOKEN ?? null,
     shutdownSeconds: v.SHUTDOWN_TIMEOUT_SECONDS ?? 30,
+    trustProxy: v.TRUST_PROXY ?? false,
   };
 }

@@ -59,17 +59,21 @@ export class SessionRepository {
     return { id, session };
   }
 
-  /** The live session for a cookie value, or undefined; an expired one is deleted on the way. */
-  async resume(id: string, now: number): Promise<SessionRecord | undefined> {
+  /**
+   * The live session for a cookie value, or undefined; an expired one is
+   * deleted on the way. `touch: false` checks without counting as activity.
+   */
+  async resume(id: string, now: number, options: { touch?: boolean } = {}): Promise<SessionRecord | undefined> {
     const idHash = hashToken(id);
     const row = await this.#db.selectFrom('sessions').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
     if (!row) return undefined;
-    if (row.expires_at <= now || row.last_seen_at + this.#limits.idleMs <= now) {
+    // last_seen_at may lag the last use by up to its precision, so a session used within the idle window is still live.
+    if (row.expires_at <= now || row.last_seen_at + LAST_SEEN_PRECISION_MS + this.#limits.idleMs <= now) {
       await this.#db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
       return undefined;
     }
     // A write per request would dominate page cost; the idle clock needs only minute precision.
-    if (now - row.last_seen_at >= LAST_SEEN_PRECISION_MS) {
+    if (options.touch !== false && now - row.last_seen_at >= LAST_SEEN_PRECISION_MS) {
       await this.#db.updateTable('sessions').set({ last_seen_at: now }).where('id_hash', '=', idHash).execute();
     }
     return {

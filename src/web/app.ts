@@ -6,6 +6,7 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import { fastifySSE } from '@fastify/sse';
 import fastifyStatic from '@fastify/static';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Eta } from 'eta';
 import type { Logger } from 'pino';
 import type { EntraApp } from '../identity/entra-app.ts';
@@ -22,14 +23,19 @@ import { formatters } from './format.ts';
 import { registerObservability } from './observability.ts';
 import { SyncStatusRepository } from '../store/sync-status.ts';
 import { TenantLifecycle } from '../tenants/lifecycle.ts';
-import type { SyncControl, Viewer, WebContext } from './context.ts';
+import type { Pages, PageServices, SyncControl, WebContext } from './context.ts';
+import { pageErrorHandler } from './error-page.ts';
+import { SyncUnavailableError } from './errors.ts';
+import { guard } from './guards.ts';
+import type { WebExtension } from './plugins.ts';
+import { viewerSource, type ViewerSource } from './viewer.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
-import { registerPageRoutes } from './routes/pages.ts';
+import { overviewRoutes } from './routes/pages.ts';
 import { registerSignupRoutes } from './routes/signup.ts';
-import { registerUserRoutes } from './routes/users.ts';
-import { registerSyncRoutes } from './routes/sync.ts';
-import { registerOrganisationRoutes } from './routes/organisation.ts';
-import { registerOperatorRoutes } from './routes/operator.ts';
+import { userRoutes } from './routes/users.ts';
+import { syncRoutes } from './routes/sync.ts';
+import { organisationRoutes } from './routes/organisation.ts';
+import { operatorRoutes } from './routes/operator.ts';
 
 export interface WebDependencies {
   publicUrl: URL;
@@ -44,54 +50,51 @@ export interface WebDependencies {
   sync?: SyncControl;
   operators?: readonly OperatorIdentity[];
   metricsToken?: string | null;
+  /**
+   * Fastify's `trustProxy` (TRUST_PROXY): off by default; a hop count or the
+   * proxies' addresses and CIDRs. Only then do rate limits key on the client
+   * address from X-Forwarded-For. Redirect URIs still come from PUBLIC_URL.
+   */
+  trustProxy?: false | number | readonly string[];
+  /** A product's own pages, registered after Roster's (see docs/extending.md). */
+  plugins?: readonly WebExtension[];
+  /** How often an open sync progress stream re-checks its session; 5 seconds unless set. */
+  streamCheckMs?: number;
 }
 
 const NO_SYNC: SyncControl = {
   requestSync: () => {
-    throw new Error('directory sync is not running in this process');
+    throw new SyncUnavailableError();
   },
-  confirmHeldDeletion: () => Promise.reject(new Error('directory sync is not running in this process')),
-  discardHeldDeletion: () => Promise.reject(new Error('directory sync is not running in this process')),
+  confirmHeldDeletion: () => Promise.reject(new SyncUnavailableError()),
+  discardHeldDeletion: () => Promise.reject(new SyncUnavailableError()),
 };
 
 /** A sign-in or sign-up must come back within this time. */
 const AUTH_REQUEST_TTL_MS = 10 * 60_000;
 const HERE = import.meta.dirname;
 const SESSIONLESS_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+/** Callbacks that set a session: their answers must not be stored by any cache either. */
+const NO_STORE_PATHS = new Set(['/auth/callback', '/signup/callback']);
 
-export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstance> {
-  const now = deps.now ?? Date.now;
-  const secureCookies = deps.publicUrl.protocol === 'https:';
-  const eta = new Eta({ views: join(HERE, 'views'), autoEscape: true, cache: true });
-
-  const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
-    // Redirect URIs and origins come from PUBLIC_URL, never from Host or X-Forwarded-* headers.
-    trustProxy: false,
-    ajv: { customOptions: { allErrors: false, coerceTypes: false } },
-  });
-
-  const ctx: WebContext = {
-    publicUrl: deps.publicUrl,
-    secureCookies,
-    cookieNames: secureCookies
-      ? { session: '__Host-roster_session', binding: '__Host-roster_binding' }
-      : { session: 'roster_session', binding: 'roster_binding' },
-    entra: deps.entra,
-    validator: deps.validator,
-    onboarding: deps.onboarding,
-    store: deps.store,
-    tenants: new TenantRepository(deps.store.db),
-    users: new UserRepository(deps.store.db, deps.store.engine),
-    sessions: new SessionRepository(deps.store.db, {
-      idleMs: deps.session.idleMinutes * 60_000,
-      absoluteMs: deps.session.absoluteHours * 3_600_000,
-    }),
-    authRequests: new AuthRequestRepository(deps.store.db, AUTH_REQUEST_TTL_MS),
-    syncStatus: new SyncStatusRepository(deps.store.db),
+/** The repositories and services behind the pages, the one place that sees the store. */
+function pageServices(deps: WebDependencies): PageServices {
+  const { db, engine } = deps.store;
+  return {
+    tenants: new TenantRepository(db),
+    users: new UserRepository(db, engine),
+    sessions: new SessionRepository(db, { idleMs: deps.session.idleMinutes * 60_000, absoluteMs: deps.session.absoluteHours * 3_600_000 }),
+    authRequests: new AuthRequestRepository(db, AUTH_REQUEST_TTL_MS),
+    syncStatus: new SyncStatusRepository(db),
     lifecycle: new TenantLifecycle(deps.store),
     sync: deps.sync ?? NO_SYNC,
-    operators: deps.operators ?? [],
+  };
+}
+
+/** Roster's layout, message pages and guards over one Eta instance. */
+function pagesKit(now: () => number): Pages {
+  const eta = new Eta({ views: join(HERE, 'views'), autoEscape: true, cache: true });
+  const pages: Pages = {
     now,
     render(reply, template, data, status = 200) {
       const viewer = reply.request.viewer;
@@ -103,9 +106,40 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
       });
       return reply.code(status).type('text/html; charset=utf-8').send(html);
     },
-    message(_request, reply, status, page) {
-      return ctx.render(reply, 'message', { heading: page.heading ?? page.title, tone: page.tone ?? (status >= 400 ? 'bad' : 'info'), links: [], ...page }, status);
-    },
+    page: (reply, page, status = 200) => pages.render(reply, 'fragment', page, status),
+    message: (_request, reply, status, page) => pages.render(reply, 'message', { heading: page.heading ?? page.title, tone: page.tone ?? (status >= 400 ? 'bad' : 'info'), links: [], ...page }, status),
+    guard: (access) => guard(pages, access),
+  };
+  return pages;
+}
+
+export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstance> {
+  const now = deps.now ?? Date.now;
+  const secureCookies = deps.publicUrl.protocol === 'https:';
+  const services = pageServices(deps);
+  const pages = pagesKit(now);
+  const operators = deps.operators ?? [];
+  const viewers = viewerSource(services, operators, now);
+
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Only the client address comes from X-Forwarded-For, and only from trusted proxies; redirect URIs and origins come from PUBLIC_URL.
+    trustProxy: trustedProxies(deps.trustProxy ?? false),
+    ajv: { customOptions: { allErrors: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const ctx: WebContext = {
+    ...pages,
+    ...services,
+    publicUrl: deps.publicUrl,
+    secureCookies,
+    cookieNames: secureCookies
+      ? { session: '__Host-roster_session', binding: '__Host-roster_binding' }
+      : { session: 'roster_session', binding: 'roster_binding' },
+    entra: deps.entra,
+    validator: deps.validator,
+    onboarding: deps.onboarding,
+    operators,
     browserBinding(request, reply) {
       const existing = request.cookies[ctx.cookieNames.binding];
       if (existing && existing.length >= 43) return existing;
@@ -115,6 +149,43 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     },
   };
 
+  await registerPlatform(app, deps);
+  app.decorateRequest('viewer', null);
+  app.addHook('onRequest', async (request, reply) => {
+    if (!isSafeMethod(request.method) && !isSameOriginRequest(request, deps.publicUrl)) {
+      return reply.code(403).type('text/plain; charset=utf-8').send('Cross-site request refused.');
+    }
+    const path = request.url.split('?')[0]!;
+    // Probes and assets need no session: no database work, no cookie changes.
+    if (SESSIONLESS_PATHS.has(path) || path.startsWith('/assets/')) return;
+    request.viewer = await resumeViewer(viewers, ctx.cookieNames.session, request, reply);
+    // A signed-in person's pages, and the callbacks that sign people in, stay out of every cache.
+    if (request.viewer || NO_STORE_PATHS.has(path)) reply.header('cache-control', 'no-store');
+  });
+  await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now });
+
+  app.setErrorHandler(pageErrorHandler(pages));
+  app.setNotFoundHandler((request, reply) =>
+    pages.message(request, reply, 404, { title: 'Page not found', message: 'There is no page at this address.', links: [{ href: '/', label: 'Go to the home page', primary: true }] }),
+  );
+
+  const { tenants, users, syncStatus, lifecycle, sync } = services;
+  await app.register(overviewRoutes, { pages, syncStatus });
+  await app.register(userRoutes, { pages, users, syncStatus });
+  await app.register(syncRoutes, { pages, syncStatus, sync, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
+  await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
+  await app.register(operatorRoutes, { pages, tenants, syncStatus, lifecycle, sync });
+  registerAuthRoutes(app, ctx);
+  registerSignupRoutes(app, ctx);
+  for (const extension of deps.plugins ?? []) {
+    await app.register(extension.plugin, { pages, tenants, users, syncStatus, ...(extension.prefix ? { prefix: extension.prefix } : {}) });
+  }
+  return app;
+}
+
+/** Cookies, forms, security headers, rate limits, Server-Sent Events and the static assets. */
+async function registerPlatform(app: FastifyInstance, deps: WebDependencies): Promise<void> {
+  const secureCookies = deps.publicUrl.protocol === 'https:';
   await app.register(cookie);
   await app.register(formbody);
   await app.register(helmet, {
@@ -139,78 +210,13 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await app.register(rateLimit, { global: false });
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });
   await app.register(fastifyStatic, { root: join(HERE, 'assets'), prefix: '/assets/', maxAge: '1h' });
-
-  app.decorateRequest('viewer', null);
-  app.addHook('onRequest', async (request, reply) => {
-    if (!isSafeMethod(request.method) && !isSameOriginRequest(request, deps.publicUrl)) {
-      return reply.code(403).type('text/plain; charset=utf-8').send('Cross-site request refused.');
-    }
-    // Probes and assets need no session: no database work, no cookie changes.
-    if (SESSIONLESS_PATHS.has(request.url.split('?')[0]!) || request.url.startsWith('/assets/')) return;
-    request.viewer = await resumeViewer(ctx, request, reply);
-  });
-  await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now });
-
-  app.setErrorHandler((err: Error & { statusCode?: number; validation?: SchemaFailure[]; validationContext?: string }, request, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) request.log.error({ err }, 'request failed');
-    if (status === 429) return ctx.message(request, reply, 429, { title: 'Too many attempts', message: 'Too many requests came from your network in a short time.', next: 'Wait a minute, then try again.' });
-    if (status === 400 || err.validation) {
-      return ctx.message(request, reply, 400, { title: 'That request was not valid', message: `Roster could not use the request: ${err.validation ? describeSchemaFailure(err.validation, err.validationContext) : err.message}.`, next: 'Go back and try again.' });
-    }
-    return ctx.message(request, reply, status, {
-      title: status === 500 ? 'Something went wrong' : 'Request refused',
-      message: status === 500 ? 'Roster hit an unexpected problem and did not finish your request.' : err.message,
-      next: 'Try again. If it keeps happening, contact support.',
-    });
-  });
-  app.setNotFoundHandler((request, reply) =>
-    ctx.message(request, reply, 404, { title: 'Page not found', message: 'There is no page at this address.', links: [{ href: '/', label: 'Go to the home page', primary: true }] }),
-  );
-
-  registerPageRoutes(app, ctx);
-  registerUserRoutes(app, ctx);
-  registerSyncRoutes(app, ctx);
-  registerOrganisationRoutes(app, ctx);
-  registerOperatorRoutes(app, ctx);
-  registerAuthRoutes(app, ctx);
-  registerSignupRoutes(app, ctx);
-  return app;
 }
 
-interface SchemaFailure {
-  instancePath: string;
-  keyword: string;
-  params: Record<string, unknown>;
-  message?: string;
-}
-
-/** What a pattern-checked field accepts, in words (Ajv's own message shows the regular expression). */
-const FIELD_FORMATS: Record<string, string> = {
-  id: 'must be an id in GUID form (like 3f2504e0-4f89-41d3-9a0c-0305e82c3301)',
-  page: 'must be a page number: 1, 2, 3 and so on',
-  tenant: 'must be a tenant id in GUID form',
-};
-
-/** Which field failed the schema and what it accepts, in words a person can act on. */
-function describeSchemaFailure(failures: SchemaFailure[], context: string | undefined): string {
-  const first = failures[0];
-  if (!first) return `the ${context ?? 'request'} is not valid`;
-  const field = first.instancePath.replace(/^\//, '').replace(/\//g, '.') || String(first.params.missingProperty ?? first.params.additionalProperty ?? context ?? 'request');
-  switch (first.keyword) {
-    case 'enum':
-      return `"${field}" must be equal to one of the allowed values: ${(first.params.allowedValues as unknown[]).join(', ')}`;
-    case 'pattern':
-      return `"${field}" ${FIELD_FORMATS[field] ?? 'is not in the expected format'}`;
-    case 'required':
-      return `"${field}" is missing`;
-    case 'maxLength':
-      return `"${field}" is longer than ${String(first.params.limit)} characters`;
-    case 'type':
-      return `"${field}" must be a single ${String(first.params.type)} value`;
-    default:
-      return `"${field}" ${first.message ?? 'is not valid'}`;
-  }
+/** Fastify's trustProxy for a hop count (as proxy-addr counts hops) or a list of addresses and CIDRs. */
+function trustedProxies(setting: false | number | readonly string[]): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (setting === false) return false;
+  if (typeof setting === 'number') return (_address, hop) => hop < setting;
+  return [...setting];
 }
 
 function isSafeMethod(method: string): boolean {
@@ -225,31 +231,11 @@ function isSameOriginRequest(request: FastifyRequest, publicUrl: URL): boolean {
   return typeof origin === 'string' && origin === publicUrl.origin;
 }
 
-/**
- * The session behind the cookie, re-checked on every request against Roster's
- * records: a tenant that left or was disconnected, or a user removed or
- * disabled by a sync, no longer has a session.
- */
-async function resumeViewer(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): Promise<Viewer | null> {
-  const sessionId = request.cookies[ctx.cookieNames.session];
+/** The session behind the cookie, re-checked on every request; a session that ended loses its cookie. */
+async function resumeViewer(viewers: ViewerSource, cookieName: string, request: FastifyRequest, reply: FastifyReply) {
+  const sessionId = request.cookies[cookieName];
   if (!sessionId) return null;
-  const session = await ctx.sessions.resume(sessionId, ctx.now());
-  const tenant = session ? await ctx.tenants.get(session.tenantId) : undefined;
-  const user = session ? await ctx.users.get(session.tenantId, session.userId) : undefined;
-  if (!session || !tenant || tenant.state !== 'active' || !user || user.deleted || !user.accountEnabled) {
-    if (session) await ctx.sessions.destroy(sessionId);
-    reply.clearCookie(ctx.cookieNames.session, { path: '/' });
-    return null;
-  }
-  return {
-    sessionId,
-    tenant,
-    user,
-    name: user.displayName ?? user.userPrincipalName ?? 'you',
-    tenantName: tenant.displayName,
-    csrfToken: session.csrfToken,
-    loginHint: session.loginHint,
-    isAdmin: user.rosterRole === 'admin',
-    isOperator: ctx.operators.some((o) => o.tenantId === tenant.id && o.objectId === user.id),
-  };
+  const viewer = await viewers.resume(sessionId);
+  if (!viewer) reply.clearCookie(cookieName, { path: '/' });
+  return viewer;
 }

@@ -1,7 +1,6 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { EntraApp } from '../identity/entra-app.ts';
 import type { IdTokenValidator } from '../identity/id-token.ts';
-import type { Store } from '../store/database.ts';
 import type { AuthRequestRepository } from '../store/auth-requests.ts';
 import type { SessionRepository } from '../store/sessions.ts';
 import type { TenantRecord, TenantRepository } from '../store/tenants.ts';
@@ -34,14 +33,32 @@ export interface Viewer {
   isOperator: boolean;
 }
 
-export interface WebContext {
-  publicUrl: URL;
-  secureCookies: boolean;
-  cookieNames: { session: string; binding: string };
-  entra: EntraApp;
-  validator: IdTokenValidator;
-  onboarding: TenantOnboarding;
-  store: Store;
+/** Who may reach a route: any signed-in person, Roster admins of their tenant, or operators. */
+export type Access = 'member' | 'admin' | 'operator';
+
+export interface MessagePage {
+  title: string;
+  heading?: string;
+  message: string;
+  next?: string;
+  tone?: 'bad' | 'ok' | 'info';
+  links?: { href: string; label: string; primary?: boolean }[];
+}
+
+/** What every page plugin shares: Roster's layout, message pages, the access guards and the clock. */
+export interface Pages {
+  render(reply: FastifyReply, template: string, data: Record<string, unknown>, status?: number): FastifyReply;
+  /** Shows HTML a plugin rendered itself (with its own escaping templates) inside Roster's layout. */
+  page(reply: FastifyReply, page: { title: string; html: string; wide?: boolean }, status?: number): FastifyReply;
+  /** Shows a message page (errors, refusals, confirmations). */
+  message(request: FastifyRequest, reply: FastifyReply, status: number, page: MessagePage): FastifyReply;
+  /** The preHandler a route declares: the session, the role, and the CSRF token of every POST. */
+  guard(access: Access): preHandlerAsyncHookHandler;
+  now(): number;
+}
+
+/** The repositories and services behind the pages, built in one place (no route sees the database itself). */
+export interface PageServices {
   tenants: TenantRepository;
   users: UserRepository;
   sessions: SessionRepository;
@@ -49,16 +66,17 @@ export interface WebContext {
   syncStatus: SyncStatusRepository;
   lifecycle: TenantLifecycle;
   sync: SyncControl;
+}
+
+/** Everything the sign-in and sign-up routes use. */
+export interface WebContext extends Pages, PageServices {
+  publicUrl: URL;
+  secureCookies: boolean;
+  cookieNames: { session: string; binding: string };
+  entra: EntraApp;
+  validator: IdTokenValidator;
+  onboarding: TenantOnboarding;
   operators: readonly OperatorIdentity[];
-  now: () => number;
-  render(reply: FastifyReply, template: string, data: Record<string, unknown>, status?: number): FastifyReply;
-  /** Shows a message page (errors, refusals, confirmations). */
-  message(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    status: number,
-    page: { title: string; heading?: string; message: string; next?: string; tone?: 'bad' | 'ok' | 'info'; links?: { href: string; label: string; primary?: boolean }[] },
-  ): FastifyReply;
   /** The random value that ties a sign-in or sign-up to this browser; set when missing. */
   browserBinding(request: FastifyRequest, reply: FastifyReply): string;
 }

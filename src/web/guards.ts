@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import type { Viewer, WebContext } from './context.ts';
+import type { Access, Pages, Viewer } from './context.ts';
 
 /**
  * Who may do what, checked on the server for every request: pages need a
@@ -7,18 +7,16 @@ import type { Viewer, WebContext } from './context.ts';
  * the operator console needs an OPERATORS entry. Every non-GET also needs the
  * session's CSRF token (the Sec-Fetch-Site check in app.ts comes first).
  */
-export type Access = 'member' | 'admin' | 'operator';
-
-export function guard(ctx: WebContext, access: Access): preHandlerAsyncHookHandler {
+export function guard(pages: Pick<Pages, 'message'>, access: Access): preHandlerAsyncHookHandler {
   return async function checkAccess(request: FastifyRequest, reply: FastifyReply) {
     const viewer = request.viewer;
     if (!viewer) {
       if (request.method === 'GET') return reply.redirect(`/signin?returnTo=${encodeURIComponent(request.url)}`, 303);
-      return ctx.message(request, reply, 401, { title: 'Signed out', message: 'Your session has ended, so nothing was changed.', next: 'Sign in and try again.', links: [{ href: '/signin', label: 'Sign in', primary: true }] });
+      return pages.message(request, reply, 401, { title: 'Signed out', message: 'Your session has ended, so nothing was changed.', next: 'Sign in and try again.', links: [{ href: '/signin', label: 'Sign in', primary: true }] });
     }
     if (!allowed(viewer, access)) {
       request.log.info({ tenant: viewer.tenant.id, user: viewer.user.id, access, url: request.routeOptions.url }, 'access refused');
-      return ctx.message(request, reply, 403, {
+      return pages.message(request, reply, 403, {
         title: access === 'operator' ? 'Operators only' : 'Administrators only',
         message: access === 'operator' ? 'This part of Roster is for the people who run it.' : `Only Roster administrators of ${viewer.tenantName} can do this.`,
         next: access === 'operator' ? 'Go back to your organisation\'s pages.' : 'Ask one of your organisation\'s Roster administrators (listed on the Organisation page).',
@@ -26,7 +24,7 @@ export function guard(ctx: WebContext, access: Access): preHandlerAsyncHookHandl
       });
     }
     if (request.method !== 'GET' && request.method !== 'HEAD' && csrfToken(request) !== viewer.csrfToken) {
-      return ctx.message(request, reply, 403, { title: 'Request refused', message: 'The form you sent was stale or did not come from Roster, so nothing was changed.', next: 'Reload the page and try again.' });
+      return pages.message(request, reply, 403, { title: 'Request refused', message: 'The form you sent was stale or did not come from Roster, so nothing was changed.', next: 'Reload the page and try again.' });
     }
   };
 }
@@ -37,9 +35,10 @@ function allowed(viewer: Viewer, access: Access): boolean {
   return true;
 }
 
+/** The form's `_csrf` field; any body that is not a form has none. */
 function csrfToken(request: FastifyRequest): unknown {
-  const body = request.body as Record<string, unknown> | undefined;
-  return body?._csrf;
+  const body: unknown = request.body;
+  return typeof body === 'object' && body !== null && '_csrf' in body ? body._csrf : undefined;
 }
 
 /** The viewer a guarded handler runs for (the guard already refused anyone else). */

@@ -75,6 +75,16 @@ describe('configuration', () => {
     assert.match(problemsOf({ SHUTDOWN_TIMEOUT_SECONDS: 'soon' }).join('\n'), /SHUTDOWN_TIMEOUT_SECONDS must be a whole number/);
   });
 
+  it('hardening 7: TRUST_PROXY is off by default, and takes a hop count or proxy addresses and CIDRs, never "trust everyone"', () => {
+    assert.equal(loadConfig({}, '/srv/roster').trustProxy, false);
+    assert.equal(loadConfig({ TRUST_PROXY: '0' }, '/srv/roster').trustProxy, false);
+    assert.equal(loadConfig({ TRUST_PROXY: '1' }, '/srv/roster').trustProxy, 1);
+    assert.deepEqual(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.7 ,fd00::/8' }, '/srv/roster').trustProxy, ['10.0.0.0/8', '192.168.1.7', 'fd00::/8']);
+    for (const bad of ['true', 'yes', '10.0.0.0/33', 'fd00::/129', '10.0.0.1/8/8', 'proxy.example.com', '10.0.0.1,', '300']) {
+      assert.match(problemsOf({ TRUST_PROXY: bad }).join('\n'), /TRUST_PROXY must be the number of proxies in front of Roster/, bad);
+    }
+  });
+
   it('.env fills gaps but never overrides the real environment', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'roster-config-'));
     after(() => rm(dir, { recursive: true, force: true }));

@@ -6,6 +6,7 @@ import { startWebServer } from '../../src/commands/serve.ts';
 import { loadConfig, type OperatorIdentity } from '../../src/config/config.ts';
 import type { SyncScheduler } from '../../src/jobs/scheduler.ts';
 import type { Engine } from '../../src/store/database.ts';
+import type { WebDependencies } from '../../src/web/app.ts';
 import { createLogger } from '../../src/web/logger.ts';
 import { startTestEmulator, type TestEmulator } from './emulator.ts';
 import { demoApp } from './fixtures.ts';
@@ -41,7 +42,9 @@ async function freePort(): Promise<number> {
  * emulator, wired by the same `bootstrap()` as `roster serve`, with a clock
  * the test moves and syncs that run only when a page or the test asks.
  */
-export async function startTestRoster(options: { engine?: Engine; emulator?: TestEmulator; operators?: OperatorIdentity[]; metricsToken?: string } = {}): Promise<TestRoster> {
+export async function startTestRoster(
+  options: { engine?: Engine; emulator?: TestEmulator; operators?: OperatorIdentity[]; metricsToken?: string; web?: Pick<WebDependencies, 'trustProxy' | 'plugins' | 'streamCheckMs'> } = {},
+): Promise<TestRoster> {
   const emulator = options.emulator ?? (await startTestEmulator());
   const db = await openTestStore(options.engine ?? 'sqlite');
   const port = await freePort();
@@ -63,6 +66,7 @@ export async function startTestRoster(options: { engine?: Engine; emulator?: Tes
     ...loadConfig({ PORT: String(port), PUBLIC_URL: url }),
     operators: options.operators ?? [],
     metricsToken: options.metricsToken ?? null,
+    trustProxy: options.web?.trustProxy ?? false,
   };
   const roster = await bootstrap(config, {
     provider: {
@@ -78,7 +82,7 @@ export async function startTestRoster(options: { engine?: Engine; emulator?: Tes
     // Scheduled rounds are left to the scheduler's own tests; here syncs run when a page or a test asks.
     jobs: 'on-demand',
   });
-  const server = await startWebServer(roster);
+  const server = await startWebServer(roster, { plugins: options.web?.plugins, streamCheckMs: options.web?.streamCheckMs });
   return {
     emulator,
     db,

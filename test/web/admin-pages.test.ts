@@ -197,6 +197,18 @@ for (const engine of ENGINES) {
     const tenantState = async (id: string) => (await db().selectFrom('tenants').select('state').where('id', '=', id).executeTakeFirst())?.state;
     const roleOf = async (tenantId: string, id: string) => (await db().selectFrom('users').select('roster_role').where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirstOrThrow()).roster_role;
     const generated = () => contoso.tenant.users.filter((u) => u.props.displayName.startsWith('Worker '));
+    /**
+     * A small organisation of the test's own (admin, member, and any `extra` users), onboarded and signed in:
+     * a test that changes state works on it, so a fault shows in the test that meets it and nowhere else.
+     */
+    const ownOrg = async (name: string, extra: (domain: string) => UserInput[] = () => []) => {
+      const domain = `${name.toLowerCase().replace(/[^a-z]/g, '')}.com`;
+      const org = addOrg(emulator.ctx, name, domain);
+      const ids = extra(domain).map((input) => emulator.ctx.directory.addUser(org.tenant, input).props.id);
+      const admin = await onboard(roster, org);
+      const member = await signedIn(roster, org.member.props.userPrincipalName);
+      return { org, domain, ids, admin, member };
+    };
 
     before(async () => {
       emulator = await startTestEmulator();
@@ -471,26 +483,27 @@ for (const engine of ENGINES) {
     // ---- 4. roles -----------------------------------------------------------------
 
     it('rule 7: a member gets 403 on every admin action and sees no admin buttons', async () => {
-      const memberId = contoso.member.props.id;
-      const token = csrfOf(await contosoMember.get(`${roster.url}/app`));
-      const runs = await count('sync_runs', contoso.tenant.id);
+      const { org, admin, member } = await ownOrg('Proseware');
+      const memberId = org.member.props.id;
+      const token = csrfOf(await member.get(`${roster.url}/app`));
+      const runs = await count('sync_runs', org.tenant.id);
       const refused = [
-        await contosoMember.post(`${roster.url}/app/sync`, { _csrf: token }),
-        await contosoMember.post(`${roster.url}/app/sync/held`, { _csrf: token, decision: 'confirm' }),
-        await contosoMember.post(`${roster.url}/app/users/${memberId}/role`, { _csrf: token, role: 'admin' }),
-        await contosoMember.post(`${roster.url}/app/organisation/leave`, { _csrf: token, confirmName: 'Contoso' }),
+        await member.post(`${roster.url}/app/sync`, { _csrf: token }),
+        await member.post(`${roster.url}/app/sync/held`, { _csrf: token, decision: 'confirm' }),
+        await member.post(`${roster.url}/app/users/${memberId}/role`, { _csrf: token, role: 'admin' }),
+        await member.post(`${roster.url}/app/organisation/leave`, { _csrf: token, confirmName: 'Proseware' }),
       ];
       for (const hop of refused) {
         assert.equal(hop.status, 403, hop.url);
-        assert.match(hop.html, /Only Roster administrators of Contoso can do this/);
+        assert.match(hop.html, /Only Roster administrators of Proseware can do this/);
       }
-      assert.equal(await settle(roster, contoso.tenant.id), undefined, 'no sync started');
-      assert.equal(await count('sync_runs', contoso.tenant.id), runs);
-      assert.equal(await roleOf(contoso.tenant.id, memberId), 'member');
-      assert.equal(await tenantState(contoso.tenant.id), 'active');
+      assert.equal(await settle(roster, org.tenant.id), undefined, 'no sync started');
+      assert.equal(await count('sync_runs', org.tenant.id), runs);
+      assert.equal(await roleOf(org.tenant.id, memberId), 'member');
+      assert.equal(await tenantState(org.tenant.id), 'active');
 
-      const memberPages = [await contosoMember.get(`${roster.url}/app/sync`), await contosoMember.get(`${roster.url}/app/users/${memberId}`), await contosoMember.get(`${roster.url}/app/organisation`)];
-      const adminPages = [await contosoAdmin.get(`${roster.url}/app/sync`), await contosoAdmin.get(`${roster.url}/app/users/${memberId}`), await contosoAdmin.get(`${roster.url}/app/organisation`)];
+      const memberPages = [await member.get(`${roster.url}/app/sync`), await member.get(`${roster.url}/app/users/${memberId}`), await member.get(`${roster.url}/app/organisation`)];
+      const adminPages = [await admin.get(`${roster.url}/app/sync`), await admin.get(`${roster.url}/app/users/${memberId}`), await admin.get(`${roster.url}/app/organisation`)];
       const adminMarkers = [/action="\/app\/sync"/, /action="\/app\/users\/[^"]+\/role"/, /action="\/app\/organisation\/leave"/];
       adminMarkers.forEach((marker, i) => {
         assert.doesNotMatch(memberPages[i]!.html, marker);
@@ -500,59 +513,62 @@ for (const engine of ENGINES) {
     });
 
     it('rule 7: an Entra admin who did not sign up is a member in Roster', async () => {
-      const itAdmin = await signedIn(roster, 'it@contoso.com');
+      const { org, domain, ids: [entraAdmin] } = await ownOrg('Fourth Coffee', (domain) => [{ userPrincipalName: `it@${domain}`, displayName: 'IT Admin', password: 'pw', admin: true }]);
+      const itAdmin = await signedIn(roster, `it@${domain}`);
       const home = await itAdmin.get(`${roster.url}/app`);
       assert.match(home.html, /Your role in Roster<\/dt><dd>Member/);
       const refused = await itAdmin.post(`${roster.url}/app/sync`, { _csrf: csrfOf(home) });
       assert.equal(refused.status, 403);
-      assert.equal(await roleOf(contoso.tenant.id, tricky.entraAdmin), 'member');
+      assert.equal(await roleOf(org.tenant.id, entraAdmin!), 'member');
     });
 
     it('roles: an admin makes a member an admin, who can then sync; an admin cannot demote themselves', async () => {
-      const memberId = contoso.member.props.id;
-      const detail = await contosoAdmin.get(`${roster.url}/app/users/${memberId}`);
-      const made = await submit(contosoAdmin, detail, `/app/users/${memberId}/role`, {}, 'value="admin"');
+      const { org, admin, member, ids: [disabledId] } = await ownOrg('Lamna', (domain) => [{ userPrincipalName: `dana@${domain}`, displayName: 'Dana Disabled', accountEnabled: false }]);
+      const memberId = org.member.props.id;
+      const detail = await admin.get(`${roster.url}/app/users/${memberId}`);
+      const made = await submit(admin, detail, `/app/users/${memberId}/role`, {}, 'value="admin"');
       assert.equal(made.status, 303);
-      assert.equal(await roleOf(contoso.tenant.id, memberId), 'admin');
+      assert.equal(await roleOf(org.tenant.id, memberId), 'admin');
 
-      const runs = await count('sync_runs', contoso.tenant.id);
-      const syncPage = await contosoMember.get(`${roster.url}/app/sync`);
+      const runs = await count('sync_runs', org.tenant.id);
+      const syncPage = await member.get(`${roster.url}/app/sync`);
       assert.match(syncPage.html, /id="sync-now"/);
-      const started = await submit(contosoMember, syncPage, '/app/sync');
+      const started = await submit(member, syncPage, '/app/sync');
       assert.equal(started.status, 303);
-      assert.equal((await settle(roster, contoso.tenant.id))?.status, 'succeeded');
-      assert.equal(await count('sync_runs', contoso.tenant.id), runs + 1);
+      assert.equal((await settle(roster, org.tenant.id))?.status, 'succeeded');
+      assert.equal(await count('sync_runs', org.tenant.id), runs + 1);
 
-      const adminId = contoso.admin.props.id;
-      const self = await contosoAdmin.get(`${roster.url}/app/users/${adminId}`);
+      const adminId = org.admin.props.id;
+      const self = await admin.get(`${roster.url}/app/users/${adminId}`);
       assert.doesNotMatch(self.html, /Remove Roster administrator role/, 'no button to demote oneself');
-      const demoteSelf = await contosoAdmin.post(`${roster.url}/app/users/${adminId}/role`, { role: 'member', _csrf: csrfOf(self) });
+      const demoteSelf = await admin.post(`${roster.url}/app/users/${adminId}/role`, { role: 'member', _csrf: csrfOf(self) });
       assert.equal(demoteSelf.status, 409);
-      assert.equal(await roleOf(contoso.tenant.id, adminId), 'admin');
+      assert.equal(await roleOf(org.tenant.id, adminId), 'admin');
 
       // Another admin can: the original admin takes the role back from the member.
-      const again = await contosoAdmin.get(`${roster.url}/app/users/${memberId}`);
-      assert.equal((await submit(contosoAdmin, again, `/app/users/${memberId}/role`, {}, 'value="member"')).status, 303);
-      assert.equal(await roleOf(contoso.tenant.id, memberId), 'member');
-      assert.equal((await contosoMember.post(`${roster.url}/app/sync`, { _csrf: csrfOf(syncPage) })).status, 403, 'the role is checked on every request');
-      const disabled = await contosoAdmin.post(`${roster.url}/app/users/${tricky.disabled}/role`, { role: 'admin', _csrf: csrfOf(again) });
+      const again = await admin.get(`${roster.url}/app/users/${memberId}`);
+      assert.equal((await submit(admin, again, `/app/users/${memberId}/role`, {}, 'value="member"')).status, 303);
+      assert.equal(await roleOf(org.tenant.id, memberId), 'member');
+      assert.equal((await member.post(`${roster.url}/app/sync`, { _csrf: csrfOf(syncPage) })).status, 403, 'the role is checked on every request');
+      const disabled = await admin.post(`${roster.url}/app/users/${disabledId!}/role`, { role: 'admin', _csrf: csrfOf(again) });
       assert.equal(disabled.status, 409, 'a disabled account cannot become an admin');
     });
 
     // ---- 5. CSRF ------------------------------------------------------------------
 
     it('rule 20: every admin POST without the form token, or with a wrong one, is refused and changes nothing', async () => {
-      const memberId = contoso.member.props.id;
-      const page = await contosoAdmin.get(`${roster.url}/app/organisation`);
+      const { org, admin } = await ownOrg('Margie Travel');
+      const memberId = org.member.props.id;
+      const page = await admin.get(`${roster.url}/app/organisation`);
       const token = csrfOf(page);
-      const runs = await count('sync_runs', contoso.tenant.id);
+      const runs = await count('sync_runs', org.tenant.id);
       for (const _csrf of [undefined, 'wrong', `${token}x`, '']) {
         const extra: Record<string, string> = _csrf === undefined ? {} : { _csrf };
         const attempts = [
-          await contosoAdmin.post(`${roster.url}/app/sync`, { ...extra }),
-          await contosoAdmin.post(`${roster.url}/app/sync/held`, { ...extra, decision: 'confirm' }),
-          await contosoAdmin.post(`${roster.url}/app/users/${memberId}/role`, { ...extra, role: 'admin' }),
-          await contosoAdmin.post(`${roster.url}/app/organisation/leave`, { ...extra, confirmName: 'Contoso' }),
+          await admin.post(`${roster.url}/app/sync`, { ...extra }),
+          await admin.post(`${roster.url}/app/sync/held`, { ...extra, decision: 'confirm' }),
+          await admin.post(`${roster.url}/app/users/${memberId}/role`, { ...extra, role: 'admin' }),
+          await admin.post(`${roster.url}/app/organisation/leave`, { ...extra, confirmName: 'Margie Travel' }),
         ];
         for (const hop of attempts) {
           assert.equal(hop.status, 403, `${hop.url} with _csrf=${String(_csrf)}`);
@@ -561,72 +577,74 @@ for (const engine of ENGINES) {
       }
       const anonymous = await new Browser().post(`${roster.url}/app/sync`, { _csrf: token });
       assert.equal(anonymous.status, 401, 'no session, no sync');
-      assert.equal(await settle(roster, contoso.tenant.id), undefined);
-      assert.equal(await count('sync_runs', contoso.tenant.id), runs);
-      assert.equal(await roleOf(contoso.tenant.id, memberId), 'member');
-      assert.equal(await tenantState(contoso.tenant.id), 'active');
-      assert.equal((await contosoAdmin.get(`${roster.url}/app`)).status, 200, 'still signed in');
+      assert.equal(await settle(roster, org.tenant.id), undefined);
+      assert.equal(await count('sync_runs', org.tenant.id), runs);
+      assert.equal(await roleOf(org.tenant.id, memberId), 'member');
+      assert.equal(await tenantState(org.tenant.id), 'active');
+      assert.equal((await admin.get(`${roster.url}/app`)).status, 200, 'still signed in');
     });
 
     it('rule 20: a cross-site POST is refused even with the right token', async () => {
-      const token = csrfOf(await contosoAdmin.get(`${roster.url}/app`));
-      const runs = await count('sync_runs', contoso.tenant.id);
-      const foreignOrigin = await contosoAdmin.post(`${roster.url}/app/sync`, { _csrf: token }, { origin: 'https://evil.example' });
-      const crossSite = await contosoAdmin.post(`${roster.url}/app/organisation/leave`, { _csrf: token, confirmName: 'Contoso' }, { 'sec-fetch-site': 'cross-site' });
-      const noOrigin = await contosoAdmin.post(`${roster.url}/app/users/${contoso.member.props.id}/role`, { _csrf: token, role: 'admin' }, { origin: '' });
+      const { org, admin } = await ownOrg('Relecloud');
+      const token = csrfOf(await admin.get(`${roster.url}/app`));
+      const runs = await count('sync_runs', org.tenant.id);
+      const foreignOrigin = await admin.post(`${roster.url}/app/sync`, { _csrf: token }, { origin: 'https://evil.example' });
+      const crossSite = await admin.post(`${roster.url}/app/organisation/leave`, { _csrf: token, confirmName: 'Relecloud' }, { 'sec-fetch-site': 'cross-site' });
+      const noOrigin = await admin.post(`${roster.url}/app/users/${org.member.props.id}/role`, { _csrf: token, role: 'admin' }, { origin: '' });
       for (const hop of [foreignOrigin, crossSite, noOrigin]) assert.equal(hop.status, 403, hop.url);
-      assert.equal(await settle(roster, contoso.tenant.id), undefined);
-      assert.equal(await count('sync_runs', contoso.tenant.id), runs);
-      assert.equal(await tenantState(contoso.tenant.id), 'active');
-      assert.equal(await roleOf(contoso.tenant.id, contoso.member.props.id), 'member');
+      assert.equal(await settle(roster, org.tenant.id), undefined);
+      assert.equal(await count('sync_runs', org.tenant.id), runs);
+      assert.equal(await tenantState(org.tenant.id), 'active');
+      assert.equal(await roleOf(org.tenant.id, org.member.props.id), 'member');
     });
 
     // ---- 6. sync now ----------------------------------------------------------------
 
     it('Sync now from the page creates a run, the snapshot and the event stream report it, and changes show on the users page', async () => {
+      const { org, domain, admin, member } = await ownOrg('Trey Research');
       const d = emulator.ctx.directory;
-      d.editUser(contoso.tenant, contoso.member.props.id, { department: 'Research Lab' });
-      const nia = d.addUser(contoso.tenant, { userPrincipalName: 'nia@contoso.com', displayName: 'Newcomer Nia' });
-      const before = await snapshotOf(contosoMember, roster);
+      d.editUser(org.tenant, org.member.props.id, { department: 'Research Lab' });
+      const nia = d.addUser(org.tenant, { userPrincipalName: `nia@${domain}`, displayName: 'Newcomer Nia' });
+      const before = await snapshotOf(member, roster);
       assert.equal(before.state, 'idle');
       assert.equal(before.health, 'ok');
-      const runs = await count('sync_runs', contoso.tenant.id);
+      const runs = await count('sync_runs', org.tenant.id);
 
       // Graph answers the run's first page slowly, so the run is still under way while the page is asked.
-      const slow = emulator.ctx.faults.add({ target: 'graph', kind: 'delay', delayMs: 1500, tenant: contoso.tenant.id, count: 1 });
+      const slow = emulator.ctx.faults.add({ target: 'graph', kind: 'delay', delayMs: 1500, tenant: org.tenant.id, count: 1 });
       try {
-        const syncPage = await contosoAdmin.get(`${roster.url}/app/sync`);
-        const posted = await submit(contosoAdmin, syncPage, '/app/sync', {}, 'id="sync-now"');
+        const syncPage = await admin.get(`${roster.url}/app/sync`);
+        const posted = await submit(admin, syncPage, '/app/sync', {}, 'id="sync-now"');
         assert.equal(posted.status, 303);
         assert.equal(posted.location, '/app/sync');
-        const during = await snapshotOf(contosoMember, roster);
+        const during = await snapshotOf(member, roster);
         assert.ok(during.state === 'queued' || during.state === 'running', during.state);
-        const event = await firstEvent(contosoMember, roster);
+        const event = await firstEvent(member, roster);
         assert.match(event.contentType, /^text\/event-stream/);
         assert.equal(event.event, 'sync');
         const streamed = JSON.parse(event.data) as Snapshot;
         assert.ok(streamed.state === 'queued' || streamed.state === 'running', streamed.state);
         assert.equal(streamed.health, 'ok');
-        assert.equal((await settle(roster, contoso.tenant.id))?.status, 'succeeded');
+        assert.equal((await settle(roster, org.tenant.id))?.status, 'succeeded');
       } finally {
         emulator.ctx.faults.remove(slow.id);
       }
 
-      assert.equal(await count('sync_runs', contoso.tenant.id), runs + 1);
-      const done = await snapshotOf(contosoMember, roster);
+      assert.equal(await count('sync_runs', org.tenant.id), runs + 1);
+      const done = await snapshotOf(member, roster);
       assert.deepEqual(Object.keys(done).sort(), ['expected', 'health', 'lastError', 'lastSuccessAt', 'run', 'state']);
       assert.equal(done.state, 'idle');
       assert.equal(done.health, 'ok');
       assert.equal(done.run, null);
       assert.ok(done.lastSuccessAt! > before.lastSuccessAt!);
-      const idleEvent = await firstEvent(contosoMember, roster);
+      const idleEvent = await firstEvent(member, roster);
       assert.equal((JSON.parse(idleEvent.data) as Snapshot).lastSuccessAt, done.lastSuccessAt);
 
-      const research = await usersPage(contosoMember, roster, { q: 'research lab' });
-      assert.deepEqual(research.rows.map((r) => r.id), [contoso.member.props.id]);
-      const newcomer = await usersPage(contosoMember, roster, { q: 'newcomer' });
+      const research = await usersPage(member, roster, { q: 'research lab' });
+      assert.deepEqual(research.rows.map((r) => r.id), [org.member.props.id]);
+      const newcomer = await usersPage(member, roster, { q: 'newcomer' });
       assert.deepEqual(newcomer.rows.map((r) => r.id), [nia.props.id]);
-      const syncPage = await contosoMember.get(`${roster.url}/app/sync`);
+      const syncPage = await member.get(`${roster.url}/app/sync`);
       assert.match(syncPage.html, /Incremental<\/td>/);
       assert.match(syncPage.html, /run-succeeded/);
     });
@@ -837,21 +855,23 @@ for (const engine of ENGINES) {
       assert.equal(detail.status, 200);
       assert.match(detail.html, /action="\/operator\/tenants\/[^"]+\/suspend"/);
 
-      const adminHome = await contosoAdmin.get(`${roster.url}/app`);
+      // A tenant admin of their own organisation, so a guard fault here changes nobody else's tenant.
+      const outsider = await ownOrg('Wingtip Toys');
+      const adminHome = await outsider.admin.get(`${roster.url}/app`);
       assert.doesNotMatch(adminHome.html, /href="\/operator"/);
       const token = csrfOf(adminHome);
       const outsiders = [
-        await contosoAdmin.get(`${roster.url}/operator`),
-        await contosoAdmin.get(`${roster.url}/operator/tenants/${contoso.tenant.id}`),
-        ...(await Promise.all(['sync', 'suspend', 'resume'].map((action) => contosoAdmin.post(`${roster.url}/operator/tenants/${contoso.tenant.id}/${action}`, { _csrf: token })))),
-        await contosoAdmin.post(`${roster.url}/operator/tenants/${contoso.tenant.id}/held`, { _csrf: token, decision: 'confirm' }),
+        await outsider.admin.get(`${roster.url}/operator`),
+        await outsider.admin.get(`${roster.url}/operator/tenants/${outsider.org.tenant.id}`),
+        ...(await Promise.all(['sync', 'suspend', 'resume'].map((action) => outsider.admin.post(`${roster.url}/operator/tenants/${outsider.org.tenant.id}/${action}`, { _csrf: token })))),
+        await outsider.admin.post(`${roster.url}/operator/tenants/${outsider.org.tenant.id}/held`, { _csrf: token, decision: 'confirm' }),
       ];
       for (const hop of outsiders) {
         assert.equal(hop.status, 403, hop.url);
         assert.match(hop.html, /Operators only/);
         assert.doesNotMatch(hop.html, /Fabrikam/);
       }
-      assert.equal(await tenantState(contoso.tenant.id), 'active');
+      assert.equal(await tenantState(outsider.org.tenant.id), 'active');
       const anonymous = await new Browser().get(`${roster.url}/operator`);
       assert.equal(anonymous.status, 303);
       assert.match(anonymous.location!, /^\/signin/);
@@ -944,10 +964,11 @@ for (const engine of ENGINES) {
         const hop = await opsBrowser.post(`${roster.url}${path}`, fields);
         assert.equal(hop.status, status, `${path}: ${hop.html.slice(0, 300)}`);
       }
-      const adminToken = csrfOf(await contosoAdmin.get(`${roster.url}/app`));
-      const role = await contosoAdmin.post(`${roster.url}/app/users/${contoso.member.props.id}/role`, { _csrf: adminToken, role: 'owner' });
+      const { org, admin } = await ownOrg('Coho Winery');
+      const adminToken = csrfOf(await admin.get(`${roster.url}/app`));
+      const role = await admin.post(`${roster.url}/app/users/${org.member.props.id}/role`, { _csrf: adminToken, role: 'owner' });
       assert.equal(role.status, 400);
-      assert.equal(await roleOf(contoso.tenant.id, contoso.member.props.id), 'member');
+      assert.equal(await roleOf(org.tenant.id, org.member.props.id), 'member');
       assert.ok(!roster.logs.join('\n').includes('"request failed"'), 'no request ended in a 500');
     });
   });

@@ -11,6 +11,12 @@
   let state = live.dataset.state;
 
   const source = new EventSource(live.dataset.events);
+  // The stream ends with the session; reconnecting would only meet the sign-in page.
+  source.addEventListener('signed-out', () => {
+    source.close();
+    for (const button of buttons) button.disabled = true;
+    phase.textContent = 'Your session has ended. Reload the page to sign in again.';
+  });
   source.addEventListener('sync', (event) => {
     const snapshot = JSON.parse(event.data);
     const wasBusy = state === 'running' || state === 'queued';

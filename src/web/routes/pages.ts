@@ -1,16 +1,22 @@
-import type { FastifyInstance } from 'fastify';
-import type { WebContext } from '../context.ts';
+import type { Pages, PageServices } from '../context.ts';
 import { explainSyncHealth } from '../explain.ts';
-import { guard, viewerOf } from '../guards.ts';
+import { viewerOf } from '../guards.ts';
+import type { PagePlugin } from '../plugins.ts';
 import { snapshotOf } from '../sync-watch.ts';
 
-export function registerPageRoutes(app: FastifyInstance, ctx: WebContext): void {
-  app.get('/', async (_request, reply) => ctx.render(reply, 'home', { title: 'Directory sync for Microsoft Entra ID organisations' }));
-
-  app.get('/app', { preHandler: guard(ctx, 'member') }, async (request, reply) => {
-    const viewer = viewerOf(request);
-    const status = await ctx.syncStatus.status(viewer.tenant.id);
-    const snapshot = snapshotOf(status, ctx.now());
-    return ctx.render(reply, 'app', { title: viewer.tenantName, user: viewer.user, tenant: viewer.tenant, snapshot, users: status.users, problem: explainSyncHealth(snapshot.health, snapshot.lastError) });
-  });
+export interface OverviewRouteOptions {
+  pages: Pages;
+  syncStatus: PageServices['syncStatus'];
 }
+
+/** The home page and the signed-in overview. */
+export const overviewRoutes: PagePlugin<OverviewRouteOptions> = async (app, { pages, syncStatus }) => {
+  app.get('/', async (_request, reply) => pages.render(reply, 'home', { title: 'Directory sync for Microsoft Entra ID organisations' }));
+
+  app.get('/app', { preHandler: pages.guard('member') }, async (request, reply) => {
+    const viewer = viewerOf(request);
+    const status = await syncStatus.status(viewer.tenant.id);
+    const snapshot = snapshotOf(status, pages.now());
+    return pages.render(reply, 'app', { title: viewer.tenantName, user: viewer.user, tenant: viewer.tenant, snapshot, users: status.users, problem: explainSyncHealth(snapshot.health, snapshot.lastError) });
+  });
+};

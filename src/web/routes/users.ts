@@ -1,30 +1,31 @@
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
-import type { FastifyInstance } from 'fastify';
-import { USER_SORTS, USER_STATES, type DirectoryUser, type UserQuery, type UserSort, type UserStateFilter } from '../../store/users.ts';
-import type { WebContext } from '../context.ts';
-import { guard, viewerOf } from '../guards.ts';
-import { formBody, guidIdParams } from '../schemas.ts';
+import { Type, type Static } from 'typebox';
+import { USER_SORTS, USER_STATES, type DirectoryUser, type UserQuery } from '../../store/users.ts';
+import type { Pages, PageServices } from '../context.ts';
+import { viewerOf } from '../guards.ts';
+import type { PagePlugin } from '../plugins.ts';
+import { formBody, GuidIdParams } from '../schemas.ts';
 
 const PAGE_SIZE = 50;
 const MAX_PAGE = 100_000;
 
-interface ListQuery {
-  q?: string;
-  state?: UserStateFilter;
-  sort?: UserSort;
-  dir?: 'asc' | 'desc';
-  page?: string;
-}
-
 const filterProperties = {
-  q: { type: 'string', maxLength: 200 },
-  state: { type: 'string', enum: [...USER_STATES] },
-  sort: { type: 'string', enum: [...USER_SORTS] },
-  dir: { type: 'string', enum: ['asc', 'desc'] },
-} as const;
-const exportQuerySchema = { type: 'object', additionalProperties: false, properties: filterProperties } as const;
-const listQuerySchema = { type: 'object', additionalProperties: false, properties: { ...filterProperties, page: { type: 'string', pattern: '^[1-9][0-9]{0,5}$' } } } as const;
+  q: Type.Optional(Type.String({ maxLength: 200 })),
+  state: Type.Optional(Type.Enum(USER_STATES)),
+  sort: Type.Optional(Type.Enum(USER_SORTS)),
+  dir: Type.Optional(Type.Enum(['asc', 'desc'])),
+};
+const ExportQuery = Type.Object(filterProperties, { additionalProperties: false });
+const ListQuery = Type.Object({ ...filterProperties, page: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,5}$' })) }, { additionalProperties: false });
+type ListQuery = Static<typeof ListQuery>;
+const RoleBody = formBody({ role: Type.Enum(['admin', 'member']) });
+
+export interface UserRouteOptions {
+  pages: Pages;
+  users: PageServices['users'];
+  syncStatus: PageServices['syncStatus'];
+}
 
 
 /** Columns of the export, in order: what an admin needs to reconcile with other systems. */
@@ -47,29 +48,42 @@ const EXPORT_COLUMNS: [string, (u: DirectoryUser) => string][] = [
   ['rosterRole', (u) => u.rosterRole],
 ];
 
+/** Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection). */
+const FORMULA_STARTS = new Set(['=', '+', '-', '@']);
+/** What a spreadsheet skips before it looks for a formula: whitespace, control and format characters, and cell separators of other locales. */
+const IGNORED_PREFIX = /^[\s\p{Cc}\p{Cf},;]+/u;
+
 /**
- * Spreadsheets run a cell that starts with = + - @ (or a tab or carriage
- * return) as a formula; directory values are attacker-controlled, so such a
- * cell is prefixed with an apostrophe (OWASP's advice for CSV injection).
+ * Directory values are attacker-controlled: a cell a spreadsheet would run as
+ * a formula gets an apostrophe in front. The check looks past leading blanks,
+ * control characters and separators, at the first significant character in
+ * its compatibility form (a full-width ＝ is an =), and any cell that starts
+ * with a tab or carriage return is neutralised too, as OWASP advises. Every
+ * cell is also quoted (see the export), so no separator inside splits it.
  */
 export function neutraliseFormula(value: string): string {
-  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  if (/^[\t\r]/.test(value)) return `'${value}`;
+  const [first] = value.replace(IGNORED_PREFIX, '');
+  return first !== undefined && FORMULA_STARTS.has(first.normalize('NFKC').charAt(0)) ? `'${value}` : value;
 }
 
 function toFilter(query: ListQuery): UserQuery {
   return { search: query.q ?? '', state: query.state ?? 'all', sort: query.sort ?? 'name', descending: query.dir === 'desc' };
 }
 
-export function registerUserRoutes(app: FastifyInstance, ctx: WebContext): void {
-  app.get<{ Querystring: ListQuery }>('/app/users', { schema: { querystring: listQuerySchema }, preHandler: guard(ctx, 'member') }, async (request, reply) => {
+/** The organisation's users: the list, the CSV export, each user's page, and the admin role. */
+export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, users, syncStatus }) => {
+  const member = pages.guard('member');
+  app.get('/app/users', { schema: { querystring: ListQuery }, preHandler: member }, async (request, reply) => {
     const viewer = viewerOf(request);
     const filter = toFilter(request.query);
     const page = Math.min(Number(request.query.page ?? '1'), MAX_PAGE);
-    const { users, total, totalIsAtLeast } = await ctx.users.search(viewer.tenant.id, filter, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE }, viewer.tenant.userCount);
-    const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+    const found = await users.search(viewer.tenant.id, filter, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE }, viewer.tenant.userCount);
+    const { total } = found;
+    const pageCount = Math.max(1, Math.ceil(total / PAGE_SIZE));
     const filtered = Boolean(filter.search) || filter.state !== 'all';
     // People who signed in are listed before any sync has read the directory: the page says so rather than look complete.
-    const everSynced = filtered ? true : (await ctx.syncStatus.lastSuccessAt(viewer.tenant.id)) !== null;
+    const everSynced = filtered ? true : (await syncStatus.lastSuccessAt(viewer.tenant.id)) !== null;
     const params = (changes: Partial<Record<keyof ListQuery, string>>) => {
       const merged = { q: filter.search, state: filter.state, sort: filter.sort, dir: filter.descending ? 'desc' : 'asc', page: String(page), ...changes };
       const search = new URLSearchParams();
@@ -81,22 +95,22 @@ export function registerUserRoutes(app: FastifyInstance, ctx: WebContext): void 
       const text = search.toString();
       return text ? `?${text}` : '';
     };
-    return ctx.render(reply, 'users', { title: 'Users', wide: true, users, total, totalIsAtLeast, page, pages, filter, filtered, everSynced, params, states: USER_STATES, sorts: USER_SORTS });
+    return pages.render(reply, 'users', { title: 'Users', wide: true, users: found.users, total, totalIsAtLeast: found.totalIsAtLeast, page, pages: pageCount, filter, filtered, everSynced, params, states: USER_STATES, sorts: USER_SORTS });
   });
 
-  app.get<{ Querystring: Omit<ListQuery, 'page'> }>(
+  app.get(
     '/app/users.csv',
-    { schema: { querystring: exportQuerySchema }, preHandler: guard(ctx, 'member') },
+    { schema: { querystring: ExportQuery }, preHandler: member },
     async (request, reply) => {
       const viewer = viewerOf(request);
       const rows = Readable.from(
         (async function* () {
-          for await (const user of ctx.users.exportAll(viewer.tenant.id, toFilter(request.query))) yield EXPORT_COLUMNS.map(([, value]) => neutraliseFormula(value(user)));
+          for await (const user of users.exportAll(viewer.tenant.id, toFilter(request.query))) yield EXPORT_COLUMNS.map(([, value]) => neutraliseFormula(value(user)));
         })(),
       );
-      const csv = rows.pipe(stringify({ header: true, columns: EXPORT_COLUMNS.map(([name]) => name), bom: true }));
+      const csv = rows.pipe(stringify({ header: true, columns: EXPORT_COLUMNS.map(([name]) => name), bom: true, quoted: true }));
       rows.on('error', (err) => csv.destroy(err));
-      const day = new Date(ctx.now()).toISOString().slice(0, 10);
+      const day = new Date(pages.now()).toISOString().slice(0, 10);
       request.log.info({ tenant: viewer.tenant.id, user: viewer.user.id }, 'users exported');
       return reply
         .type('text/csv; charset=utf-8')
@@ -106,43 +120,37 @@ export function registerUserRoutes(app: FastifyInstance, ctx: WebContext): void 
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/app/users/:id',
-    { schema: { params: guidIdParams }, preHandler: guard(ctx, 'member') },
+    { schema: { params: GuidIdParams }, preHandler: member },
     async (request, reply) => {
       const viewer = viewerOf(request);
       // The tenant comes from the session: another tenant's user id finds nothing here.
-      const user = await ctx.users.detail(viewer.tenant.id, request.params.id.toLowerCase());
+      const user = await users.detail(viewer.tenant.id, request.params.id.toLowerCase());
       if (!user) {
-        return ctx.message(request, reply, 404, { title: 'User not found', message: 'There is no user with this id in your organisation.', links: [{ href: '/app/users', label: 'Back to users', primary: true }] });
+        return pages.message(request, reply, 404, { title: 'User not found', message: 'There is no user with this id in your organisation.', links: [{ href: '/app/users', label: 'Back to users', primary: true }] });
       }
-      return ctx.render(reply, 'user', { title: user.displayName ?? user.userPrincipalName ?? 'User', user, isSelf: user.id === viewer.user.id });
+      return pages.render(reply, 'user', { title: user.displayName ?? user.userPrincipalName ?? 'User', user, isSelf: user.id === viewer.user.id });
     },
   );
 
-  app.post<{ Params: { id: string }; Body: { role: 'admin' | 'member'; _csrf: string } }>(
+  app.post(
     '/app/users/:id/role',
-    {
-      schema: {
-        params: guidIdParams,
-        body: formBody({ role: { type: 'string', enum: ['admin', 'member'] } }, ['role'] as const),
-      },
-      preHandler: guard(ctx, 'admin'),
-    },
+    { schema: { params: GuidIdParams, body: RoleBody }, preHandler: pages.guard('admin') },
     async (request, reply) => {
       const viewer = viewerOf(request);
       const id = request.params.id.toLowerCase();
-      const user = await ctx.users.detail(viewer.tenant.id, id);
-      if (!user) return ctx.message(request, reply, 404, { title: 'User not found', message: 'There is no user with this id in your organisation.', links: [{ href: '/app/users', label: 'Back to users', primary: true }] });
+      const user = await users.detail(viewer.tenant.id, id);
+      if (!user) return pages.message(request, reply, 404, { title: 'User not found', message: 'There is no user with this id in your organisation.', links: [{ href: '/app/users', label: 'Back to users', primary: true }] });
       if (request.body.role === 'admin' && user.status !== 'active' && user.status !== 'guest') {
-        return ctx.message(request, reply, 409, { title: 'Not possible', message: 'Only an enabled account can become a Roster administrator.', links: [{ href: `/app/users/${id}`, label: 'Back to the user', primary: true }] });
+        return pages.message(request, reply, 409, { title: 'Not possible', message: 'Only an enabled account can become a Roster administrator.', links: [{ href: `/app/users/${id}`, label: 'Back to the user', primary: true }] });
       }
       if (request.body.role === 'member' && id === viewer.user.id) {
-        return ctx.message(request, reply, 409, { title: 'Not possible', message: 'You cannot remove your own administrator role: another administrator must do it, so the organisation is never left without one.', links: [{ href: `/app/users/${id}`, label: 'Back', primary: true }] });
+        return pages.message(request, reply, 409, { title: 'Not possible', message: 'You cannot remove your own administrator role: another administrator must do it, so the organisation is never left without one.', links: [{ href: `/app/users/${id}`, label: 'Back', primary: true }] });
       }
-      await ctx.users.setRole(viewer.tenant.id, id, request.body.role, ctx.now());
+      await users.setRole(viewer.tenant.id, id, request.body.role, pages.now());
       request.log.info({ tenant: viewer.tenant.id, by: viewer.user.id, user: id, role: request.body.role }, 'roster role changed');
       return reply.redirect(`/app/users/${id}`, 303);
     },
   );
-}
+};

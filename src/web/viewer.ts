@@ -1,0 +1,37 @@
+import type { OperatorIdentity } from '../config/config.ts';
+import type { Viewer, PageServices } from './context.ts';
+
+export interface ViewerSource {
+  /**
+   * The person behind a session id, re-checked against Roster's records: a
+   * tenant that left or was disconnected, or a user removed or disabled by a
+   * sync, no longer has a session (and its row is deleted). `touch: false`
+   * checks without counting as activity (the live sync stream re-checks with it).
+   */
+  resume(sessionId: string, options?: { touch?: boolean }): Promise<Viewer | null>;
+}
+
+export function viewerSource(services: Pick<PageServices, 'sessions' | 'tenants' | 'users'>, operators: readonly OperatorIdentity[], now: () => number): ViewerSource {
+  return {
+    async resume(sessionId, options = {}) {
+      const session = await services.sessions.resume(sessionId, now(), options);
+      const tenant = session ? await services.tenants.get(session.tenantId) : undefined;
+      const user = session ? await services.users.get(session.tenantId, session.userId) : undefined;
+      if (!session || !tenant || tenant.state !== 'active' || !user || user.deleted || !user.accountEnabled) {
+        if (session) await services.sessions.destroy(sessionId);
+        return null;
+      }
+      return {
+        sessionId,
+        tenant,
+        user,
+        name: user.displayName ?? user.userPrincipalName ?? 'you',
+        tenantName: tenant.displayName,
+        csrfToken: session.csrfToken,
+        loginHint: session.loginHint,
+        isAdmin: user.rosterRole === 'admin',
+        isOperator: operators.some((o) => o.tenantId === tenant.id && o.objectId === user.id),
+      };
+    },
+  };
+}
