@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Fault, FaultSpec, RequestLogEntry } from './faults.ts';
-import type { ChangeEntry, GraphUser, UserInput } from './model.ts';
+import type { ChangeEntry, GraphUser, GroupMembershipClaims, UserInput } from './model.ts';
 
 /** Written by `roster emulator` into its data folder so other commands can find it. */
 export const CONTROL_FILE = 'control.json';
@@ -45,6 +45,7 @@ export interface AppSummary {
   postLogoutRedirectUris: string[];
   requiredAppRoles: string[];
   disabled: boolean;
+  groupMembershipClaims: GroupMembershipClaims;
   secrets: { id: string; expiresAt: string }[];
   certificates: { id: string; x5t: string; x5tS256: string; expiresAt: string }[];
 }
@@ -87,6 +88,8 @@ export interface NewApp {
   requiredAppRoles?: string[];
   homeTenant?: string;
   withSecret?: boolean;
+  /** `None` unless given; `DirectoryRole`, `All` or `SecurityGroup` put `wids` in ID tokens. */
+  groupMembershipClaims?: GroupMembershipClaims;
 }
 
 export type FaultInput = Omit<FaultSpec, 'retryAfter'> & { retryAfter?: string | number };

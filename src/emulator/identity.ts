@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { accessTokenIssuerFor, GRAPH_AUDIENCE, issuerFor, type EmulatorContext } from './context.ts';
-import { CONSUMER_TENANT_ID, type AppRegistration, type Tenant, type UserRecord } from './model.ts';
+import { CONSUMER_TENANT_ID, directoryRoleTemplateIds, type AppRegistration, type GroupMembershipClaims, type Tenant, type UserRecord } from './model.ts';
 import { signIdToken } from './tamper.ts';
 
 /** The `{tenant}` path segment of an identity endpoint, resolved. */
@@ -223,8 +223,14 @@ function idTokenClaims(ctx: EmulatorContext, input: UserTokenInput, now: number)
   claims.tid = tenant.id;
   claims.uti = randomToken(16);
   claims.ver = '2.0';
+  const wids = APPS_EMITTING_WIDS.has(app.groupMembershipClaims) ? directoryRoleTemplateIds(user) : [];
+  // Entra leaves the claim out, rather than sending an empty list, for users without roles.
+  if (wids.length > 0) claims.wids = wids;
   return claims;
 }
+
+/** Settings of `groupMembershipClaims` under which Entra emits `wids` in ID tokens. */
+const APPS_EMITTING_WIDS: ReadonlySet<GroupMembershipClaims> = new Set(['DirectoryRole', 'All', 'SecurityGroup']);
 
 /** A guest's `idp`: the issuer of its home tenant when the emulator holds it, else personal accounts. */
 function guestIdp(ctx: EmulatorContext, mail: string | null): string {

@@ -138,6 +138,18 @@ export interface ClientCertificate {
   expiresAtMs: number;
 }
 
+/** Which groups and roles an app's tokens list (the registration's `groupMembershipClaims`). */
+export const GROUP_MEMBERSHIP_CLAIMS = ['None', 'SecurityGroup', 'DirectoryRole', 'ApplicationGroup', 'All'] as const;
+export type GroupMembershipClaims = (typeof GROUP_MEMBERSHIP_CLAIMS)[number];
+
+/** Role template id of Global Administrator: the role every user marked `admin` holds. */
+export const GLOBAL_ADMINISTRATOR_ROLE_TEMPLATE_ID = '62e90394-69f5-4237-9190-012177145e10';
+
+/** The directory role template ids a user holds (what Entra lists in `wids`). */
+export function directoryRoleTemplateIds(user: UserRecord): string[] {
+  return user.admin ? [GLOBAL_ADMINISTRATOR_ROLE_TEMPLATE_ID] : [];
+}
+
 export interface AppRegistration {
   appId: string;
   displayName: string;
@@ -150,6 +162,8 @@ export interface AppRegistration {
   /** Application permissions on Microsoft Graph that admin consent grants. */
   requiredAppRoles: string[];
   disabled: boolean;
+  /** `DirectoryRole`, `All` and `SecurityGroup` put the user's directory roles in ID tokens (`wids`). */
+  groupMembershipClaims: GroupMembershipClaims;
 }
 
 export type UserInput = Partial<Omit<GraphUser, 'id' | 'createdDateTime'>> & {

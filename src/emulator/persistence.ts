@@ -3,7 +3,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { GRAPH_USER_PROPERTIES, type ChangeEntry, type Directory, type GraphUser, type GraphUserProperty, type Tenant, type UserRecord } from './model.ts';
+import { GRAPH_USER_PROPERTIES, GROUP_MEMBERSHIP_CLAIMS, type ChangeEntry, type Directory, type GraphUser, type GraphUserProperty, type Tenant, type UserRecord } from './model.ts';
 
 export const STATE_FILE = 'state.json';
 export const STATE_FORMAT = 'roster-emulator-state';
@@ -144,6 +144,8 @@ const appRecord = z.object({
   certificates: z.array(z.object({ id: z.string(), x5t: z.string(), x5tS256: z.string(), publicKeyPem: z.string(), expiresAtMs: z.number() })),
   requiredAppRoles: z.array(z.string()),
   disabled: z.boolean(),
+  // State saved before the setting existed loads as Entra's default.
+  groupMembershipClaims: z.enum(GROUP_MEMBERSHIP_CLAIMS).default('None'),
 });
 const tenantRecord = z.object({
   type: z.literal('tenant'),

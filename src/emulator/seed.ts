@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { seededRandom } from './faults.ts';
-import { isGuid, type AppRegistration, type Directory, type Tenant, type TenantInput, type UserInput } from './model.ts';
+import { GROUP_MEMBERSHIP_CLAIMS, isGuid, type AppRegistration, type Directory, type Tenant, type TenantInput, type UserInput } from './model.ts';
 
 /** Password of every generated user unless told otherwise. */
 export const DEFAULT_PASSWORD = 'roster-demo';
@@ -323,6 +323,7 @@ const fixtureAppSchema = z.strictObject({
   requiredAppRoles: z.array(z.string()).optional(),
   signInAudience: z.enum(['AzureADMyOrg', 'AzureADMultipleOrgs']).optional(),
   disabled: z.boolean().optional(),
+  groupMembershipClaims: z.enum(GROUP_MEMBERSHIP_CLAIMS).optional(),
 });
 
 export const fixtureSchema = z.strictObject({
@@ -451,6 +452,7 @@ export function applyFixture(directory: Directory, fixture: Fixture, path: strin
       certificates: [],
       requiredAppRoles: app.requiredAppRoles ?? ['User.Read.All'],
       disabled: app.disabled ?? false,
+      groupMembershipClaims: app.groupMembershipClaims ?? 'None',
     });
   }
   const demoApp = directory.requireApp(demoAppId);

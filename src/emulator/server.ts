@@ -153,6 +153,8 @@ function ensureDemoApp(directory: Directory, options: EmulatorOptions) {
     // A restart may serve Roster on another port: the registration follows the flags.
     existing.redirectUris = [...new Set([...existing.redirectUris, ...redirectUris])];
     existing.postLogoutRedirectUris = [...new Set([...existing.postLogoutRedirectUris, ...postLogoutRedirectUris])];
+    // State saved before the setting existed loads as `None`; the demo registration always lists roles.
+    existing.groupMembershipClaims = 'DirectoryRole';
     return existing;
   }
   return directory.addApp({
@@ -166,6 +168,7 @@ function ensureDemoApp(directory: Directory, options: EmulatorOptions) {
     certificates: [],
     requiredAppRoles: ['User.Read.All'],
     disabled: false,
+    groupMembershipClaims: 'DirectoryRole',
   });
 }
 

@@ -82,6 +82,7 @@ export function directoryWithDemoApp(): Directory {
     certificates: [],
     requiredAppRoles: ['User.Read.All'],
     disabled: false,
+    groupMembershipClaims: 'DirectoryRole',
   });
   return directory;
 }

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { EmulatorContext } from '../context.ts';
 import type { FaultSpec } from '../faults.ts';
-import { DirectoryError, isGuid, type AppRegistration, type Tenant, type UserInput, type UserRecord } from '../model.ts';
+import { DirectoryError, GROUP_MEMBERSHIP_CLAIMS, isGuid, type AppRegistration, type Tenant, type UserInput, type UserRecord } from '../model.ts';
 import { describeCertificate } from '../pki.ts';
 import { saveState } from '../persistence.ts';
 import { DEFAULT_PASSWORD, formatPath, generateUsers } from '../seed.ts';
@@ -75,6 +75,7 @@ const appCreateSchema = z.strictObject({
   requiredAppRoles: z.array(z.string()).default(['User.Read.All']),
   homeTenant: z.string().optional(),
   withSecret: z.boolean().default(true),
+  groupMembershipClaims: z.enum(GROUP_MEMBERSHIP_CLAIMS).default('None'),
 });
 const certificateSchema = z.strictObject({ certPem: z.string().includes('BEGIN CERTIFICATE', { message: 'must be a PEM certificate' }) });
 const secretSchema = z.strictObject({ expiresAt: isoDate.optional(), value: z.string().min(16).optional() });
@@ -137,6 +138,7 @@ function appSummary(app: AppRegistration) {
     postLogoutRedirectUris: app.postLogoutRedirectUris,
     requiredAppRoles: app.requiredAppRoles,
     disabled: app.disabled,
+    groupMembershipClaims: app.groupMembershipClaims,
     secrets: app.secrets.map((s) => ({ id: s.id, expiresAt: new Date(s.expiresAtMs).toISOString() })),
     certificates: app.certificates.map((c) => ({ id: c.id, x5t: c.x5t, x5tS256: c.x5tS256, expiresAt: new Date(c.expiresAtMs).toISOString() })),
   };
@@ -358,6 +360,7 @@ export function registerControlRoutes(app: FastifyInstance, ctx: EmulatorContext
           certificates: [],
           requiredAppRoles: body.requiredAppRoles,
           disabled: false,
+          groupMembershipClaims: body.groupMembershipClaims,
         });
         return reply.code(201).send({ ...appSummary(registered), clientSecret: secret?.value ?? null });
       });
