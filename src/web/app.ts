@@ -30,6 +30,7 @@ import { registerUserRoutes } from './routes/users.ts';
 import { registerSyncRoutes } from './routes/sync.ts';
 import { registerOrganisationRoutes } from './routes/organisation.ts';
 import { registerOperatorRoutes } from './routes/operator.ts';
+import { registerAdminClaimRoutes } from './routes/admin-claim.ts';
 
 export interface WebDependencies {
   publicUrl: URL;
@@ -175,6 +176,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   registerOperatorRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
   registerSignupRoutes(app, ctx);
+  registerAdminClaimRoutes(app, ctx);
   return app;
 }
 
@@ -251,5 +253,6 @@ async function resumeViewer(ctx: WebContext, request: FastifyRequest, reply: Fas
     loginHint: session.loginHint,
     isAdmin: user.rosterRole === 'admin',
     isOperator: ctx.operators.some((o) => o.tenantId === tenant.id && o.objectId === user.id),
+    directoryRoles: session.directoryRoles,
   };
 }

@@ -32,6 +32,8 @@ export interface Viewer {
   isAdmin: boolean;
   /** Listed in OPERATORS by `(tid, oid)`. */
   isOperator: boolean;
+  /** Directory role template ids (`wids`) of this session's sign-in: facts about Entra, granting nothing in Roster by themselves. */
+  directoryRoles: string[];
 }
 
 export interface WebContext {

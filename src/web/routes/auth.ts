@@ -1,10 +1,13 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { IdTokenRejectedError, PERSONAL_ACCOUNT_TENANT_ID } from '../../identity/id-token.ts';
+import type { TenantRecord } from '../../store/tenants.ts';
 import { randomToken } from '../../store/tokens.ts';
 import type { WebContext } from '../context.ts';
 import { explainSignInError } from '../explain.ts';
 import { safeReturnTo } from '../return-to.ts';
 import { formBody } from '../schemas.ts';
+import { openSession, personOf } from '../signed-in.ts';
+import { continueSignupAfterSignIn, signupPlanOf } from './signup.ts';
 
 const callbackQuery = {
   type: 'object',
@@ -25,6 +28,8 @@ interface CallbackQuery {
 }
 
 const SIGN_IN_RATE = { max: 60, timeWindow: '1 minute' };
+/** A sign-up still `pending` after this long was abandoned (or forged): sign-in treats the tenant as never signed up. */
+const PENDING_SIGNUP_MS = 24 * 3_600_000;
 
 export function registerAuthRoutes(app: FastifyInstance, ctx: WebContext): void {
   const redirectUri = new URL('/auth/callback', ctx.publicUrl).href;
@@ -82,6 +87,10 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: WebContext): void 
       });
     }
 
+    // The first step of a sign-up: the signer is now known; consent comes next.
+    const signupPlan = signupPlanOf(pending.context);
+    if (signupPlan) return continueSignupAfterSignIn(ctx, request, reply, personOf(identity), signupPlan);
+
     if (identity.tenantId === PERSONAL_ACCOUNT_TENANT_ID) {
       return ctx.message(request, reply, 403, {
         title: 'Personal Microsoft accounts cannot sign in',
@@ -99,41 +108,13 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: WebContext): void 
         links: [{ href: '/', label: 'Home' }],
       });
     }
-    if (!tenant || tenant.state !== 'active') {
-      const disconnected = tenant?.state === 'disconnected';
-      const plan = typeof tenant?.signupContext?.plan === 'string' ? tenant.signupContext.plan : 'team';
-      return ctx.render(
-        reply,
-        'message',
-        {
-          title: disconnected ? 'Your organisation is not connected to Roster' : tenant?.state === 'offboarded' ? 'Your organisation left Roster' : 'Your organisation has not signed up for Roster',
-          heading: disconnected ? 'Your organisation is not connected to Roster' : tenant?.state === 'offboarded' ? 'Your organisation left Roster' : 'Your organisation has not signed up for Roster',
-          tone: 'bad',
-          message: disconnected
-            ? 'Roster\'s access to your organisation was removed in Microsoft Entra ID (its consent was revoked or the app deleted), so nobody from it can sign in. The data Roster had is kept.'
-            : 'Roster only lets people in from organisations whose administrator has signed them up.',
-          next: disconnected ? 'An administrator of your organisation can reconnect it by granting consent again.' : 'Ask an administrator of your organisation to sign it up. If you are one, use the button below.',
-          consentForm: { plan, label: disconnected ? 'Reconnect your organisation' : 'Sign up your organisation' },
-          links: [{ href: '/', label: 'Home' }],
-        },
-        403,
-      );
+    if (tenant?.state !== 'active') {
+      const recentlyPending = tenant?.state === 'pending' && ctx.now() - tenant.updatedAt < PENDING_SIGNUP_MS;
+      return notAdmitted(ctx, reply, tenant?.state === 'pending' && !recentlyPending ? undefined : tenant);
     }
 
-    // Roster's own record decides who is an admin: the proven person who signed the tenant up.
-    const signupTenant = pending.context?.signupTenant;
-    if (signupTenant === identity.tenantId) await ctx.tenants.recordSignupAdmin(identity.tenantId, identity.objectId, ctx.now());
-    const signedUpBy = (await ctx.tenants.get(identity.tenantId))?.signedUpByOid;
-    await ctx.users.recordSignIn(
-      { tenantId: identity.tenantId, objectId: identity.objectId, displayName: identity.name, username: identity.preferredUsername, email: identity.email },
-      ctx.now(),
-      signedUpBy === identity.objectId ? 'admin' : undefined,
-    );
-
-    const previous = request.cookies[ctx.cookieNames.session];
-    if (previous) await ctx.sessions.destroy(previous);
-    const { id } = await ctx.sessions.create(identity.tenantId, identity.objectId, ctx.now(), identity.loginHint);
-    reply.setCookie(ctx.cookieNames.session, id, { path: '/', httpOnly: true, sameSite: 'lax', secure: ctx.secureCookies });
+    // Roster's own records decide who is an admin; a sign-in never grants it (the signer was recorded at sign-up).
+    await openSession(ctx, request, reply, personOf(identity));
     return reply.redirect(pending.returnTo ?? '/app', 303);
   });
 
@@ -150,5 +131,42 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: WebContext): void 
       reply.clearCookie(ctx.cookieNames.session, { path: '/' });
       return reply.redirect(ctx.entra.logoutUrl({ postLogoutRedirectUri: new URL('/', ctx.publicUrl).href, logoutHint: viewer.loginHint }), 303);
     },
+  );
+}
+
+/** The page for a valid sign-in from a tenant Roster does not admit: never signed up, left, disconnected, or a sign-up in progress. */
+function notAdmitted(ctx: WebContext, reply: FastifyReply, tenant: TenantRecord | undefined): FastifyReply {
+  const plan = typeof tenant?.signupContext?.plan === 'string' ? tenant.signupContext.plan : 'team';
+  const page = {
+    disconnected: {
+      title: 'Your organisation is not connected to Roster',
+      message: 'Roster\'s access to your organisation was removed in Microsoft Entra ID (its consent was revoked or the app deleted), so nobody from it can sign in. The data Roster had is kept.',
+      next: 'An administrator of your organisation can reconnect it by granting consent again.',
+      label: 'Reconnect your organisation',
+    },
+    offboarded: {
+      title: 'Your organisation left Roster',
+      message: 'Roster only lets people in from organisations whose administrator has signed them up.',
+      next: 'Ask an administrator of your organisation to sign it up again. If you are one, use the button below.',
+      label: 'Sign up your organisation',
+    },
+    pending: {
+      title: 'Your organisation\'s sign-up is not finished',
+      message: 'An administrator started signing your organisation up, but Microsoft has not confirmed the consent to Roster yet, so nobody from it can sign in.',
+      next: 'Try again in a few minutes. If it stays like this, an administrator of your organisation can sign it up again.',
+      label: 'Sign up your organisation',
+    },
+    never: {
+      title: 'Your organisation has not signed up for Roster',
+      message: 'Roster only lets people in from organisations whose administrator has signed them up.',
+      next: 'Ask an administrator of your organisation to sign it up. If you are one, use the button below.',
+      label: 'Sign up your organisation',
+    },
+  }[tenant?.state === 'disconnected' || tenant?.state === 'offboarded' || tenant?.state === 'pending' ? tenant.state : 'never'];
+  return ctx.render(
+    reply,
+    'message',
+    { title: page.title, heading: page.title, tone: 'bad', message: page.message, next: page.next, consentForm: { plan, label: page.label }, links: [{ href: '/', label: 'Home' }] },
+    403,
   );
 }

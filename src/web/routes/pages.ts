@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { WebContext } from '../context.ts';
 import { explainSyncHealth } from '../explain.ts';
 import { guard, viewerOf } from '../guards.ts';
+import { adminClaimOf } from './admin-claim.ts';
 import { snapshotOf } from '../sync-watch.ts';
 
 export function registerPageRoutes(app: FastifyInstance, ctx: WebContext): void {
@@ -11,6 +12,7 @@ export function registerPageRoutes(app: FastifyInstance, ctx: WebContext): void 
     const viewer = viewerOf(request);
     const status = await ctx.syncStatus.status(viewer.tenant.id);
     const snapshot = snapshotOf(status, ctx.now());
-    return ctx.render(reply, 'app', { title: viewer.tenantName, user: viewer.user, tenant: viewer.tenant, snapshot, users: status.users, problem: explainSyncHealth(snapshot.health, snapshot.lastError) });
+    const adminClaim = await adminClaimOf(ctx, viewer);
+    return ctx.render(reply, 'app', { title: viewer.tenantName, user: viewer.user, tenant: viewer.tenant, snapshot, users: status.users, problem: explainSyncHealth(snapshot.health, snapshot.lastError), adminClaim });
   });
 }
