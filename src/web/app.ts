@@ -23,9 +23,9 @@ import { registerObservability } from './observability.ts';
 import { SyncStatusRepository } from '../store/sync-status.ts';
 import { TenantLifecycle } from '../tenants/lifecycle.ts';
 import type { SyncControl, Viewer, WebContext } from './context.ts';
-import { registerAuthRoutes } from './routes/auth.ts';
+import { signInRoutes } from './routes/auth.ts';
 import { registerPageRoutes } from './routes/pages.ts';
-import { registerSignupRoutes } from './routes/signup.ts';
+import { signupRoutes } from './routes/signup.ts';
 import { registerUserRoutes } from './routes/users.ts';
 import { registerSyncRoutes } from './routes/sync.ts';
 import { registerOrganisationRoutes } from './routes/organisation.ts';
@@ -174,9 +174,9 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   registerSyncRoutes(app, ctx);
   registerOrganisationRoutes(app, ctx);
   registerOperatorRoutes(app, ctx);
-  registerAuthRoutes(app, ctx);
-  registerSignupRoutes(app, ctx);
   registerAdminClaimRoutes(app, ctx);
+  await app.register(signInRoutes, ctx);
+  await app.register(signupRoutes, ctx);
   return app;
 }
 

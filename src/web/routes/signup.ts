@@ -1,11 +1,12 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import { isConsentingAdmin } from '../../identity/directory-roles.ts';
 import { PERSONAL_ACCOUNT_TENANT_ID } from '../../identity/id-token.ts';
 import { randomToken } from '../../store/tokens.ts';
-import type { WebContext } from '../context.ts';
 import { explainSignupError } from '../explain.ts';
 import { GUID_PATTERN } from '../schemas.ts';
-import { openSession, type SignedInPerson } from '../signed-in.ts';
+import { openSession, type SignedInPerson, type SignInServices } from '../signed-in.ts';
 
 /**
  * Signing an organisation up, in one browser-bound flow:
@@ -34,85 +35,66 @@ interface SignupFlow {
 
 const HOME = { href: '/', label: 'Back to the home page', primary: true };
 
-export function registerSignupRoutes(app: FastifyInstance, ctx: WebContext): void {
+const SignupBody = Type.Object({ plan: Type.Optional(Type.Enum([...PLANS])) });
+const ConsentCallbackQuery = Type.Object({
+  admin_consent: Type.Optional(Type.String({ maxLength: 16 })),
+  tenant: Type.Optional(Type.String({ pattern: GUID_PATTERN })),
+  scope: Type.Optional(Type.String({ maxLength: 2048 })),
+  state: Type.Optional(Type.String({ maxLength: 512 })),
+  error: Type.Optional(Type.String({ maxLength: 256 })),
+  error_description: Type.Optional(Type.String({ maxLength: 4096 })),
+  error_subcode: Type.Optional(Type.String({ maxLength: 256 })),
+  error_uri: Type.Optional(Type.String({ maxLength: 2048 })),
+});
+const ConfirmBody = Type.Object({ state: Type.Optional(Type.String({ maxLength: 512 })) });
+
+export const signupRoutes: FastifyPluginAsyncTypebox<SignInServices> = async (app, ctx) => {
   const signInRedirectUri = new URL('/auth/callback', ctx.publicUrl).href;
 
-  app.post<{ Body: { plan?: Plan } }>(
-    '/signup',
-    {
-      config: { rateLimit: SIGN_UP_RATE },
-      schema: { body: { type: 'object', properties: { plan: { type: 'string', enum: [...PLANS] } } } },
-    },
-    async (request, reply) => {
-      // Who signs up must be known before anything is granted: sign in first.
-      const binding = ctx.browserBinding(request, reply);
-      const pkce = await ctx.entra.newPkcePair();
-      const nonce = randomToken();
-      const state = await ctx.authRequests.create(
-        { kind: 'signin', browserBinding: binding, nonce, codeVerifier: pkce.verifier, returnTo: null, context: { signupPlan: request.body?.plan ?? 'team' } },
-        ctx.now(),
-      );
-      return reply.redirect(await ctx.entra.signInUrl({ redirectUri: signInRedirectUri, state, nonce, codeChallenge: pkce.challenge, prompt: 'select_account' }), 303);
-    },
-  );
+  app.post('/signup', { config: { rateLimit: SIGN_UP_RATE }, schema: { body: SignupBody } }, async (request, reply) => {
+    // Who signs up must be known before anything is granted: sign in first.
+    const binding = ctx.browserBinding(request, reply);
+    const pkce = await ctx.entra.newPkcePair();
+    const nonce = randomToken();
+    const state = await ctx.authRequests.create(
+      { kind: 'signin', browserBinding: binding, nonce, codeVerifier: pkce.verifier, returnTo: null, context: { signupPlan: request.body?.plan ?? 'team' } },
+      ctx.now(),
+    );
+    return reply.redirect(await ctx.entra.signInUrl({ redirectUri: signInRedirectUri, state, nonce, codeChallenge: pkce.challenge, prompt: 'select_account' }), 303);
+  });
 
-  app.get<{ Querystring: { admin_consent?: string; tenant?: string; state?: string; error?: string; error_description?: string } }>(
-    '/signup/callback',
-    {
-      config: { rateLimit: SIGN_UP_RATE },
-      schema: {
-        querystring: {
-          type: 'object',
-          properties: {
-            admin_consent: { type: 'string', maxLength: 16 },
-            tenant: { type: 'string', pattern: GUID_PATTERN },
-            scope: { type: 'string', maxLength: 2048 },
-            state: { type: 'string', maxLength: 512 },
-            error: { type: 'string', maxLength: 256 },
-            error_description: { type: 'string', maxLength: 4096 },
-            error_subcode: { type: 'string', maxLength: 256 },
-            error_uri: { type: 'string', maxLength: 2048 },
-          },
-        },
-      },
-    },
-    async (request, reply) => {
-      reply.header('referrer-policy', 'no-referrer');
-      const flow = await takeFlow(ctx, request, request.query.state, 'consent');
-      if (!flow) return expired(ctx, request, reply);
-      const { error, tenant } = request.query;
-      if (error) {
-        const explanation = explainSignupError(error, request.query.error_description);
-        request.log.info({ error, aadsts: /AADSTS\d+/.exec(request.query.error_description ?? '')?.[0] }, 'sign-up refused by the identity provider');
-        return ctx.message(request, reply, 400, { title: explanation.title, message: explanation.message, next: explanation.next, links: [HOME] });
-      }
-      if (request.query.admin_consent !== 'True' || !tenant) {
-        return ctx.message(request, reply, 400, { title: 'Sign-up incomplete', message: 'Microsoft did not report that consent was granted. Nothing was changed.', next: 'Start the sign-up again.', links: [HOME] });
-      }
-      if (tenant.toLowerCase() === PERSONAL_ACCOUNT_TENANT_ID) return personalAccount(ctx, request, reply);
-      if (tenant.toLowerCase() !== flow.signer.tenantId) {
-        request.log.warn({ flowTenant: flow.signer.tenantId, callbackTenant: tenant }, 'consent callback for another tenant than the signed-in admin\'s refused');
-        return ctx.message(request, reply, 400, {
-          title: 'Consent was for another organisation',
-          message: 'The consent that came back is not for the organisation you signed in with, so nothing was changed.',
-          next: 'Start the sign-up again and grant consent with the same administrator account.',
-          links: [HOME],
-        });
-      }
-      return confirm(ctx, request, reply, { ...flow, stage: 'confirm', attempts: 0 });
-    },
-  );
+  app.get('/signup/callback', { config: { rateLimit: SIGN_UP_RATE }, schema: { querystring: ConsentCallbackQuery } }, async (request, reply) => {
+    reply.header('referrer-policy', 'no-referrer');
+    const flow = await takeFlow(ctx, request, request.query.state, 'consent');
+    if (!flow) return expired(ctx, request, reply);
+    const { error, tenant } = request.query;
+    if (error) {
+      const explanation = explainSignupError(error, request.query.error_description);
+      request.log.info({ error, aadsts: /AADSTS\d+/.exec(request.query.error_description ?? '')?.[0] }, 'sign-up refused by the identity provider');
+      return ctx.message(request, reply, 400, { title: explanation.title, message: explanation.message, next: explanation.next, links: [HOME] });
+    }
+    if (request.query.admin_consent !== 'True' || !tenant) {
+      return ctx.message(request, reply, 400, { title: 'Sign-up incomplete', message: 'Microsoft did not report that consent was granted. Nothing was changed.', next: 'Start the sign-up again.', links: [HOME] });
+    }
+    if (tenant.toLowerCase() === PERSONAL_ACCOUNT_TENANT_ID) return personalAccount(ctx, request, reply);
+    if (tenant.toLowerCase() !== flow.signer.tenantId) {
+      request.log.warn({ flowTenant: flow.signer.tenantId, callbackTenant: tenant }, 'consent callback for another tenant than the signed-in admin\'s refused');
+      return ctx.message(request, reply, 400, {
+        title: 'Consent was for another organisation',
+        message: 'The consent that came back is not for the organisation you signed in with, so nothing was changed.',
+        next: 'Start the sign-up again and grant consent with the same administrator account.',
+        links: [HOME],
+      });
+    }
+    return confirm(ctx, request, reply, { ...flow, stage: 'confirm', attempts: 0 });
+  });
 
-  app.post<{ Body: { state?: string } }>(
-    '/signup/confirm',
-    { config: { rateLimit: SIGN_UP_RATE }, schema: { body: { type: 'object', properties: { state: { type: 'string', maxLength: 512 } } } } },
-    async (request, reply) => {
-      const flow = await takeFlow(ctx, request, request.body?.state, 'confirm');
-      if (!flow) return expired(ctx, request, reply);
-      return confirm(ctx, request, reply, flow);
-    },
-  );
-}
+  app.post('/signup/confirm', { config: { rateLimit: SIGN_UP_RATE }, schema: { body: ConfirmBody } }, async (request, reply) => {
+    const flow = await takeFlow(ctx, request, request.body?.state, 'confirm');
+    if (!flow) return expired(ctx, request, reply);
+    return confirm(ctx, request, reply, flow);
+  });
+};
 
 /** The plan of a sign-up whose sign-in step this auth request was, if it was one. */
 export function signupPlanOf(context: Record<string, unknown> | null): Plan | undefined {
@@ -125,7 +107,7 @@ export function signupPlanOf(context: Record<string, unknown> | null): Plan | un
  * administrator (Global or Privileged Role Administrator in this sign-in's
  * `wids`) goes on to admin consent, and only for their own tenant.
  */
-export async function continueSignupAfterSignIn(ctx: WebContext, request: FastifyRequest, reply: FastifyReply, signer: SignedInPerson, plan: Plan): Promise<FastifyReply> {
+export async function continueSignupAfterSignIn(ctx: SignInServices, request: FastifyRequest, reply: FastifyReply, signer: SignedInPerson, plan: Plan): Promise<FastifyReply> {
   if (signer.tenantId === PERSONAL_ACCOUNT_TENANT_ID) return personalAccount(ctx, request, reply);
   if ((await ctx.tenants.get(signer.tenantId))?.state === 'suspended') return suspended(ctx, request, reply, signer.tenantId);
   if (!isConsentingAdmin(signer.directoryRoles)) {
@@ -150,13 +132,13 @@ export async function continueSignupAfterSignIn(ctx: WebContext, request: Fastif
   return reply.redirect(ctx.entra.adminConsentUrl({ tenantId: signer.tenantId, redirectUri: new URL('/signup/callback', ctx.publicUrl).href, state }), 303);
 }
 
-async function saveFlow(ctx: WebContext, request: FastifyRequest, reply: FastifyReply, flow: SignupFlow): Promise<string> {
+async function saveFlow(ctx: SignInServices, request: FastifyRequest, reply: FastifyReply, flow: SignupFlow): Promise<string> {
   const binding = ctx.browserBinding(request, reply);
   return ctx.authRequests.create({ kind: 'signup', browserBinding: binding, nonce: randomToken(), codeVerifier: '', returnTo: null, context: { ...flow } }, ctx.now());
 }
 
 /** The flow behind `state`, if this browser started it, it is at `stage`, and it has not expired or been used. */
-async function takeFlow(ctx: WebContext, request: FastifyRequest, state: string | undefined, stage: SignupFlow['stage']): Promise<SignupFlow | undefined> {
+async function takeFlow(ctx: SignInServices, request: FastifyRequest, state: string | undefined, stage: SignupFlow['stage']): Promise<SignupFlow | undefined> {
   const binding = request.cookies[ctx.cookieNames.binding];
   if (!state || !binding) return undefined;
   const pending = await ctx.authRequests.take(state, 'signup', binding, ctx.now());
@@ -165,7 +147,7 @@ async function takeFlow(ctx: WebContext, request: FastifyRequest, state: string 
   return { stage, plan: flow.plan, signer: flow.signer, attempts: flow.attempts ?? 0 };
 }
 
-function expired(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+function expired(ctx: SignInServices, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return ctx.message(request, reply, 400, {
     title: 'This sign-up has expired',
     message: 'The sign-up you came back from was not started in this browser, took too long, or was already used. Nothing was changed.',
@@ -174,7 +156,7 @@ function expired(ctx: WebContext, request: FastifyRequest, reply: FastifyReply):
   });
 }
 
-function personalAccount(ctx: WebContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+function personalAccount(ctx: SignInServices, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return ctx.message(request, reply, 403, {
     title: 'Personal Microsoft accounts cannot sign up',
     message: 'Roster is for organisations. You signed in with a personal Microsoft account (Outlook.com, Hotmail, Xbox and similar). Nothing was changed.',
@@ -183,7 +165,7 @@ function personalAccount(ctx: WebContext, request: FastifyRequest, reply: Fastif
   });
 }
 
-function suspended(ctx: WebContext, request: FastifyRequest, reply: FastifyReply, tenantId: string): FastifyReply {
+function suspended(ctx: SignInServices, request: FastifyRequest, reply: FastifyReply, tenantId: string): FastifyReply {
   request.log.warn({ tenant: tenantId }, 'sign-up of a suspended tenant refused');
   return ctx.message(request, reply, 403, {
     title: 'Your organisation\'s access to Roster is suspended',
@@ -194,7 +176,7 @@ function suspended(ctx: WebContext, request: FastifyRequest, reply: FastifyReply
 }
 
 /** Step 3: Roster confirms the consent itself, then records the signer as the first admin and signs them in. */
-async function confirm(ctx: WebContext, request: FastifyRequest, reply: FastifyReply, flow: SignupFlow): Promise<FastifyReply> {
+async function confirm(ctx: SignInServices, request: FastifyRequest, reply: FastifyReply, flow: SignupFlow): Promise<FastifyReply> {
   const { signer } = flow;
   const outcome = await ctx.onboarding.confirm(signer.tenantId, { signedUpByOid: signer.objectId, signupContext: { plan: flow.plan } });
   switch (outcome.kind) {
@@ -202,8 +184,9 @@ async function confirm(ctx: WebContext, request: FastifyRequest, reply: FastifyR
       return suspended(ctx, request, reply, signer.tenantId);
     case 'active': {
       const tenant = outcome.tenant;
-      await openSession(ctx, request, reply, signer);
+      const csrfToken = await openSession(ctx, request, reply, signer);
       const firstAdmin = await ctx.users.grantFirstAdmin(tenant.id, signer.objectId, ctx.now());
+      const role = (await ctx.users.get(tenant.id, signer.objectId))?.rosterRole;
       request.log.info({ tenant: tenant.id, firstAdmin }, 'organisation signed up');
       // A new organisation's directory is read at once, not at the next scheduled round.
       ctx.sync.requestSync(tenant.id);
@@ -216,6 +199,8 @@ async function confirm(ctx: WebContext, request: FastifyRequest, reply: FastifyR
           ? 'You are signed in as your organisation\'s first Roster administrator. You can make others administrators from their user page.'
           : 'You are signed in. Your organisation already has Roster administrators, so your role is unchanged.',
         links: [{ href: '/app', label: 'Go to Roster', primary: true }],
+        // The page is the first of the new session: its header shows the person signed in, not a second "Sign in".
+        viewer: { name: signer.name ?? signer.preferredUsername ?? 'you', tenantName: tenant.displayName, csrfToken, isAdmin: role === 'admin', isOperator: false },
       });
     }
     case 'propagating': {
