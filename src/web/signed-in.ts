@@ -1,5 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import type { ValidatedIdentity } from '../identity/id-token.ts';
+import { randomToken } from '../store/tokens.ts';
 import type { WebContext } from './context.ts';
 
 /** What the sign-in and sign-up routes are handed: the identity provider, the repositories they write, the pages kit. */
@@ -27,4 +29,31 @@ export async function openSession(ctx: SignInServices, request: FastifyRequest, 
   const { id, session } = await ctx.sessions.create(person.tenantId, person.objectId, ctx.now(), person.loginHint, person.directoryRoles);
   reply.setCookie(ctx.cookieNames.session, id, { path: '/', httpOnly: true, sameSite: 'lax', secure: ctx.secureCookies });
   return session.csrfToken;
+}
+
+/** What the identity provider sends back to either callback besides its result: the `state`, or an error. */
+export const providerAnswerFields = {
+  state: Type.Optional(Type.String({ maxLength: 512 })),
+  error: Type.Optional(Type.String({ maxLength: 256 })),
+  error_description: Type.Optional(Type.String({ maxLength: 4096 })),
+  error_subcode: Type.Optional(Type.String({ maxLength: 256 })),
+};
+
+/**
+ * Redirects to the identity provider for a sign-in (code flow, PKCE S256,
+ * nonce) whose single-use `state` is bound to this browser and carries
+ * `returnTo` and `context` to the callback.
+ */
+export async function redirectToSignIn(
+  ctx: SignInServices,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  flow: { returnTo: string | null; context: Record<string, unknown> | null; prompt?: string },
+): Promise<FastifyReply> {
+  const binding = ctx.browserBinding(request, reply);
+  const pkce = await ctx.entra.newPkcePair();
+  const nonce = randomToken();
+  const state = await ctx.authRequests.create({ kind: 'signin', browserBinding: binding, nonce, codeVerifier: pkce.verifier, returnTo: flow.returnTo, context: flow.context }, ctx.now());
+  const redirectUri = new URL('/auth/callback', ctx.publicUrl).href;
+  return reply.redirect(await ctx.entra.signInUrl({ redirectUri, state, nonce, codeChallenge: pkce.challenge, ...(flow.prompt ? { prompt: flow.prompt } : {}) }), 303);
 }

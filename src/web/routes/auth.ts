@@ -4,20 +4,13 @@ import { Type } from 'typebox';
 import { IdTokenRejectedError, PERSONAL_ACCOUNT_TENANT_ID, type ValidatedIdentity } from '../../identity/id-token.ts';
 import type { PendingAuthRequest } from '../../store/auth-requests.ts';
 import type { TenantRecord } from '../../store/tenants.ts';
-import { randomToken } from '../../store/tokens.ts';
 import { explainSignInError } from '../explain.ts';
 import { safeReturnTo } from '../return-to.ts';
-import { openSession, personOf, type SignInServices } from '../signed-in.ts';
+import { openSession, personOf, providerAnswerFields, redirectToSignIn, type SignInServices } from '../signed-in.ts';
 import { continueSignupAfterSignIn, signupPlanOf } from './signup.ts';
 
 const SignInQuery = Type.Object({ returnTo: Type.Optional(Type.String({ maxLength: 2048 })) });
-const CallbackQuery = Type.Object({
-  code: Type.Optional(Type.String({ maxLength: 4096 })),
-  state: Type.Optional(Type.String({ maxLength: 512 })),
-  error: Type.Optional(Type.String({ maxLength: 256 })),
-  error_description: Type.Optional(Type.String({ maxLength: 4096 })),
-  error_subcode: Type.Optional(Type.String({ maxLength: 256 })),
-});
+const CallbackQuery = Type.Object({ code: Type.Optional(Type.String({ maxLength: 4096 })), ...providerAnswerFields });
 const SignOutBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 128 })) });
 
 const SIGN_IN_RATE = { max: 60, timeWindow: '1 minute' };
@@ -29,16 +22,9 @@ const SIGN_IN_AGAIN = { href: '/signin', label: 'Sign in', primary: true };
 export const signInRoutes: FastifyPluginAsyncTypebox<SignInServices> = async (app, ctx) => {
   const redirectUri = new URL('/auth/callback', ctx.publicUrl).href;
 
-  app.get('/signin', { config: { rateLimit: SIGN_IN_RATE }, schema: { querystring: SignInQuery } }, async (request, reply) => {
-    const binding = ctx.browserBinding(request, reply);
-    const pkce = await ctx.entra.newPkcePair();
-    const nonce = randomToken();
-    const state = await ctx.authRequests.create(
-      { kind: 'signin', browserBinding: binding, nonce, codeVerifier: pkce.verifier, returnTo: safeReturnTo(request.query.returnTo), context: null },
-      ctx.now(),
-    );
-    return reply.redirect(await ctx.entra.signInUrl({ redirectUri, state, nonce, codeChallenge: pkce.challenge }), 303);
-  });
+  app.get('/signin', { config: { rateLimit: SIGN_IN_RATE }, schema: { querystring: SignInQuery } }, async (request, reply) =>
+    redirectToSignIn(ctx, request, reply, { returnTo: safeReturnTo(request.query.returnTo), context: null }),
+  );
 
   app.get('/auth/callback', { config: { rateLimit: SIGN_IN_RATE }, schema: { querystring: CallbackQuery } }, async (request, reply) => {
     // The code must not linger in the address bar or leak through Referer.

@@ -6,7 +6,7 @@ import { PERSONAL_ACCOUNT_TENANT_ID } from '../../identity/id-token.ts';
 import { randomToken } from '../../store/tokens.ts';
 import { explainSignupError } from '../explain.ts';
 import { GUID_PATTERN } from '../schemas.ts';
-import { openSession, type SignedInPerson, type SignInServices } from '../signed-in.ts';
+import { openSession, providerAnswerFields, redirectToSignIn, type SignedInPerson, type SignInServices } from '../signed-in.ts';
 
 /**
  * Signing an organisation up, in one browser-bound flow:
@@ -40,28 +40,16 @@ const ConsentCallbackQuery = Type.Object({
   admin_consent: Type.Optional(Type.String({ maxLength: 16 })),
   tenant: Type.Optional(Type.String({ pattern: GUID_PATTERN })),
   scope: Type.Optional(Type.String({ maxLength: 2048 })),
-  state: Type.Optional(Type.String({ maxLength: 512 })),
-  error: Type.Optional(Type.String({ maxLength: 256 })),
-  error_description: Type.Optional(Type.String({ maxLength: 4096 })),
-  error_subcode: Type.Optional(Type.String({ maxLength: 256 })),
   error_uri: Type.Optional(Type.String({ maxLength: 2048 })),
+  ...providerAnswerFields,
 });
 const ConfirmBody = Type.Object({ state: Type.Optional(Type.String({ maxLength: 512 })) });
 
 export const signupRoutes: FastifyPluginAsyncTypebox<SignInServices> = async (app, ctx) => {
-  const signInRedirectUri = new URL('/auth/callback', ctx.publicUrl).href;
-
-  app.post('/signup', { config: { rateLimit: SIGN_UP_RATE }, schema: { body: SignupBody } }, async (request, reply) => {
-    // Who signs up must be known before anything is granted: sign in first.
-    const binding = ctx.browserBinding(request, reply);
-    const pkce = await ctx.entra.newPkcePair();
-    const nonce = randomToken();
-    const state = await ctx.authRequests.create(
-      { kind: 'signin', browserBinding: binding, nonce, codeVerifier: pkce.verifier, returnTo: null, context: { signupPlan: request.body?.plan ?? 'team' } },
-      ctx.now(),
-    );
-    return reply.redirect(await ctx.entra.signInUrl({ redirectUri: signInRedirectUri, state, nonce, codeChallenge: pkce.challenge, prompt: 'select_account' }), 303);
-  });
+  // Who signs up must be known before anything is granted: sign in first.
+  app.post('/signup', { config: { rateLimit: SIGN_UP_RATE }, schema: { body: SignupBody } }, async (request, reply) =>
+    redirectToSignIn(ctx, request, reply, { returnTo: null, context: { signupPlan: request.body?.plan ?? 'team' }, prompt: 'select_account' }),
+  );
 
   app.get('/signup/callback', { config: { rateLimit: SIGN_UP_RATE }, schema: { querystring: ConsentCallbackQuery } }, async (request, reply) => {
     reply.header('referrer-policy', 'no-referrer');
