@@ -523,7 +523,7 @@ for (const engine of ENGINES) {
         const member = new Browser();
         const memberPage = (await signIn(member, roster, 'user@contoso.com')).final;
         assert.match(memberPage.html, /has no Roster administrator/);
-        assert.match(memberPage.html, /ask a Global Administrator or Privileged Role Administrator/);
+        assert.match(memberPage.html, /Ask a Global Administrator or Privileged Role Administrator/);
         assert.doesNotMatch(memberPage.html, /claim-admin/);
         const memberCsrf = /name="_csrf" value="([^"]+)"/.exec(memberPage.html)![1]!;
         assert.equal((await member.post(`${roster.url}/app/claim-admin`, { _csrf: memberCsrf })).status, 403, 'a member cannot claim');
