@@ -68,19 +68,32 @@ export async function startDemo(config: RosterConfig, logger: Roster['logger']):
   };
 }
 
-/** As if each consenting tenant's global administrator had signed it up: they are its first Roster admin (also in demo data from before admins were recorded). */
+/** Signs up each demo tenant that consented, with its global administrator as first Roster admin. */
 async function signUpDemoTenants(emulator: RunningEmulator, roster: Roster): Promise<void> {
-  const { tenants } = roster.repositories;
+  const { tenants, users } = roster.repositories;
   for (const tenant of emulator.ctx.directory.tenants.values()) {
     if (!tenant.servicePrincipals.has(emulator.ctx.demoAppId)) continue;
+    // As if its global administrator had signed it up (which signs them in): they are its first Roster admin,
+    // also in demo data from before admins were recorded. An admin already there is left as it is.
     const admin = tenant.users.find((u) => u.admin);
-    if (await tenants.get(tenant.id)) {
+    const recordAdmin = async () => {
+      if (!admin || (await users.hasAdmin(tenant.id))) return;
+      if (!(await users.get(tenant.id, admin.props.id))) {
+        await users.recordSignIn({ tenantId: tenant.id, objectId: admin.props.id, displayName: admin.props.displayName, username: admin.props.userPrincipalName, email: admin.props.mail ?? null }, Date.now());
+      }
+      await users.grantFirstAdmin(tenant.id, admin.props.id, Date.now());
+    };
+    const known = await tenants.get(tenant.id);
+    if (known) {
       if (admin) await tenants.recordSignupAdmin(tenant.id, admin.props.id, Date.now());
+      if (known.state === 'active') await recordAdmin();
       continue;
     }
     const outcome = await roster.onboarding.confirm(tenant.id, { signedUpByOid: admin?.props.id ?? null, signupContext: { plan: 'team', demo: true } });
     roster.logger.info({ tenant: tenant.displayName, outcome: outcome.kind }, 'demo tenant signed up');
-    if (outcome.kind === 'active') void roster.scheduler.syncNow(tenant.id);
+    if (outcome.kind !== 'active') continue;
+    await recordAdmin();
+    void roster.scheduler.syncNow(tenant.id);
   }
 }
 

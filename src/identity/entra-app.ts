@@ -4,7 +4,7 @@ import type { OutboundHttp } from './http.ts';
 import type { AuthorityMetadata } from './metadata.ts';
 import { BadClientCredentialsError, toIdentityError } from './errors.ts';
 
-/** The scopes of a user sign-in: who they are, nothing more. */
+/** The scopes of a user sign-in: who they are, nothing more (no `offline_access`: Roster keeps no refresh tokens). */
 const SIGN_IN_SCOPES = ['openid', 'profile', 'email'];
 
 /** Sovereign clouds have their own Graph resource; anything else is asked for as global Graph. */
@@ -76,7 +76,7 @@ export class EntraApp {
   /** The authorization request for a user sign-in (code flow, PKCE S256, nonce). */
   async signInUrl(request: { redirectUri: string; state: string; nonce: string; codeChallenge: string; loginHint?: string; prompt?: string }): Promise<string> {
     const client = new ConfidentialClientApplication(this.#configs[0]!);
-    return client.getAuthCodeUrl({
+    const url = new URL(await client.getAuthCodeUrl({
       scopes: SIGN_IN_SCOPES,
       redirectUri: request.redirectUri,
       state: request.state,
@@ -86,7 +86,10 @@ export class EntraApp {
       responseMode: 'query',
       ...(request.loginHint ? { loginHint: request.loginHint } : {}),
       ...(request.prompt ? { prompt: request.prompt } : {}),
-    });
+    }));
+    // MSAL always appends `offline_access` to an authorization request; a sign-in asks only for who the person is.
+    url.searchParams.set('scope', SIGN_IN_SCOPES.join(' '));
+    return url.href;
   }
 
   /**
@@ -123,9 +126,13 @@ export class EntraApp {
     });
   }
 
-  /** Where an admin grants Roster's application permissions for their organisation. */
-  adminConsentUrl(request: { redirectUri: string; state: string }): string {
-    const url = new URL(this.metadata.adminConsentEndpoint);
+  /**
+   * Where an admin grants Roster's application permissions for their
+   * organisation: the tenant's own endpoint, so consent can only be granted
+   * for the directory whose administrator already signed in.
+   */
+  adminConsentUrl(request: { tenantId: string; redirectUri: string; state: string }): string {
+    const url = new URL(`/${encodeURIComponent(request.tenantId)}/v2.0/adminconsent`, this.metadata.adminConsentEndpoint);
     url.searchParams.set('client_id', this.clientId);
     url.searchParams.set('scope', this.graphScope);
     url.searchParams.set('redirect_uri', request.redirectUri);

@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { IdentityError } from './errors.ts';
 import type { OutboundHttp } from './http.ts';
 import type { AuthorityMetadata } from './metadata.ts';
 
@@ -23,14 +24,16 @@ export interface ValidatedIdentity {
   email: string | null;
   /** Opaque hint for the logout endpoint. */
   loginHint: string | null;
+  /** Directory role template ids (`wids`) of this sign-in; empty when the claim is not emitted. */
+  directoryRoles: string[];
   claims: JWTPayload;
 }
 
 /** An ID token Roster must not trust; `reason` is for logs, never for the page. */
-export class IdTokenRejectedError extends Error {
+export class IdTokenRejectedError extends IdentityError {
   readonly reason: string;
   constructor(reason: string) {
-    super(`ID token rejected: ${reason}`);
+    super(`ID token rejected: ${reason}`, { status: 400, code: 'id_token_rejected' });
     this.reason = reason;
   }
 }
@@ -91,6 +94,10 @@ export class IdTokenValidator {
     }
     if (payload.nonce !== expectedNonce) throw new IdTokenRejectedError('nonce does not match this sign-in');
     if (typeof payload.oid !== 'string' || payload.oid === '') throw new IdTokenRejectedError('oid is missing (the profile scope was not granted)');
+    const wids = payload.wids;
+    if (wids !== undefined && !(Array.isArray(wids) && wids.every((id) => typeof id === 'string' && GUID.test(id)))) {
+      throw new IdTokenRejectedError('wids is not a list of role template ids');
+    }
 
     const text = (claim: unknown): string | null => (typeof claim === 'string' && claim !== '' ? claim : null);
     return {
@@ -100,6 +107,7 @@ export class IdTokenValidator {
       preferredUsername: text(payload.preferred_username),
       email: text(payload.email),
       loginHint: text(payload.login_hint),
+      directoryRoles: ((wids as string[] | undefined) ?? []).map((id) => id.toLowerCase()),
       claims: payload,
     };
   }

@@ -222,6 +222,15 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('tenants').dropColumn('user_count').execute();
     },
   },
+  '0008_session_directory_roles': {
+    // The directory roles (`wids`) of the sign-in behind a session: they decide who may claim an organisation left without a Roster admin.
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('sessions').addColumn('directory_roles', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('sessions').dropColumn('directory_roles').execute();
+    },
+  },
 };
 
 const USER_SORT_INDEXES = [

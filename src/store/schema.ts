@@ -97,6 +97,8 @@ export interface SessionsTable {
   csrf_token: string;
   /** Entra's opaque `login_hint`, passed back as `logout_hint` at sign-out. */
   login_hint: string | null;
+  /** JSON array of the directory role template ids (`wids`) of the sign-in; facts about Entra, never Roster roles. */
+  directory_roles: Generated<string>;
   created_at: number;
   last_seen_at: number;
   /** Absolute expiry; the idle timeout is checked against last_seen_at. */

@@ -16,6 +16,8 @@ export interface SessionRecord {
   userId: string;
   csrfToken: string;
   loginHint: string | null;
+  /** Directory role template ids of the sign-in (`wids`), as validated then. */
+  directoryRoles: string[];
   createdAt: number;
   expiresAt: number;
 }
@@ -40,9 +42,9 @@ export class SessionRepository {
   }
 
   /** A brand-new session (never a reused id); returns the id for the cookie. */
-  async create(tenantId: string, userId: string, now: number, loginHint: string | null = null): Promise<{ id: string; session: SessionRecord }> {
+  async create(tenantId: string, userId: string, now: number, loginHint: string | null = null, directoryRoles: readonly string[] = []): Promise<{ id: string; session: SessionRecord }> {
     const id = randomToken();
-    const session: SessionRecord = { tenantId, userId, csrfToken: randomToken(), loginHint, createdAt: now, expiresAt: now + this.#limits.absoluteMs };
+    const session: SessionRecord = { tenantId, userId, csrfToken: randomToken(), loginHint, directoryRoles: [...directoryRoles], createdAt: now, expiresAt: now + this.#limits.absoluteMs };
     await this.#db
       .insertInto('sessions')
       .values({
@@ -51,6 +53,7 @@ export class SessionRepository {
         user_id: userId,
         csrf_token: session.csrfToken,
         login_hint: loginHint,
+        directory_roles: JSON.stringify(session.directoryRoles),
         created_at: now,
         last_seen_at: now,
         expires_at: session.expiresAt,
@@ -81,6 +84,7 @@ export class SessionRepository {
       userId: row.user_id,
       csrfToken: row.csrf_token,
       loginHint: row.login_hint,
+      directoryRoles: JSON.parse(row.directory_roles) as string[],
       createdAt: row.created_at,
       expiresAt: row.expires_at,
     };

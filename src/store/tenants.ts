@@ -60,7 +60,8 @@ export class TenantRepository {
   /**
    * Records a tenant whose consent Roster has confirmed. Idempotent: a second
    * sign-up, a reconnect after a disconnection and a return after offboarding
-   * all leave one active row with fresh name and domains.
+   * all leave one active row with fresh name and domains. A suspended tenant
+   * is left as it is (only an operator resumes it): the returned record says so.
    */
   async activate(signup: ConfirmedSignup, now: number): Promise<TenantRecord> {
     const values = {
@@ -71,22 +72,29 @@ export class TenantRepository {
       signup_context: signup.signupContext ? JSON.stringify(signup.signupContext) : null,
       updated_at: now,
     };
-    // A reconnect does not know who signed up first; keep the recorded admin then.
-    const admin = signup.signedUpByOid ? { signed_up_by_oid: signup.signedUpByOid } : {};
     await this.#db
       .insertInto('tenants')
       .values({ id: signup.id.toLowerCase(), created_at: now, signed_up_by_oid: signup.signedUpByOid, ...values })
-      .onConflict((oc) => oc.column('id').doUpdateSet({ ...values, ...admin }))
+      .onConflict((oc) =>
+        oc
+          .column('id')
+          // The first signer stays recorded; one is recorded again only after the tenant left (offboarding clears it).
+          .doUpdateSet((eb) => ({ ...values, signed_up_by_oid: eb.fn.coalesce('tenants.signed_up_by_oid', 'excluded.signed_up_by_oid') }))
+          .where('tenants.state', '!=', 'suspended'),
+      )
       .execute();
     return (await this.get(signup.id))!;
   }
 
-  /** Notes a sign-up whose consent is still propagating; never downgrades a known tenant. */
+  /**
+   * Notes a sign-up whose consent is still propagating; never downgrades a
+   * known tenant. A pending row left by an earlier attempt starts afresh.
+   */
   async markPending(id: string, now: number): Promise<void> {
     await this.#db
       .insertInto('tenants')
       .values({ id: id.toLowerCase(), display_name: id.toLowerCase(), domains: '[]', state: 'pending', state_reason: 'consent is propagating', signup_context: null, signed_up_by_oid: null, created_at: now, updated_at: now })
-      .onConflict((oc) => oc.column('id').doNothing())
+      .onConflict((oc) => oc.column('id').doUpdateSet({ created_at: now, updated_at: now }).where('tenants.state', '=', 'pending'))
       .execute();
   }
 

@@ -256,6 +256,27 @@ export class UserRepository {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /**
+   * Makes the user a Roster admin only if their tenant has none: the first
+   * admin of a new sign-up, or a directory administrator claiming an
+   * organisation left without one. Returns whether it did.
+   */
+  async grantFirstAdmin(tenantId: string, id: string, now: number): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('users')
+      .set({ roster_role: 'admin', updated_at: now })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('users as admin').select('admin.id').where('admin.tenant_id', '=', tenantId).where('admin.roster_role', '=', 'admin'))))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async hasAdmin(tenantId: string): Promise<boolean> {
+    const row = await this.#db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where('roster_role', '=', 'admin').limit(1).executeTakeFirst();
+    return row !== undefined;
+  }
+
   async admins(tenantId: string): Promise<DirectoryUser[]> {
     const rows = await this.#db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).where('roster_role', '=', 'admin').orderBy(sortKey('name')).execute();
     return rows.map(toDirectoryUser);

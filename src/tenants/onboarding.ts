@@ -1,4 +1,4 @@
-import { GraphError, graphClientFor, readOrganization } from '../directory/graph.ts';
+import { GraphReader, GraphRequestError } from '../directory/graph-reader.ts';
 import type { EntraApp } from '../identity/entra-app.ts';
 import { AppNotInTenantError, ConsentMissingError, IdentityError } from '../identity/errors.ts';
 import type { OutboundHttp } from '../identity/http.ts';
@@ -6,11 +6,22 @@ import type { TenantRecord, TenantRepository } from '../store/tenants.ts';
 
 export type ConfirmOutcome =
   | { kind: 'active'; tenant: TenantRecord }
+  /** Consent is there, but an operator suspended the tenant; signing up again does not lift that. */
+  | { kind: 'suspended'; tenant: TenantRecord }
   /** Consent was granted moments ago and has not reached the token endpoint or Graph yet. */
   | { kind: 'propagating'; detail: string }
   /** The directory Graph answered for is not the one the callback named. */
   | { kind: 'mismatch'; detail: string }
   | { kind: 'failed'; detail: string };
+
+interface Organization {
+  id: string;
+  displayName: string;
+  verifiedDomains: { name: string }[];
+}
+
+/** A sign-up waits for a person: a few quick attempts, then the page's own retry takes over. */
+const ORGANIZATION_READ_ATTEMPTS = 2;
 
 /**
  * Registers a customer organisation only once Roster has proved, with its own
@@ -21,23 +32,22 @@ export type ConfirmOutcome =
 export class TenantOnboarding {
   readonly #tenants: TenantRepository;
   readonly #entra: EntraApp;
-  readonly #http: OutboundHttp;
+  readonly #graph: GraphReader;
   readonly #graphBaseUrl: URL;
   readonly #now: () => number;
 
   constructor(options: { tenants: TenantRepository; entra: EntraApp; http: OutboundHttp; graphBaseUrl: URL; now?: () => number }) {
     this.#tenants = options.tenants;
     this.#entra = options.entra;
-    this.#http = options.http;
+    this.#graph = new GraphReader({ http: options.http, maxAttempts: ORGANIZATION_READ_ATTEMPTS });
     this.#graphBaseUrl = options.graphBaseUrl;
     this.#now = options.now ?? Date.now;
   }
 
   async confirm(tenantId: string, signup: { signedUpByOid: string | null; signupContext: Record<string, unknown> | null }): Promise<ConfirmOutcome> {
     const id = tenantId.toLowerCase();
-    let token: string;
     try {
-      token = (await this.#entra.appToken(id, { forceRefresh: true })).accessToken;
+      await this.#entra.appToken(id, { forceRefresh: true });
     } catch (err) {
       const detail = describeError(err);
       // Just after consent, "not in the tenant" and "no consent" mean "not arrived yet".
@@ -48,11 +58,13 @@ export class TenantOnboarding {
       return { kind: 'failed', detail };
     }
 
-    let organization;
+    let organization: Organization | undefined;
     try {
-      organization = await readOrganization(graphClientFor({ http: this.#http, graphBaseUrl: this.#graphBaseUrl, accessToken: async () => token }));
+      const url = new URL('/v1.0/organization?$select=id,displayName,verifiedDomains', this.#graphBaseUrl).href;
+      const page = await this.#graph.getPage<Organization>(url, async ({ fresh }) => (await this.#entra.appToken(id, { forceRefresh: fresh })).accessToken);
+      organization = page.value[0];
     } catch (err) {
-      if (err instanceof GraphError && (err.statusCode === 401 || err.statusCode === 403)) {
+      if (err instanceof GraphRequestError && (err.status === 401 || err.status === 403)) {
         await this.#tenants.markPending(id, this.#now());
         return { kind: 'propagating', detail: describeError(err) };
       }
@@ -71,12 +83,12 @@ export class TenantOnboarding {
       },
       this.#now(),
     );
-    return { kind: 'active', tenant };
+    return tenant.state === 'suspended' ? { kind: 'suspended', tenant } : { kind: 'active', tenant };
   }
 }
 
 function describeError(err: unknown): string {
   if (err instanceof IdentityError) return err.message;
-  if (err instanceof GraphError) return `Graph ${err.statusCode} ${err.code ?? ''}`.trim();
+  if (err instanceof GraphRequestError) return `Graph ${err.status} ${err.code}`;
   return (err as Error).message ?? String(err);
 }

@@ -29,9 +29,10 @@ import { SyncUnavailableError } from './errors.ts';
 import { guard } from './guards.ts';
 import type { WebExtension } from './plugins.ts';
 import { viewerSource, type ViewerSource } from './viewer.ts';
-import { registerAuthRoutes } from './routes/auth.ts';
+import { adminClaimRoutes } from './routes/admin-claim.ts';
+import { signInRoutes } from './routes/auth.ts';
 import { overviewRoutes } from './routes/pages.ts';
-import { registerSignupRoutes } from './routes/signup.ts';
+import { signupRoutes } from './routes/signup.ts';
 import { userRoutes } from './routes/users.ts';
 import { syncRoutes } from './routes/sync.ts';
 import { organisationRoutes } from './routes/organisation.ts';
@@ -170,13 +171,14 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   );
 
   const { tenants, users, syncStatus, lifecycle, sync } = services;
-  await app.register(overviewRoutes, { pages, syncStatus });
+  await app.register(overviewRoutes, { pages, syncStatus, users });
+  await app.register(adminClaimRoutes, { pages, users });
   await app.register(userRoutes, { pages, users, syncStatus });
   await app.register(syncRoutes, { pages, syncStatus, sync, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
   await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
   await app.register(operatorRoutes, { pages, tenants, syncStatus, lifecycle, sync });
-  registerAuthRoutes(app, ctx);
-  registerSignupRoutes(app, ctx);
+  await app.register(signInRoutes, ctx);
+  await app.register(signupRoutes, ctx);
   for (const extension of deps.plugins ?? []) {
     await app.register(extension.plugin, { pages, tenants, users, syncStatus, ...(extension.prefix ? { prefix: extension.prefix } : {}) });
   }

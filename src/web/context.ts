@@ -31,6 +31,8 @@ export interface Viewer {
   isAdmin: boolean;
   /** Listed in OPERATORS by `(tid, oid)`. */
   isOperator: boolean;
+  /** Directory role template ids (`wids`) of this session's sign-in: facts about Entra, granting nothing in Roster by themselves. */
+  directoryRoles: string[];
 }
 
 /** Who may reach a route: any signed-in person, Roster admins of their tenant, or operators. */

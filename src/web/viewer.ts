@@ -31,6 +31,7 @@ export function viewerSource(services: Pick<PageServices, 'sessions' | 'tenants'
         loginHint: session.loginHint,
         isAdmin: user.rosterRole === 'admin',
         isOperator: operators.some((o) => o.tenantId === tenant.id && o.objectId === user.id),
+        directoryRoles: session.directoryRoles,
       };
     },
   };

@@ -5,7 +5,7 @@ import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
 import { DirectorySync } from '../../src/directory/sync.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
-import { launchChromium, SCREENSHOTS, signInAtEmulator } from '../helpers/chromium.ts';
+import { answerEmulatorUntil, launchChromium, SCREENSHOTS, signInAtEmulator } from '../helpers/chromium.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { connectToEmulator } from '../helpers/entra.ts';
 import { addOrg, type Org } from '../helpers/fixtures.ts';
@@ -81,7 +81,7 @@ describe('an organisation administered through Roster in Chromium', () => {
 
   const signInThroughEmulator = (page: Page, username: string) => signInAtEmulator(page, roster.emulator.urls.pages, username);
 
-  /** Admin consent from the home page, then the sign-in that makes the signer the first Roster admin. */
+  /** From the home page: the admin signs in and grants consent, and lands signed in as the first Roster admin. */
   async function signUp(page: Page, org: Org): Promise<void> {
     await page.goto(roster.url);
     await page.getByRole('button', { name: 'Sign up your organisation' }).click();
@@ -89,12 +89,10 @@ describe('an organisation administered through Roster in Chromium', () => {
     await consentAndSignIn(page, org);
   }
 
-  /** From the emulator's consent page: accept, then sign in as the organisation's admin. */
+  /** From the emulator's pages: answer them as the organisation's admin until Roster confirms the sign-up, then go in. */
   async function consentAndSignIn(page: Page, org: Org): Promise<void> {
-    await page.getByRole('button', { name: 'Accept' }).click();
-    await page.getByRole('heading', { name: `${org.tenant.displayName} is signed up` }).waitFor();
-    await page.getByRole('main').getByRole('link', { name: 'Sign in' }).click();
-    await pickAccount(page, `${org.tenant.displayName} Admin`);
+    await answerEmulatorUntil(page, `${org.tenant.displayName} Admin`, page.getByRole('heading', { name: `${org.tenant.displayName} is signed up` }));
+    await page.getByRole('main').getByRole('link', { name: 'Go to Roster' }).click();
     await page.waitForURL(`${roster.url}/app`);
   }
 
@@ -487,7 +485,6 @@ describe('an organisation administered through Roster in Chromium', () => {
     await shot(admin, 'reconnect');
 
     await admin.getByRole('button', { name: 'Reconnect your organisation' }).click();
-    await pickAccount(admin, 'Fabrikam Admin');
     await consentAndSignIn(admin, fabrikam);
     assert.equal(await tenantState(fabrikam), 'active');
     // The reconnect's first sync runs in the background; then the connection shows as healthy.

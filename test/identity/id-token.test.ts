@@ -32,10 +32,10 @@ after(async () => {
   await emulator.close();
 });
 
-/** Signs the member in through the emulator's pages and redeems the code at the token endpoint. */
-async function mintIdToken(tamper?: IdTokenTamper): Promise<string> {
+/** Signs the member (or `username`) in through the emulator's pages and redeems the code at the token endpoint. */
+async function mintIdToken(tamper?: IdTokenTamper, username = 'user@contoso.com'): Promise<string> {
   if (tamper) queueIdTokenTamper(emulator.ctx, tamper);
-  const { code, verifier } = await signInForCode(emulator, { username: 'user@contoso.com', nonce: NONCE, scope: 'openid profile email' });
+  const { code, verifier } = await signInForCode(emulator, { username, nonce: NONCE, scope: 'openid profile email' });
   const res = await emulator.fetch(`${emulator.urls.authority}/organizations/oauth2/v2.0/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -106,6 +106,22 @@ describe('rule 4: ID token validation', () => {
     assert.equal(identity.tenantId, contoso.tenant.id, 'one spoiled token per request');
   });
 
+  it('reads wids as the directory roles of the sign-in: Global Administrator for an admin, none for a member', async () => {
+    const admin = await validator().validate(await mintIdToken(undefined, 'admin@contoso.com'), NONCE);
+    assert.ok(admin.directoryRoles.includes('62e90394-69f5-4237-9190-012177145e10'), String(admin.directoryRoles));
+    const member = await validator().validate(await mintIdToken(), NONCE);
+    assert.deepEqual(member.directoryRoles, []);
+  });
+
+  it('rejects a token whose wids is not a list of role template ids', async () => {
+    const good = await mintIdToken(undefined, 'admin@contoso.com');
+    const claims = JSON.parse(Buffer.from(good.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    for (const wids of ['62e90394-69f5-4237-9190-012177145e10', ['Global Administrator'], [42], {}]) {
+      const token = await emulator.ctx.keyring.sign({ ...claims, wids });
+      await assert.rejects(validator().validate(token, NONCE), (err: unknown) => err instanceof IdTokenRejectedError && /wids/.test(err.reason), JSON.stringify(wids));
+    }
+  });
+
   it('a personal account is a valid token whose tid the registry must refuse', async () => {
     const identity = await validator().validate(await mintIdToken('personal-account'), NONCE);
     assert.equal(identity.tenantId, PERSONAL_ACCOUNT_TENANT_ID);
@@ -157,6 +173,7 @@ describe('rule 1: sign-in with the authorization code flow and PKCE through MSAL
     assert.equal(url.searchParams.get('nonce'), NONCE);
     assert.equal(url.searchParams.get('state'), 'state-1');
     assert.equal(url.searchParams.get('response_mode'), 'query');
+    assert.equal(url.searchParams.get('scope'), 'openid profile email', 'who the person is, and no offline_access');
 
     const browser = new PagesClient(emulator);
     const landed = await browser.submit(await browser.get(url.href), { username: 'user@contoso.com', password: 'pw' });

@@ -70,5 +70,33 @@ for (const engine of ENGINES) {
       assert.equal(later.kind, 'active');
       emulator.ctx.directory.consentPropagationSeconds = 0;
     });
+
+    it('a suspended tenant stays suspended, with its record unchanged, when its consent is confirmed again', async () => {
+      await tenants.setState(contoso.tenant.id, 'suspended', 'by an operator', 5);
+      const before = (await tenants.get(contoso.tenant.id))!;
+      const outcome = await onboarding.confirm(contoso.tenant.id, { signedUpByOid: 'someone-else', signupContext: { plan: 'business' } });
+      assert.equal(outcome.kind, 'suspended');
+      assert.deepEqual(await tenants.get(contoso.tenant.id), before);
+      await tenants.setState(contoso.tenant.id, 'active', null, 6);
+    });
+
+    it('the first signer stays recorded when another admin signs the tenant up again', async () => {
+      await onboarding.confirm(contoso.tenant.id, { signedUpByOid: 'another-admin', signupContext: { plan: 'business' } });
+      const stored = (await tenants.get(contoso.tenant.id))!;
+      assert.equal(stored.signedUpByOid, contoso.admin.props.id);
+      assert.deepEqual(stored.signupContext, { plan: 'business' });
+    });
+
+    it('a pending row left by an earlier attempt starts afresh at the next one', async () => {
+      const northwind = addOrg(emulator.ctx, 'Northwind', 'northwind.com');
+      await tenants.markPending(northwind.tenant.id, 1_000);
+      await tenants.markPending(northwind.tenant.id, 90_000_000);
+      const stored = (await tenants.get(northwind.tenant.id))!;
+      assert.equal(stored.state, 'pending');
+      assert.equal(stored.createdAt, 90_000_000);
+      assert.equal(stored.updatedAt, 90_000_000);
+      await tenants.markPending(contoso.tenant.id, 90_000_000);
+      assert.equal((await tenants.get(contoso.tenant.id))!.state, 'active', 'never downgrades a known tenant');
+    });
   });
 }

@@ -24,12 +24,32 @@ export async function passIdentityProvider(browser: Browser, roster: TestRoster,
   return hop;
 }
 
-/** Signs an organisation up through the home page's button; returns the page Roster shows at the end. */
-export async function signUp(browser: Browser, roster: TestRoster, org: Org, decision: 'accept' | 'cancel' | 'return' = 'accept', username = org.admin.props.userPrincipalName): Promise<Hop> {
+/**
+ * The sign-up's first step: the home page's button, the sign-in at the identity
+ * provider, and Roster's answer to it (a redirect to admin consent for the
+ * signer's tenant, or a refusal page).
+ */
+export async function startSignUp(browser: Browser, roster: TestRoster, username: string): Promise<Hop> {
   const start = await browser.post(`${roster.url}/signup`, { plan: 'team' });
   assert.equal(start.status, 303);
-  const back = await passIdentityProvider(browser, roster, start, username, decision);
+  const back = await passIdentityProvider(browser, roster, start, username);
   return browser.get(new URL(back.location!, back.url).href);
+}
+
+/** Signs an organisation up through the home page's button (sign in, then admin consent); returns the page Roster shows at the end. */
+export async function signUp(browser: Browser, roster: TestRoster, org: Org, decision: 'accept' | 'cancel' | 'return' = 'accept', username = org.admin.props.userPrincipalName): Promise<Hop> {
+  const signedIn = await startSignUp(browser, roster, username);
+  if (signedIn.status !== 303) return signedIn;
+  const back = await passIdentityProvider(browser, roster, signedIn, username, decision);
+  return browser.get(new URL(back.location!, back.url).href);
+}
+
+/** The consent redirect Roster sent a signed-in admin to, as `{ url, state }`. */
+export function consentRequestOf(hop: Hop): { url: URL; state: string } {
+  assert.equal(hop.status, 303, `expected the redirect to admin consent, got ${hop.status}: ${hop.html.slice(0, 300)}`);
+  const url = new URL(hop.location!);
+  assert.match(url.pathname, /\/v2\.0\/adminconsent$/);
+  return { url, state: url.searchParams.get('state')! };
 }
 
 /** Signs a user in from `/signin` (or `path`) and returns Roster's final page. */
