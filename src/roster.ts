@@ -56,7 +56,7 @@ export async function identityProviderFromConfig(config: RosterConfig): Promise<
 
 /** Opens the database, checks the identity provider answers, and serves the web app. */
 export async function startRoster(config: RosterConfig, provider: IdentityProvider, logger: Logger): Promise<RunningRoster> {
-  const store = await openStore(config.database);
+  const store = await openStore(config.database, { logger });
   const http = new OutboundHttp(provider.trustedCaPem ? { trustedCaPem: provider.trustedCaPem } : {});
   let syncing: Syncing | undefined;
   try {
@@ -104,7 +104,7 @@ export async function startRoster(config: RosterConfig, provider: IdentityProvid
 
 /** `roster worker`: works the sync queue (PostgreSQL) and queues due tenants; no web server. */
 export async function startWorker(config: RosterConfig, provider: IdentityProvider, logger: Logger): Promise<{ close(): Promise<void> }> {
-  const store = await openStore(config.database);
+  const store = await openStore(config.database, { logger });
   const http = new OutboundHttp(provider.trustedCaPem ? { trustedCaPem: provider.trustedCaPem } : {});
   try {
     await migrateToLatest(store);
