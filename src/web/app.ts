@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { EntraApp } from '../identity/entra-app.ts';
 import type { IdTokenValidator } from '../identity/id-token.ts';
 import { AuthRequestRepository } from '../store/auth-requests.ts';
-import type { Store } from '../store/database.ts';
+import { databaseUnavailable, type Store } from '../store/database.ts';
 import { SessionRepository } from '../store/sessions.ts';
 import { TenantRepository } from '../store/tenants.ts';
 import { randomToken } from '../store/tokens.ts';
@@ -152,6 +152,12 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: SchemaFailure[]; validationContext?: string }, request, reply) => {
+    const unavailable = databaseUnavailable(err);
+    if (unavailable) {
+      request.log.warn({ err: unavailable }, 'request failed: the database is unavailable');
+      reply.header('retry-after', '30');
+      return ctx.message(request, reply, 503, { title: 'Roster is briefly unavailable', message: 'Roster cannot reach its database at the moment, so it could not finish your request.', next: 'Try again in a minute.' });
+    }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) request.log.error({ err }, 'request failed');
     if (status === 429) return ctx.message(request, reply, 429, { title: 'Too many attempts', message: 'Too many requests came from your network in a short time.', next: 'Wait a minute, then try again.' });
