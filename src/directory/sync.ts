@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type ExpressionBuilder, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { EntraApp } from '../identity/entra-app.ts';
 import { AppNotInTenantError } from '../identity/errors.ts';
-import type { Engine, Store } from '../store/database.ts';
+import { databaseUnavailable, whenDatabaseAnswers, type Engine, type Store } from '../store/database.ts';
 import type { Database, SyncRunsTable, SyncStateTable, UsersTable } from '../store/schema.ts';
 import { newSyncState } from '../store/sync-status.ts';
 import { GraphRequestError, type AccessTokenSource, type GraphPage, type GraphReader } from './graph-reader.ts';
@@ -170,7 +170,8 @@ export class DirectorySync {
       if ((await this.#state(tenantId)).health === 'held') throw new HeldDeletionError(`tenant ${tenantId} has a mass deletion waiting for a decision`);
       return await this.#run(tenantId, tenant.updated_at, lock, options);
     } finally {
-      await lock.release(tenantId);
+      // Given back once the database answers again, or the tenant would wait out the lease.
+      await whenDatabaseAnswers(() => lock.release(tenantId));
     }
   }
 
@@ -252,12 +253,15 @@ export class DirectorySync {
     } catch (err) {
       if (err instanceof TenantBusyError) throw err;
       const failure = err instanceof RunFailure ? err : this.#classify(err);
-      await this.#closeRun(runId, 'failed', failure.message);
-      // A failed run starts over next time: its next link may be stale by then.
-      await this.#db.updateTable('sync_state').set({ health: failure.health, last_error: failure.message, run_id: null, run_kind: null, next_link: null, updated_at: this.#now() }).where('tenant_id', '=', tenantId).execute();
-      if (failure.health === 'disconnected') await this.#disconnect(tenantId, failure.message);
-      const closed = await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
-      return toOutcome(closed);
+      // A run cut off from its database is recorded as failed, with that reason, once the database is back.
+      return whenDatabaseAnswers(async () => {
+        await this.#closeRun(runId, 'failed', failure.message);
+        // A failed run starts over next time: its next link may be stale by then.
+        await this.#db.updateTable('sync_state').set({ health: failure.health, last_error: failure.message, run_id: null, run_kind: null, next_link: null, updated_at: this.#now() }).where('tenant_id', '=', tenantId).execute();
+        if (failure.health === 'disconnected') await this.#disconnect(tenantId, failure.message);
+        const closed = await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
+        return toOutcome(closed);
+      });
     }
   }
 
@@ -537,6 +541,8 @@ export class DirectorySync {
     if (err instanceof GraphRequestError && err.status === 403) {
       return new RunFailure('missing_permission', 'Graph refused to list users (403 Authorization_RequestDenied): grant Roster the Microsoft Graph application permission User.Read.All and give admin consent again');
     }
+    const unavailable = databaseUnavailable(err);
+    if (unavailable) return new RunFailure('failing', `${unavailable.message}; the next run starts over`);
     return new RunFailure('failing', err instanceof Error ? err.message : String(err));
   }
 
