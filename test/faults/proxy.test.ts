@@ -114,6 +114,7 @@ describe('the fault proxy', () => {
     socket.write('def');
     await turns(50);
     assert.equal(received, '', 'nothing passes while paused');
+    assert.equal(proxy.held, 6, 'the proxy holds what was sent');
     const all = read(socket, 6);
     proxy.resume();
     await all;

@@ -20,6 +20,8 @@ export interface FaultProxy {
   resume(): void;
   /** Delays every chunk by `ms` in both directions (0 removes the delay). */
   slow(ms: number): void;
+  /** Bytes the proxy holds (paused or delayed) on open connections. */
+  readonly held: number;
   /** Connections open now. */
   readonly open: number;
   /** Connections accepted since the start (refused ones not counted). */
@@ -38,6 +40,8 @@ class Gate extends Transform {
   #paused = false;
   #queue: { chunk: Buffer; callback: TransformCallback }[] = [];
   #latency: () => number;
+  /** Bytes received and not yet passed on. */
+  held = 0;
 
   constructor(latency: () => number, paused: boolean) {
     super();
@@ -47,6 +51,7 @@ class Gate extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#queue.push({ chunk, callback });
+    this.held += chunk.length;
     if (this.#queue.length === 1) this.#drain();
   }
 
@@ -66,6 +71,7 @@ class Gate extends Transform {
     const pass = () => {
       if (this.#paused || this.destroyed) return;
       this.#queue.shift();
+      this.held -= head.chunk.length;
       this.push(head.chunk);
       head.callback();
       this.#drain();
@@ -164,6 +170,11 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     slow(ms) {
       if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`latency must be a non-negative number of milliseconds, got ${ms}`);
       latencyMs = ms;
+    },
+    get held() {
+      let bytes = 0;
+      for (const pair of pairs) for (const gate of pair.gates) bytes += gate.held;
+      return bytes;
     },
     get open() {
       return pairs.size;
