@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Browser } from '../helpers/browser.ts';
-import { demoApp } from '../helpers/fixtures.ts';
 import type { TestRoster } from '../helpers/roster.ts';
 import { assertMirrors } from '../helpers/mirror.ts';
 import { passIdentityProvider } from '../web/flows.ts';
-import { assertCleanLog, freePort, get, spawnRoster, startFaultRig, waitUntil, type FaultRig, type RosterProcess } from './rig.ts';
+import { assertCleanLog, get, isReady, makeEveryTenantDue, spawnRoster, spawnServe, startFaultRig, waitForRound, waitUntil, type FaultRig, type RosterProcess } from './rig.ts';
 
 /** How long each cut refuses new connections: a short failover. */
 const OUTAGE_MS = 3000;
@@ -25,12 +24,9 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
 
   before(async () => {
     rig = await startFaultRig({ users: [5000, 300, 300], env: { SYNC_TICK_SECONDS: '1', SYNC_INTERVAL_MINUTES: '60', SYNC_CONCURRENCY: '2' } });
-    const port = await freePort();
-    url = `http://localhost:${port}`;
-    demoApp(rig.emulator.ctx).redirectUris.push(`${url}/auth/callback`);
     // Pages slow enough that a cut lands in the middle of the big tenant's listing.
     await rig.emulator.control('POST', '/faults', { target: 'graph', kind: 'delay', delayMs: 150, tenant: rig.tenants[0]!.id });
-    serve = spawnRoster(['serve'], { ...rig.env, PORT: String(port), PUBLIC_URL: url });
+    ({ serve, url } = await spawnServe(rig));
     worker = spawnRoster(['worker'], rig.env);
   });
 
@@ -40,9 +36,7 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
     await rig?.close();
   });
 
-  async function ready(): Promise<boolean> {
-    return (await get(`${url}/readyz`).catch(() => ({ status: 0 }))).status === 200;
-  }
+  const ready = () => isReady(url);
 
   function assertAlive(): void {
     assert.ok(serve.alive(), `roster serve died:\n${logs()}`);
@@ -62,21 +56,6 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
 
   async function assertEveryTenantMirrored(): Promise<void> {
     for (const tenant of rig.tenants) await assertMirrors(rig.db.store, tenant);
-  }
-
-  /** Makes every tenant due at the next tick, as the passing of its interval would. */
-  async function makeEveryTenantDue(): Promise<number> {
-    const since = Date.now();
-    await rig.db.store.db.updateTable('sync_state').set({ last_success_at: 1, updated_at: 1 }).execute();
-    return since;
-  }
-
-  async function waitForRound(since: number): Promise<void> {
-    await waitUntil(
-      'every tenant has synced',
-      async () => (await rig.db.store.db.selectFrom('sync_state').select('tenant_id').where('last_success_at', '>=', since).execute()).length === rig.tenants.length,
-      { ms: 90_000, context: logs },
-    );
   }
 
   it('a cut in the middle of a sync page: both processes live, the run fails with the reason, the schedule retries it, nothing is lost', async () => {
@@ -106,7 +85,7 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
       { ms: 10_000, context: logs },
     );
 
-    await waitForRound(await makeEveryTenantDue());
+    await waitForRound(rig, await makeEveryTenantDue(rig), logs);
     await assertEveryTenantMirrored();
     const health = await rig.db.store.db.selectFrom('sync_state').select(['health', 'last_error']).where('tenant_id', '=', big.id).executeTakeFirstOrThrow();
     assert.deepEqual(health, { health: 'ok', last_error: null });
@@ -129,7 +108,7 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
     const [first, second] = rig.tenants;
     rig.emulator.ctx.directory.addUser(first!, { userPrincipalName: `late@${first!.defaultDomain}`, displayName: 'Late Arrival' });
     rig.emulator.ctx.directory.editUser(second!, second!.users[3]!.props.id, { jobTitle: 'Promoted' });
-    await waitForRound(await makeEveryTenantDue());
+    await waitForRound(rig, await makeEveryTenantDue(rig), logs);
     await assertEveryTenantMirrored();
     assertAlive();
   });
@@ -139,7 +118,7 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
     const upn = `signer@${tenant.defaultDomain}`;
     rig.emulator.ctx.directory.addUser(tenant, { userPrincipalName: upn, displayName: 'Sig Ner', password: 'pw' });
     // Let a sync copy the new user, or the sign-in would be refused as unknown.
-    await waitForRound(await makeEveryTenantDue());
+    await waitForRound(rig, await makeEveryTenantDue(rig), logs);
 
     const emulatorSide = { emulator: rig.emulator } as TestRoster;
     const browser = new Browser();

@@ -3,10 +3,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetch } from 'undici';
 import type { Tenant } from '../../src/emulator/model.ts';
+import type { Engine } from '../../src/store/database.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { demoApp } from '../helpers/fixtures.ts';
@@ -68,6 +69,35 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** `roster serve` of the rig on a free port, with its sign-in redirect URI registered at the emulator. */
+export async function spawnServe(rig: FaultRig<FaultProxy | null>): Promise<{ serve: RosterProcess; url: string }> {
+  const port = await freePort();
+  const url = `http://localhost:${port}`;
+  demoApp(rig.emulator.ctx).redirectUris.push(`${url}/auth/callback`);
+  return { serve: spawnRoster(['serve'], { ...rig.env, PORT: String(port), PUBLIC_URL: url }), url };
+}
+
+/** Whether `/readyz` answers 200. */
+export async function isReady(url: string): Promise<boolean> {
+  return (await get(`${url}/readyz`).catch(() => ({ status: 0 }))).status === 200;
+}
+
+/** Makes every tenant due at the next tick, as the passing of its interval would; returns the time to wait from. */
+export async function makeEveryTenantDue(rig: FaultRig<FaultProxy | null>): Promise<number> {
+  const since = Date.now();
+  await rig.db.store.db.updateTable('sync_state').set({ last_success_at: 1, updated_at: 1 }).execute();
+  return since;
+}
+
+/** Waits until every tenant of the rig has synced successfully since `since`. */
+export async function waitForRound(rig: FaultRig<FaultProxy | null>, since: number, context: () => string, ms = 90_000): Promise<void> {
+  await waitUntil(
+    'every tenant has synced',
+    async () => (await rig.db.store.db.selectFrom('sync_state').select('tenant_id').where('last_success_at', '>=', since).execute()).length === rig.tenants.length,
+    { ms, context },
+  );
+}
+
 /** GET with a bound on the wait, so a hanging server fails the test instead of stalling it. */
 export async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   const res = await fetch(url, { headers, redirect: 'manual', signal: AbortSignal.timeout(20_000) });
@@ -75,24 +105,25 @@ export async function get(url: string, headers: Record<string, string> = {}): Pr
 }
 
 /**
- * The pieces every fault test needs: an emulator with signed-up tenants,
- * a throwaway PostgreSQL database, a fault proxy in front of it, and the
- * environment that points `roster` commands at them through the proxy.
+ * The pieces every fault test needs: an emulator with signed-up tenants, a
+ * throwaway database (on PostgreSQL with a fault proxy in front of it), and the
+ * environment that points `roster` commands at them (through the proxy).
  */
-export interface FaultRig {
+export interface FaultRig<P extends FaultProxy | null = FaultProxy> {
   emulator: TestEmulator;
   db: TestStore;
-  proxy: FaultProxy;
+  proxy: P;
   tenants: Tenant[];
   env: NodeJS.ProcessEnv;
   close(): Promise<void>;
 }
 
-export async function startFaultRig(options: { users: number[]; env?: Record<string, string> }): Promise<FaultRig> {
+export async function startFaultRig(options: { users: number[]; env?: Record<string, string> }): Promise<FaultRig>;
+export async function startFaultRig(options: { users: number[]; env?: Record<string, string>; engine: 'sqlite' }): Promise<FaultRig<null>>;
+export async function startFaultRig(options: { users: number[]; env?: Record<string, string>; engine?: Engine }): Promise<FaultRig<FaultProxy | null>> {
   const emulator = await startTestEmulator();
-  const db = await openTestStore('postgres');
-  const target = new URL(db.target);
-  const proxy = await startFaultProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  const db = await openTestStore(options.engine ?? 'postgres');
+  const proxy = options.engine === 'sqlite' ? null : await startFaultProxy(postgresAddress(db.target));
   const dir = await mkdtemp(join(tmpdir(), 'roster-faults-'));
   const caFile = join(dir, 'ca.pem');
   await writeFile(caFile, emulator.caCertPem);
@@ -108,13 +139,10 @@ export async function startFaultRig(options: { users: number[]; env?: Record<str
     await registry.activate({ id: tenant.id, displayName: tenant.displayName, domains: tenant.domains, signedUpByOid: null, signupContext: null }, Date.now() - 3_600_000);
     tenants.push(tenant);
   }
-  const viaProxy = new URL(proxy.url(db.target));
-  viaProxy.password = DATABASE_PASSWORD;
-  if (!viaProxy.username) viaProxy.username = 'postgres';
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
-    DATABASE_URL: viaProxy.toString(),
+    ...(proxy ? { DATABASE_URL: withPassword(proxy.url(db.target)) } : { DATA_DIR: dirname(db.target) }),
     ENTRA_CLIENT_ID: emulator.demoApp.clientId,
     ENTRA_CLIENT_SECRET: emulator.demoApp.clientSecret,
     ENTRA_AUTHORITY_HOST: emulator.urls.authority,
@@ -130,7 +158,7 @@ export async function startFaultRig(options: { users: number[]; env?: Record<str
     tenants,
     env,
     close: async () => {
-      await proxy.close();
+      await proxy?.close();
       await db.drop();
       await emulator.close();
       await rm(dir, { recursive: true, force: true });
@@ -138,13 +166,25 @@ export async function startFaultRig(options: { users: number[]; env?: Record<str
   };
 }
 
+function postgresAddress(url: string): { host: string; port: number } {
+  const parsed = new URL(url);
+  return { host: parsed.hostname, port: Number(parsed.port || 5432) };
+}
+
+function withPassword(url: string): string {
+  const parsed = new URL(url);
+  parsed.password = DATABASE_PASSWORD;
+  if (!parsed.username) parsed.username = 'postgres';
+  return parsed.toString();
+}
+
 /**
  * What a log must never hold, whatever went wrong: the database password or
  * connection string, or a dump of a pg client or pool object.
  */
-export function assertCleanLog(log: string, databaseUrl: string): void {
+export function assertCleanLog(log: string, databaseUrl: string | undefined): void {
   assert.ok(!log.includes(DATABASE_PASSWORD), 'the database password appears in the log');
-  assert.ok(!log.includes(databaseUrl), 'the connection string appears in the log');
+  if (databaseUrl) assert.ok(!log.includes(databaseUrl), 'the connection string appears in the log');
   for (const dump of ['BoundPool {', 'Client {', 'connectionParameters', '_connectionString', '_events', "Unhandled 'error' event"]) {
     assert.ok(!log.includes(dump), `the log holds an object dump (${dump}):\n${excerpt(log, dump)}`);
   }
