@@ -9,6 +9,7 @@ import fastifyStatic from '@fastify/static';
 import { Eta } from 'eta';
 import type { Logger } from 'pino';
 import type { EntraApp } from '../identity/entra-app.ts';
+import { IdentityUnavailableError } from '../identity/errors.ts';
 import type { IdTokenValidator } from '../identity/id-token.ts';
 import { AuthRequestRepository } from '../store/auth-requests.ts';
 import { databaseUnavailable, type Store } from '../store/database.ts';
@@ -157,6 +158,11 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
       request.log.warn({ err: unavailable }, 'request failed: the database is unavailable');
       reply.header('retry-after', '30');
       return ctx.message(request, reply, 503, { title: 'Roster is briefly unavailable', message: 'Roster cannot reach its database at the moment, so it could not finish your request.', next: 'Try again in a minute.' });
+    }
+    if (err instanceof IdentityUnavailableError) {
+      request.log.warn({ err }, 'request failed: the identity provider is unreachable');
+      reply.header('retry-after', '30');
+      return ctx.message(request, reply, 503, { title: 'Microsoft could not be reached', message: 'Roster could not reach Microsoft\'s sign-in service, so it could not finish your request.', next: 'Try again in a minute.' });
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) request.log.error({ err }, 'request failed');

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { IdTokenRejectedError, PERSONAL_ACCOUNT_TENANT_ID } from '../../identity/id-token.ts';
+import { IdentityUnavailableError } from '../../identity/errors.ts';
 import { randomToken } from '../../store/tokens.ts';
 import type { WebContext } from '../context.ts';
 import { explainSignInError } from '../explain.ts';
@@ -73,6 +74,8 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: WebContext): void 
       const idToken = await ctx.entra.redeemCode({ code, redirectUri, codeVerifier: pending.codeVerifier, nonce: pending.nonce });
       identity = await ctx.validator.validate(idToken, pending.nonce);
     } catch (err) {
+      // Not a verdict on the sign-in: Microsoft could not be asked. The error pages say so.
+      if (err instanceof IdentityUnavailableError) throw err;
       request.log.warn({ reason: err instanceof IdTokenRejectedError ? err.reason : (err as Error).message }, 'sign-in could not be verified');
       return ctx.message(request, reply, 400, {
         title: 'We could not verify your sign-in',
