@@ -99,7 +99,7 @@ export async function identityProviderFromConfig(config: RosterConfig): Promise<
 export async function bootstrap(config: RosterConfig, options: BootstrapOptions): Promise<Roster> {
   const { provider, logger } = options;
   const now = options.now ?? Date.now;
-  const store = options.store ?? (await openStore(config.database));
+  const store = options.store ?? (await openStore(config.database, { logger: options.logger }));
   const http = new OutboundHttp(provider.trustedCaPem ? { trustedCaPem: provider.trustedCaPem } : {});
   const release = async () => {
     await http.close();

@@ -1,5 +1,6 @@
 import { messageOf } from '../errors.ts';
 import { AppNotInTenantError } from '../identity/errors.ts';
+import { databaseUnavailable } from '../store/database.ts';
 import { SyncRunFailure } from './errors.ts';
 import { GraphRequestError } from './graph-reader.ts';
 
@@ -38,6 +39,8 @@ export function classifyFailure(err: unknown, context: FailureContext): SyncRunF
       { code: 'missing_permission', cause: err },
     );
   }
+  const unavailable = databaseUnavailable(err);
+  if (unavailable) return new SyncRunFailure('failing', `${unavailable.message}; the next run starts over`, { code: 'database_unavailable', cause: err });
   return new SyncRunFailure('failing', messageOf(err), { code: 'sync_failed', cause: err });
 }
 

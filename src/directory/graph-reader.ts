@@ -12,6 +12,14 @@ export class GraphRequestError extends Error {
   }
 }
 
+/** Graph could not be reached at all (connection refused, dropped or timed out), after retries. */
+export class GraphUnreachableError extends Error {
+  constructor(cause: Error) {
+    const detail = cause.cause instanceof Error ? `${cause.message}: ${cause.cause.message}` : cause.message;
+    super(`Microsoft Graph could not be reached (${detail})`, { cause });
+  }
+}
+
 export interface GraphPage<T> {
   value: T[];
   '@odata.nextLink'?: string;
@@ -83,7 +91,8 @@ export class GraphReader {
           return { status: response.status, ok: response.ok, retryAfter: response.headers.get('retry-after'), text: await response.text() };
         });
       } catch (err) {
-        if (!isNetworkError(err) || attempt + 1 >= this.#maxAttempts) throw err;
+        if (!isNetworkError(err)) throw err;
+        if (attempt + 1 >= this.#maxAttempts) throw new GraphUnreachableError(err as Error);
         await this.#wait(backoffMs(attempt), `network error: ${(err as Error).message}`);
         continue;
       }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntraApp } from '../identity/entra-app.ts';
-import type { Store } from '../store/database.ts';
+import { whenDatabaseAnswers, type Store } from '../store/database.ts';
 import { repositoriesOf, transaction, type Repositories } from '../store/repositories.ts';
 import type { SyncRunRow } from '../store/sync-runs.ts';
 import { TenantLifecycle } from '../tenants/lifecycle.ts';
@@ -116,7 +116,8 @@ export class DirectorySync {
       if ((await this.#repos.syncState.ensure(tenantId, this.#now())).health === 'held') throw new HeldDeletionError(`tenant ${tenantId} has a mass deletion waiting for a decision`);
       return await this.#run(tenantId, tenant.updatedAt, lock, options);
     } finally {
-      await lock.release(tenantId);
+      // Given back once the database answers again, or the tenant would wait out the lease.
+      await whenDatabaseAnswers(() => lock.release(tenantId));
     }
   }
 
@@ -145,10 +146,13 @@ export class DirectorySync {
     } catch (err) {
       if (err instanceof TenantBusyError) throw err;
       const failure = classifyFailure(err, { now: this.#now(), signedUpAt, consentGraceMs: this.#consentGraceMs, permission: this.#kind.permission, reading: `list ${this.#kind.noun}` });
-      await this.#repos.syncRuns.close(runId, 'failed', failure.message, this.#now());
-      await this.#repos.syncState.recordFailure(tenantId, failure.health, failure.message, this.#now());
-      if (failure.health === 'disconnected') await this.#lifecycle.disconnect(tenantId, failure.message, this.#now());
-      return toOutcome(await this.#repos.syncRuns.require(runId));
+      // A run cut off from its database is recorded as failed, with that reason, once the database is back.
+      return whenDatabaseAnswers(async () => {
+        await this.#repos.syncRuns.close(runId, 'failed', failure.message, this.#now());
+        await this.#repos.syncState.recordFailure(tenantId, failure.health, failure.message, this.#now());
+        if (failure.health === 'disconnected') await this.#lifecycle.disconnect(tenantId, failure.message, this.#now());
+        return toOutcome(await this.#repos.syncRuns.require(runId));
+      });
     }
   }
 

@@ -4,11 +4,23 @@ import { logOutcome, settleRun } from '../directory/outcome.ts';
 import type { DirectorySync } from '../directory/sync.ts';
 import type { JobsRepository } from '../store/jobs.ts';
 import { runOptions } from './scheduler.ts';
+import { databaseUnavailable } from '../store/database.ts';
 
 export const SYNC_QUEUE = 'directory-sync';
 /** A scheduled job: pg-boss hands each minute's purge of expired rows to one worker, however many run. */
 export const PURGE_QUEUE = 'purge-expired';
 const PURGE_CRON = '* * * * *';
+
+/**
+ * A job whose worker stops refreshing it for this long is failed, which frees
+ * its tenant for the next queued job. Without it, a job claimed by a fetch
+ * whose answer was lost to a database outage would stay active, and block its
+ * tenant (one active job per tenant), until it expires an hour later.
+ */
+const HEARTBEAT_SECONDS = 30;
+
+/** pg-boss reports a failing poll every second while the database is away: the same error is logged once a minute. */
+const REPEAT_LOG_MS = 60_000;
 
 interface SyncJob {
   tenantId: string;
@@ -41,10 +53,22 @@ export class SyncQueue {
   }
 
   static async start(connectionString: string, logger: Logger): Promise<SyncQueue> {
-    const boss = new PgBoss({ connectionString, schema: 'pgboss' });
-    boss.on('error', (err) => logger.error({ err }, 'job queue error'));
+    // Checked every 10 s instead of every minute, so a job lost to an outage is failed (and its tenant free) soon after its heartbeat stops.
+    const boss = new PgBoss({ connectionString, schema: 'pgboss', monitorIntervalSeconds: 10 });
+    let last = { message: '', at: 0 };
+    // Without a listener pg-boss's 'error' would end the process; its pool and polls recover by themselves.
+    boss.on('error', (reported: unknown) => {
+      const err = asError(reported);
+      if (err.message === last.message && Date.now() - last.at < REPEAT_LOG_MS) return;
+      last = { message: err.message, at: Date.now() };
+      const unavailable = databaseUnavailable(err);
+      if (unavailable) logger.warn({ err: unavailable }, 'job queue: the database is unavailable; polling on');
+      else logger.error({ err }, 'job queue error');
+    });
     await boss.start();
-    await boss.createQueue(SYNC_QUEUE, { policy: 'stately', retryLimit: 0, expireInSeconds: 3600 });
+    await boss.createQueue(SYNC_QUEUE, { policy: 'stately', retryLimit: 0, expireInSeconds: 3600, heartbeatSeconds: HEARTBEAT_SECONDS });
+    // Queues created before the heartbeat existed get it too.
+    await boss.updateQueue(SYNC_QUEUE, { heartbeatSeconds: HEARTBEAT_SECONDS });
     await boss.createQueue(PURGE_QUEUE, { policy: 'singleton', retryLimit: 0, expireInSeconds: 300 });
     await boss.schedule(PURGE_QUEUE, PURGE_CRON);
     return new SyncQueue(boss, logger);
@@ -86,4 +110,14 @@ export class SyncQueue {
     await this.stopWorking();
     await this.#boss.stop({ graceful: true, timeout: 30_000 });
   }
+}
+
+/** pg-boss reports its workers' errors as plain copies of them (`{...err, message, stack, queue}`). */
+function asError(reported: unknown): Error {
+  if (reported instanceof Error) return reported;
+  const { message, stack, code } = (reported ?? {}) as { message?: unknown; stack?: unknown; code?: unknown };
+  const err = new Error(typeof message === 'string' ? message : String(reported));
+  if (typeof stack === 'string') err.stack = stack;
+  if (typeof code === 'string') Object.assign(err, { code });
+  return err;
 }

@@ -36,6 +36,7 @@ export class SyncScheduler {
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
   #stopping = false;
+  #tickFailing = false;
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
@@ -44,9 +45,21 @@ export class SyncScheduler {
   }
 
   start(): void {
-    void this.tick();
-    this.#timer = setInterval(() => void this.tick(), this.#options.tickMs ?? 30_000);
+    void this.#scheduledTick();
+    this.#timer = setInterval(() => void this.#scheduledTick(), this.#options.tickMs ?? 30_000);
     this.#timer.unref();
+  }
+
+  /** A tick from the timer: a database outage is logged when it starts and when it ends, and the next tick tries again. */
+  async #scheduledTick(): Promise<void> {
+    try {
+      await this.tick();
+      if (this.#tickFailing) this.#options.logger.info('sync schedule checks work again');
+      this.#tickFailing = false;
+    } catch (err) {
+      if (!this.#tickFailing) this.#options.logger.warn({ err }, 'could not check the sync schedule; trying again at every tick');
+      this.#tickFailing = true;
+    }
   }
 
   /** Starts a run for every active tenant that is due; returns the ones started. */

@@ -1,5 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { RosterError } from '../errors.ts';
+import { IdentityUnavailableError } from '../identity/errors.ts';
+import { databaseUnavailable } from '../store/database.ts';
 import type { MessagePage, Pages } from './context.ts';
 
 interface SchemaFailure {
@@ -24,6 +26,13 @@ const STATUS_PAGES: Record<number, Omit<MessagePage, 'links'>> = {
   503: { title: 'Temporarily unavailable', message: 'Roster cannot do this right now.', next: 'Try again in a few minutes. If it keeps happening, contact support.' },
 };
 
+/** Outages that pass: a 503 in words, with `Retry-After`, instead of a generic failure. */
+const OUTAGE_PAGES: Record<string, Omit<MessagePage, 'links'>> = {
+  database_unavailable: { title: 'Roster is briefly unavailable', message: 'Roster cannot reach its database at the moment, so it could not finish your request.', next: 'Try again in a minute.' },
+  identity_unavailable: { title: 'Microsoft could not be reached', message: "Roster could not reach Microsoft's sign-in service, so it could not finish your request.", next: 'Try again in a minute.' },
+};
+const OUTAGE_RETRY_AFTER_SECONDS = '30';
+
 function statusPage(status: number): Omit<MessagePage, 'links'> {
   return STATUS_PAGES[status] ?? (status >= 500 ? STATUS_PAGES[500]! : { title: 'Request refused', message: 'Roster could not do this.', next: 'Go back and try again.' });
 }
@@ -37,6 +46,12 @@ function statusPage(status: number): Omit<MessagePage, 'links'> {
 export function pageErrorHandler(pages: Pick<Pages, 'message'>) {
   return (err: FastifyError | RosterError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const links = [{ href: request.viewer ? '/app' : '/', label: 'Back to Roster', primary: true }];
+    const outage = databaseUnavailable(err) ?? (err instanceof IdentityUnavailableError ? err : null);
+    if (outage) {
+      request.log.warn({ err: outage }, 'request failed: a service Roster needs is unavailable');
+      reply.header('retry-after', OUTAGE_RETRY_AFTER_SECONDS);
+      return pages.message(request, reply, 503, { ...OUTAGE_PAGES[outage.code]!, links });
+    }
     if (err instanceof RosterError) {
       if (err.status >= 500) request.log.error({ err, code: err.code }, 'request failed');
       else request.log.info({ code: err.code, status: err.status }, 'request refused');

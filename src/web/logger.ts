@@ -3,7 +3,9 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 /**
  * Roster's structured logger. Request logs carry the path only: the query of
  * a sign-in or consent callback holds codes and `state`. Headers that carry
- * credentials are removed wherever they appear.
+ * credentials are removed wherever they appear. Errors are logged as their
+ * type, message, code and stack only: the enumerable fields of a driver's
+ * error can hold its client object, connection parameters and password.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
@@ -28,9 +30,28 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         remove: true,
       },
       serializers: {
+        err: describeError,
         req: (req: { method: string; url: string; id?: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
       },
     },
     destination,
   );
+}
+
+export interface LoggedError {
+  type: string;
+  message: string;
+  code?: string | number;
+  stack?: string;
+}
+
+function describeError(err: unknown): LoggedError {
+  if (!(err instanceof Error)) return { type: typeof err, message: String(err) };
+  const { code } = err as { code?: unknown };
+  return {
+    type: err.constructor.name === 'Error' ? err.name : err.constructor.name,
+    message: err.message,
+    ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+    ...(err.stack ? { stack: err.stack } : {}),
+  };
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { IdentityUnavailableError } from '../../identity/errors.ts';
 import { IdTokenRejectedError, PERSONAL_ACCOUNT_TENANT_ID, type ValidatedIdentity } from '../../identity/id-token.ts';
 import type { PendingAuthRequest } from '../../store/auth-requests.ts';
 import type { TenantRecord } from '../../store/tenants.ts';
@@ -80,6 +81,8 @@ async function verifiedIdentity(ctx: SignInServices, request: FastifyRequest, co
     const idToken = await ctx.entra.redeemCode({ code, redirectUri, codeVerifier: pending.codeVerifier, nonce: pending.nonce });
     return await ctx.validator.validate(idToken, pending.nonce);
   } catch (err) {
+    // Not a verdict on the sign-in: Microsoft could not be asked. The error pages say so.
+    if (err instanceof IdentityUnavailableError) throw err;
     request.log.warn({ reason: err instanceof IdTokenRejectedError ? err.reason : (err as Error).message }, 'sign-in could not be verified');
     return undefined;
   }
