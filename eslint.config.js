@@ -16,6 +16,22 @@ export default tseslint.config(
     },
   },
   {
+    // Every query has one home: other code asks a repository, so both engines are tested through it.
+    files: ['src/**/*.ts', 'examples/**/*.ts'],
+    ignores: ['src/store/**', 'src/emulator/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'kysely', message: 'Queries live in src/store/: add or use a repository method there.' },
+            { name: 'pg', message: 'Database connections live in src/store/.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['src/web/assets/**/*.js'],
     languageOptions: { globals: { ...globals.browser } },
   },

@@ -1,7 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { Store } from './database.ts';
 import type { Database } from './schema.ts';
-import { SessionRepository } from './sessions.ts';
+import { AuthRequestRepository } from './auth-requests.ts';
+import { SessionRepository, type SessionLimits } from './sessions.ts';
+import { SyncStatusRepository } from './sync-status.ts';
 import { SyncRunRepository } from './sync-runs.ts';
 import { SyncStateRepository } from './sync-state.ts';
 import { SyncedUserRepository } from './synced-users.ts';
@@ -38,4 +40,23 @@ export function repositoriesOf(store: Store): Repositories {
 /** Runs `work` in one transaction: everything it writes through the given repositories commits together or not at all. */
 export function transaction<T>(store: Store, work: (repositories: Repositories) => Promise<T>): Promise<T> {
   return store.db.transaction().execute((trx) => work(over(trx, store)));
+}
+
+/** What the web app reads and writes: the directory, sessions with their limits, sign-in requests, sync status. */
+export interface WebRepositories {
+  tenants: TenantRepository;
+  users: UserRepository;
+  sessions: SessionRepository;
+  authRequests: AuthRequestRepository;
+  syncStatus: SyncStatusRepository;
+}
+
+export function webRepositoriesOf(store: Store, options: { session: SessionLimits; authRequestTtlMs: number }): WebRepositories {
+  return {
+    tenants: new TenantRepository(store.db),
+    users: new UserRepository(store.db, store.engine),
+    sessions: new SessionRepository(store.db, options.session),
+    authRequests: new AuthRequestRepository(store.db, options.authRequestTtlMs),
+    syncStatus: new SyncStatusRepository(store.db),
+  };
 }

@@ -11,17 +11,13 @@ import { Eta } from 'eta';
 import type { Logger } from 'pino';
 import type { EntraApp } from '../identity/entra-app.ts';
 import type { IdTokenValidator } from '../identity/id-token.ts';
-import { AuthRequestRepository } from '../store/auth-requests.ts';
 import type { Store } from '../store/database.ts';
-import { SessionRepository } from '../store/sessions.ts';
-import { TenantRepository } from '../store/tenants.ts';
+import { webRepositoriesOf } from '../store/repositories.ts';
 import { randomToken } from '../store/tokens.ts';
-import { UserRepository } from '../store/users.ts';
 import type { TenantOnboarding } from '../tenants/onboarding.ts';
 import type { OperatorIdentity } from '../config/config.ts';
 import { formatters } from './format.ts';
 import { registerObservability } from './observability.ts';
-import { SyncStatusRepository } from '../store/sync-status.ts';
 import { TenantLifecycle } from '../tenants/lifecycle.ts';
 import type { Pages, PageServices, SyncControl, WebContext } from './context.ts';
 import { pageErrorHandler } from './error-page.ts';
@@ -80,13 +76,11 @@ const NO_STORE_PATHS = new Set(['/auth/callback', '/signup/callback']);
 
 /** The repositories and services behind the pages, the one place that sees the store. */
 function pageServices(deps: WebDependencies): PageServices {
-  const { db, engine } = deps.store;
   return {
-    tenants: new TenantRepository(db),
-    users: new UserRepository(db, engine),
-    sessions: new SessionRepository(db, { idleMs: deps.session.idleMinutes * 60_000, absoluteMs: deps.session.absoluteHours * 3_600_000 }),
-    authRequests: new AuthRequestRepository(db, AUTH_REQUEST_TTL_MS),
-    syncStatus: new SyncStatusRepository(db),
+    ...webRepositoriesOf(deps.store, {
+      session: { idleMs: deps.session.idleMinutes * 60_000, absoluteMs: deps.session.absoluteHours * 3_600_000 },
+      authRequestTtlMs: AUTH_REQUEST_TTL_MS,
+    }),
     lifecycle: new TenantLifecycle(deps.store),
     sync: deps.sync ?? NO_SYNC,
   };
