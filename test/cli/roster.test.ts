@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Browser } from '../helpers/browser.ts';
-import { startTestEmulator } from '../helpers/emulator.ts';
+import { rosterSettingsFor, startTestEmulator } from '../helpers/emulator.ts';
 import { freePort, rosterRunner } from './spawn.ts';
 
 let tmp: string;
@@ -113,18 +113,14 @@ describe('roster migrate and doctor', () => {
 });
 
 describe('roster serve', () => {
-  test('warns at start-up that /metrics is open while METRICS_TOKEN is unset, says how to set it, and is quiet once it is set', async () => {
+  test('hardening 12: warns at start-up that /metrics is open while METRICS_TOKEN is unset, says how to set it, and is quiet once it is set', async () => {
     const emulator = await startTestEmulator();
     try {
       const caFile = join(tmp, 'metrics-ca.pem');
       await writeFile(caFile, emulator.caCertPem);
       const settings = {
         DATA_DIR: join(tmp, 'metrics'),
-        ENTRA_CLIENT_ID: emulator.demoApp.clientId,
-        ENTRA_CLIENT_SECRET: emulator.demoApp.clientSecret,
-        ENTRA_AUTHORITY_HOST: emulator.urls.authority,
-        GRAPH_BASE_URL: emulator.urls.graph,
-        NODE_EXTRA_CA_CERTS: caFile,
+        ...rosterSettingsFor(emulator, caFile),
         LOG_LEVEL: 'info',
       };
       const open = spawnRoster(['serve'], { ...settings, PORT: String(await freePort()) });

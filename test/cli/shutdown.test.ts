@@ -7,7 +7,7 @@ import { STOPPED_REASON } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { migrateToLatest, openStore, type Store } from '../../src/store/database.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
-import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { rosterSettingsFor, startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { demoApp } from '../helpers/fixtures.ts';
 import { assertMirrors } from '../helpers/mirror.ts';
 import { openTestStore, type TestStore } from '../helpers/stores.ts';
@@ -44,11 +44,7 @@ async function slowTenant(store: Store, name: string): Promise<{ tenant: Tenant;
 function settings(database: Record<string, string>): Record<string, string> {
   return {
     ...database,
-    ENTRA_CLIENT_ID: emulator.demoApp.clientId,
-    ENTRA_CLIENT_SECRET: emulator.demoApp.clientSecret,
-    ENTRA_AUTHORITY_HOST: emulator.urls.authority,
-    GRAPH_BASE_URL: emulator.urls.graph,
-    NODE_EXTRA_CA_CERTS: join(tmp, 'ca.pem'),
+    ...rosterSettingsFor(emulator, join(tmp, 'ca.pem')),
     SYNC_TICK_SECONDS: '1',
     SHUTDOWN_TIMEOUT_SECONDS: '60',
     LOG_LEVEL: 'info',

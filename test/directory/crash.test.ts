@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { seededRandom } from '../../src/emulator/faults.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
-import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { rosterSettingsFor, startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { demoApp } from '../helpers/fixtures.ts';
 import { assertMirrors } from '../helpers/mirror.ts';
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
@@ -44,11 +44,7 @@ for (const engine of ENGINES) {
       env = {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
-        ENTRA_CLIENT_ID: emulator.demoApp.clientId,
-        ENTRA_CLIENT_SECRET: emulator.demoApp.clientSecret,
-        ENTRA_AUTHORITY_HOST: emulator.urls.authority,
-        GRAPH_BASE_URL: emulator.urls.graph,
-        NODE_EXTRA_CA_CERTS: caFile,
+        ...rosterSettingsFor(emulator, caFile),
         ...(engine === 'postgres' ? { DATABASE_URL: db.target } : { DATA_DIR: join(db.target, '..') }),
       };
     });

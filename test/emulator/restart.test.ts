@@ -37,7 +37,7 @@ describe('codes and refresh tokens survive a restart', () => {
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
 
-  test('a code issued before a restart is redeemed after it, once; a refresh token too; expiry still holds', async () => {
+  test('hardening 15: a code issued before a restart is redeemed after it, once; a refresh token too; expiry still holds', async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'roster-emulator-restart-'));
     const first = await start();
     const org = addOrg(first.ctx, 'Contoso', 'contoso.com');

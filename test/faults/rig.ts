@@ -9,7 +9,7 @@ import { fetch } from 'undici';
 import type { Tenant } from '../../src/emulator/model.ts';
 import type { Engine } from '../../src/store/database.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
-import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { rosterSettingsFor, startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { demoApp } from '../helpers/fixtures.ts';
 import { openTestStore, type TestStore } from '../helpers/stores.ts';
 import { startFaultProxy, type FaultProxy } from './proxy.ts';
@@ -143,11 +143,7 @@ export async function startFaultRig(options: { users: number[]; env?: Record<str
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     ...(proxy ? { DATABASE_URL: withPassword(proxy.url(db.target)) } : { DATA_DIR: dirname(db.target) }),
-    ENTRA_CLIENT_ID: emulator.demoApp.clientId,
-    ENTRA_CLIENT_SECRET: emulator.demoApp.clientSecret,
-    ENTRA_AUTHORITY_HOST: emulator.urls.authority,
-    GRAPH_BASE_URL: emulator.urls.graph,
-    NODE_EXTRA_CA_CERTS: caFile,
+    ...rosterSettingsFor(emulator, caFile),
     LOG_LEVEL: 'info',
     ...options.env,
   };

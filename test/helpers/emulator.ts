@@ -34,3 +34,14 @@ export async function startTestEmulator(options: EmulatorOptions = {}): Promise<
     },
   };
 }
+
+/** The settings that point a `roster` process at this emulator: its app registration, hosts and certificate authority (the PEM file at `caFile`). */
+export function rosterSettingsFor(emulator: RunningEmulator, caFile: string): Record<string, string> {
+  return {
+    ENTRA_CLIENT_ID: emulator.demoApp.clientId,
+    ENTRA_CLIENT_SECRET: emulator.demoApp.clientSecret,
+    ENTRA_AUTHORITY_HOST: emulator.urls.authority,
+    GRAPH_BASE_URL: emulator.urls.graph,
+    NODE_EXTRA_CA_CERTS: caFile,
+  };
+}

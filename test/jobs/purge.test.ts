@@ -39,7 +39,7 @@ after(async () => {
 });
 
 describe('purging expired sign-in requests and sessions', () => {
-  it('expired rows are gone after a tick, live ones stay (SQLite: the scheduler purges)', async () => {
+  it('hardening 9: expired rows are gone after a tick, live ones stay (SQLite: the scheduler purges)', async () => {
     const db = await openTestStore('sqlite');
     stores.push(db);
     await seed(db);
@@ -50,7 +50,7 @@ describe('purging expired sign-in requests and sessions', () => {
     await scheduler.stop();
   });
 
-  it('expired rows are gone after the scheduled purge job, live ones stay (PostgreSQL: one worker per minute through pg-boss)', async () => {
+  it('hardening 9: expired rows are gone after the scheduled purge job, live ones stay (PostgreSQL: one worker per minute through pg-boss)', async () => {
     const db = await openTestStore('postgres');
     stores.push(db);
     await seed(db);

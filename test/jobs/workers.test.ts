@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
-import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
+import { rosterSettingsFor, startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { demoApp } from '../helpers/fixtures.ts';
 import { openTestStore, type TestStore } from '../helpers/stores.ts';
 
@@ -39,11 +39,7 @@ describe('two roster worker processes and 20 tenants', () => {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       DATABASE_URL: db.target,
-      ENTRA_CLIENT_ID: emulator.demoApp.clientId,
-      ENTRA_CLIENT_SECRET: emulator.demoApp.clientSecret,
-      ENTRA_AUTHORITY_HOST: emulator.urls.authority,
-      GRAPH_BASE_URL: emulator.urls.graph,
-      NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem'),
+      ...rosterSettingsFor(emulator, join(dir, 'ca.pem')),
       SYNC_TICK_SECONDS: '1',
       SYNC_CONCURRENCY: '3',
       LOG_LEVEL: 'info',
