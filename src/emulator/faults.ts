@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { seededRandom } from './random.ts';
 
-/** Kept here too for callers that import it with the fault injector. */
-export { seededRandom } from './random.ts';
-
 /** Which part of the emulator a fault applies to. */
 export type FaultTarget = 'graph' | 'token' | 'any';
 

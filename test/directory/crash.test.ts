@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { seededRandom } from '../../src/emulator/faults.ts';
+import { seededRandom } from '../../src/emulator/random.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { rosterSettingsFor, startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
