@@ -8,6 +8,8 @@ import { assertCleanLog, get, isReady, makeEveryTenantDue, spawnRoster, spawnSer
 
 /** How long each cut refuses new connections: a short failover. */
 const OUTAGE_MS = 3000;
+/** Graph's delay on the big tenant's pages, so a cut lands in the middle of its listing. */
+const PAGE_DELAY_MS = 400;
 
 /**
  * PostgreSQL cut away from a running `roster serve` and `roster worker`
@@ -25,7 +27,7 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
   before(async () => {
     rig = await startFaultRig({ users: [5000, 300, 300], env: { SYNC_TICK_SECONDS: '1', SYNC_INTERVAL_MINUTES: '60', SYNC_CONCURRENCY: '2' } });
     // Pages slow enough that a cut lands in the middle of the big tenant's listing.
-    await rig.emulator.control('POST', '/faults', { target: 'graph', kind: 'delay', delayMs: 400, tenant: rig.tenants[0]!.id });
+    await rig.emulator.control('POST', '/faults', { target: 'graph', kind: 'delay', delayMs: PAGE_DELAY_MS, tenant: rig.tenants[0]!.id });
     ({ serve, url } = await spawnServe(rig));
     worker = spawnRoster(['worker'], rig.env);
   });
@@ -65,10 +67,19 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
       async () => ((await rig.db.store.db.selectFrom('sync_runs').select('pages').where('tenant_id', '=', big.id).where('status', '=', 'running').executeTakeFirst())?.pages ?? 0) >= 2,
       { ms: 120_000, context: logs },
     );
+    const cutAtMs = Date.now();
     rig.proxy.cut({ refuseMs: OUTAGE_MS });
     rig.proxy.refuse();
     await assertOutageAnswers();
     assertAlive();
+    // The cut may land while the run waits on Graph, holding no connection: keep refusing
+    // until its next page has been served, so that page's write meets the outage.
+    await waitUntil(
+      'the interrupted run asks Graph for its next page',
+      () => rig.emulator.ctx.requestLog.entries({ tenant: big.id, sinceMs: cutAtMs }).some((entry) => entry.route.includes('/users')),
+      { ms: 30_000, context: logs },
+    );
+    await new Promise((resolve) => setTimeout(resolve, PAGE_DELAY_MS + 1000));
     rig.proxy.accept();
 
     await waitUntil('/readyz answers 200 again', ready, { ms: 30_000, context: logs });
