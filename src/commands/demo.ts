@@ -1,5 +1,6 @@
-import { join } from 'node:path';
+import { join, relative, isAbsolute } from 'node:path';
 import type { RosterConfig } from '../config/config.ts';
+import { DataDirInUseError, ensureDataDirFree, removeControlFile, writeControlFile } from '../emulator/control-file.ts';
 import { startEmulator, type RunningEmulator } from '../emulator/server.ts';
 import { bootstrap, type Roster } from './bootstrap.ts';
 import { readSettings, stderrLogger, stopOnSignals, type Command } from './run.ts';
@@ -8,6 +9,8 @@ import { startWebServer, type WebServer } from './serve.ts';
 export interface RunningDemo {
   emulator: RunningEmulator;
   dataDir: string;
+  /** The emulator's data folder, whose `control.json` lets `roster emulator <verb>` drive it from another terminal. */
+  emulatorDataDir: string;
   roster: Roster;
   server: WebServer;
   close(): Promise<void>;
@@ -24,8 +27,10 @@ export function emulatorDataDir(config: RosterConfig): string {
  */
 export async function startDemo(config: RosterConfig, logger: Roster['logger']): Promise<RunningDemo> {
   const base = config.publicUrl.origin;
+  const emulatorDir = emulatorDataDir(config);
+  await ensureDataDirFree(emulatorDir);
   const emulator = await startEmulator({
-    dataDir: emulatorDataDir(config),
+    dataDir: emulatorDir,
     seed: { kind: 'demo' },
     httpsPort: config.emulator.httpsPort,
     httpPort: config.emulator.httpPort,
@@ -46,6 +51,9 @@ export async function startDemo(config: RosterConfig, logger: Roster['logger']):
         },
         logger,
         jobs: 'scheduled',
+        // The emulator's consent reaches Graph as soon as its token endpoint honours it, so a revoked
+        // consent shows as a disconnection at once rather than after the grace real Entra ID needs.
+        consentGraceMs: 0,
       },
     );
     server = await startWebServer(roster);
@@ -54,16 +62,20 @@ export async function startDemo(config: RosterConfig, logger: Roster['logger']):
     await emulator.close();
     throw err;
   }
+  // Written once Roster serves, so a second terminal drives a demo that is up (and learns of a failed start by its absence).
+  const controlPath = await writeControlFile(emulatorDir, emulator);
   await signUpDemoTenants(emulator, roster);
   return {
     emulator,
     dataDir: config.dataDir,
+    emulatorDataDir: emulatorDir,
     roster,
     server,
     close: async () => {
       await server.close();
       await emulator.save();
       await emulator.close();
+      await removeControlFile(controlPath);
     },
   };
 }
@@ -118,16 +130,46 @@ export async function demoSummary(demo: RunningDemo): Promise<string> {
     if (admin) lines.push(`      admin:  ${admin.props.userPrincipalName}${operator ? ' (also operator: /operator)' : ''}`);
     if (member) lines.push(`      member: ${member.props.userPrincipalName}`);
   }
-  lines.push('', `Identity provider (emulator) pages: ${demo.emulator.urls.pages}`, `Stop with Ctrl+C; the data stays in ${demo.dataDir} for the next start.`);
+  lines.push('', `Identity provider (emulator) pages: ${demo.emulator.urls.pages}`);
+  lines.push(...driveInstructions(demo));
+  lines.push('', `Stop with Ctrl+C; the data stays in ${demo.dataDir} for the next start.`);
   return lines.join('\n');
 }
 
+/** How to change the directory from a second terminal, with one example that works as printed. */
+function driveInstructions(demo: RunningDemo): string[] {
+  const dataDir = shownPath(demo.emulatorDataDir);
+  const tenant = [...demo.emulator.ctx.directory.tenants.values()].find((t) => t.servicePrincipals.has(demo.emulator.ctx.demoAppId));
+  const member = tenant?.users.find((u) => !u.admin && u.props.accountEnabled && u.props.userType === 'Member');
+  const lines = ['', 'Change the directory from a second terminal (README, "Try it"; every verb: npm run roster -- emulator --help):'];
+  if (tenant && member) {
+    lines.push(`  npm run roster -- emulator user edit ${member.props.userPrincipalName} --tenant ${tenant.defaultDomain} --disabled --data-dir ${dataDir}`);
+    lines.push(`  then "Sync now" on ${demo.server.url}/app/sync shows ${member.props.displayName} disabled (and signs them out).`);
+  } else {
+    lines.push(`  npm run roster -- emulator state --data-dir ${dataDir}`);
+  }
+  return lines;
+}
+
+/** A path as typed in the terminal the demo runs in: relative below the working directory, absolute elsewhere. */
+function shownPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
+
 /** Runs the demo until a signal; `explicit` when asked for by `roster demo` rather than reached by `roster serve` without Entra settings. */
-export async function startDemoCommand(config: RosterConfig, env: Record<string, string | undefined>, { explicit }: { explicit: boolean }): Promise<'running'> {
+export async function startDemoCommand(config: RosterConfig, env: Record<string, string | undefined>, { explicit }: { explicit: boolean }): Promise<'running' | 1> {
   // Request logs would drown the demo's instructions; ask for them with LOG_LEVEL.
   const logger = stderrLogger(env.LOG_LEVEL === undefined ? 'warn' : config.logLevel);
   if (explicit && !config.demo) process.stderr.write('roster demo: ignoring the Entra settings of the environment; the demo uses its own emulator.\n');
-  const demo = await startDemo({ ...config, demo: true, entra: null }, logger);
+  let demo: RunningDemo;
+  try {
+    demo = await startDemo({ ...config, demo: true, entra: null }, logger);
+  } catch (err) {
+    if (!(err instanceof DataDirInUseError)) throw err;
+    process.stderr.write(`roster demo: ${err.message}; stop it, or set another DATA_DIR. (If no such emulator runs, delete ${err.controlPath}.)\n`);
+    return 1;
+  }
   process.stdout.write(`${await demoSummary(demo)}\n`);
   stopOnSignals('demo', demo.close, config.shutdownSeconds);
   return 'running';

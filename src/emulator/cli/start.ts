@@ -1,8 +1,6 @@
-import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { CONTROL_FILE, type ControlFile } from '../control-client.ts';
+import { controlFilePath, otherEmulatorPid, removeControlFile, writeControlFile } from '../control-file.ts';
 import type { SeedSource } from '../seed.ts';
 import type { EmulatorOptions, RunningEmulator } from '../server.ts';
 import { intFlag, log, numberFlag, parse, UsageError } from './flags.ts';
@@ -126,15 +124,6 @@ export function readyLine(emulator: RunningEmulator): ReadyLine {
   return line;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Starts the emulator and keeps it running until SIGINT/SIGTERM. Resolves once it is ready. */
 export async function startCommand(args: string[]): Promise<number | 'running'> {
   const plan = planStart(args);
@@ -143,8 +132,8 @@ export async function startCommand(args: string[]): Promise<number | 'running'> 
     return 0;
   }
   const { dataDir } = plan;
-  const controlPath = dataDir ? join(dataDir, CONTROL_FILE) : null;
-  const other = controlPath ? await otherEmulatorPid(controlPath) : undefined;
+  const controlPath = dataDir ? controlFilePath(dataDir) : null;
+  const other = dataDir ? await otherEmulatorPid(dataDir) : undefined;
   if (other !== undefined) {
     log(`roster emulator: another emulator (pid ${other}) is using ${dataDir}; stop it, or pick another --data-dir. (If no such emulator runs, delete ${controlPath}.)`);
     return 1;
@@ -154,24 +143,10 @@ export async function startCommand(args: string[]): Promise<number | 'running'> 
   if (typeof emulator === 'number') return emulator;
   // An explicit flag beats the setting restored from saved state.
   if (plan.consentDelay !== undefined) emulator.ctx.directory.consentPropagationSeconds = plan.consentDelay;
-  if (controlPath) {
-    const file: ControlFile = { url: emulator.urls.control, token: emulator.ctx.controlToken, pid: process.pid };
-    await writeFile(controlPath, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
-  }
+  if (dataDir) await writeControlFile(dataDir, emulator);
   await stopOnSignals(emulator, dataDir, controlPath);
   announce(emulator, started, controlPath);
   return 'running';
-}
-
-/** The pid of a live emulator that wrote this control file, if any (an unreadable file is a stale one). */
-async function otherEmulatorPid(controlPath: string): Promise<number | undefined> {
-  if (!existsSync(controlPath)) return undefined;
-  try {
-    const other = JSON.parse(await readFile(controlPath, 'utf8')) as ControlFile;
-    return other.pid !== process.pid && pidAlive(other.pid) ? other.pid : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Starts the server; known start-up failures become a message and exit code 1. */
@@ -223,7 +198,7 @@ async function stopOnSignals(emulator: RunningEmulator, dataDir: string | null, 
       code = 1;
     }
     await emulator.close();
-    if (controlPath) await rm(controlPath, { force: true });
+    if (controlPath) await removeControlFile(controlPath);
     process.exit(code);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
