@@ -185,6 +185,10 @@ export class ControlClient {
   restoreUser(tenant: string, user: string): Promise<ControlUser> {
     return this.request('POST', `/tenants/${seg(tenant)}/users/${seg(user)}/restore`);
   }
+  /** Deletes a share (0..1 of all users) or a count of the tenant's users who are not administrators, chosen by `seed`. */
+  deleteManyUsers(tenant: string, options: { share?: number; count?: number; permanent?: boolean; seed?: number }): Promise<{ tenant: string; deleted: 'soft' | 'permanent'; count: number; remaining: number; users: string[] }> {
+    return this.request('POST', `/tenants/${seg(tenant)}/users/delete-many`, options);
+  }
 
   /** The tenant's change log (what delta replays), after `sinceSeq`. */
   changes(tenant: string, sinceSeq = 0, limit = 1000): Promise<{ tenant: string; seq: number; deltaFloor: number; changes: ChangeEntry[] }> {

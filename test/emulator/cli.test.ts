@@ -282,6 +282,22 @@ describe('roster emulator verbs', () => {
     assert.equal(state.tenants.length, 2);
   });
 
+  test('user delete-many deletes a share of a tenant; a missing or doubled amount is a usage error', async () => {
+    await verb(dataDir, ['tenant', 'add', '--name', 'Trey Research', '--users', '20']);
+    const deleted = await verb<{ deleted: string; count: number; remaining: number; users: string[] }>(dataDir, ['user', 'delete-many', '--tenant', 'treyresearch.com', '--share', '0.4', '--permanent']);
+    assert.deepEqual([deleted.deleted, deleted.count, deleted.remaining, deleted.users.length], ['permanent', 8, 12, 8]);
+    const shown = await verb<{ userCount: number; purgedCount: number }>(dataDir, ['tenant', 'show', 'treyresearch.com']);
+    assert.deepEqual([shown.userCount, shown.purgedCount], [12, 8]);
+    for (const args of [[], ['--share', '0.1', '--count', '2'], ['--share', 'lots']]) {
+      const bad = await run(['emulator', 'user', 'delete-many', '--tenant', 'treyresearch.com', ...args, '--data-dir', dataDir]);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+    }
+    const tooMany = await run(['emulator', 'user', 'delete-many', '--tenant', 'treyresearch.com', '--count', '12', '--data-dir', dataDir]);
+    assert.equal(tooMany.code, 1);
+    assert.match(tooMany.stderr, /11 users who are not administrators, fewer than 12/);
+    await verb(dataDir, ['tenant', 'remove', 'treyresearch.com']);
+  });
+
   test('keys, delta, app, clock, settings', async () => {
     const rotated = await verb<{ kid: string; kids: string[]; saved: boolean }>(dataDir, ['keys', 'rotate', '--drop-previous']);
     assert.deepEqual(rotated.kids, [rotated.kid]);

@@ -129,6 +129,34 @@ describe('control API', () => {
     assert.equal(await status(client.getUser('fabrikam.com', 'nobody@fabrikam.com')), 404);
   });
 
+  test('users delete-many: a share of the users, never administrators, the same ones for the same seed, soft or purged', async () => {
+    const add = async (name: string) => (await client.addTenant({ displayName: name, generateUsers: 50, seed: 3 })).id;
+    const [first, twin, other] = [await add('Share One'), await add('Share Two'), await add('Share Three')];
+    const soft = await client.deleteManyUsers(first, { share: 0.4 });
+    assert.deepEqual([soft.deleted, soft.count, soft.remaining, soft.users.length], ['soft', 20, 30, 20]);
+    const tenant = emu.ctx.directory.requireTenant(first);
+    assert.equal(tenant.deletedUsers.size, 20, 'soft deletions go to deleted items');
+    assert.ok(tenant.users.some((u) => u.admin), 'the administrator is spared');
+    assert.ok(!soft.users.some((upn) => upn.startsWith('admin@')));
+    const ids = tenant.changeLog.slice(-20).map((c) => c.userId);
+    assert.deepEqual(new Set(ids), new Set([...tenant.deletedUsers.keys()]), 'each deletion feeds the change log');
+
+    const purged = await client.deleteManyUsers(twin, { share: 0.4, permanent: true });
+    assert.equal(purged.deleted, 'permanent');
+    const local = (upns: string[]) => upns.map((u) => u.split('@')[0]);
+    assert.deepEqual(local(purged.users), local(soft.users), 'the same seed picks the same users of the same directory');
+    assert.equal(emu.ctx.directory.requireTenant(twin).purgedUserIds.size, 20);
+    const reseeded = await client.deleteManyUsers(other, { count: 20, seed: 99 });
+    assert.notDeepEqual(local(reseeded.users), local(soft.users), 'another seed picks others');
+
+    assert.equal(await status(client.deleteManyUsers(other, { count: 30 })), 400, 'only 29 non-administrators are left');
+    assert.equal(await status(client.deleteManyUsers(other, { share: 0.1, count: 1 })), 400);
+    assert.equal(await status(client.deleteManyUsers(other, {})), 400);
+    assert.equal(await status(client.deleteManyUsers(other, { share: 1.5 })), 400);
+    assert.equal(await status(client.deleteManyUsers('nowhere.example', { share: 0.1 })), 404);
+    assert.equal(emu.ctx.directory.requireTenant(other).users.length, 30, 'a refused request deletes nobody');
+  });
+
   test('consent: grant without the UI, revoke by deleting the service principal', async () => {
     await client.updateSettings({ consentPropagationSeconds: 60 });
     const granted = await client.grantConsent('fabrikam.com');

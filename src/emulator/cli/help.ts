@@ -32,6 +32,8 @@ Verbs (find the emulator by --data-dir's control.json, or --control-url and --co
   user add --tenant T --upn UPN [--name ..] [--given-name ..] [--surname ..] [--job-title ..] [--department ..]
            [--mail ..] [--office ..] [--password ..] [--admin] [--disabled] [--guest] [--json '{...}']
   user show|edit|delete|restore|purge USER --tenant T   (edit takes the add options; --no-admin, --enabled)
+  user delete-many --tenant T --share 0..1 | --count N [--permanent] [--seed N]
+                            delete that share of the users (never administrators); --permanent purges them
   consent grant|revoke --tenant T [--app APPID]
   keys rotate [--drop-previous]
   delta expire --tenant T

@@ -129,6 +129,14 @@ function faultFrom(v: Values): FaultInput {
   };
 }
 
+function deleteManyFrom(v: Values): { share?: number; count?: number; permanent: boolean; seed?: number } {
+  const share = numberFlag('share', str(v, 'share'), 0, 1);
+  const count = intFlag('count', str(v, 'count'), 0, 5_000_000);
+  if ((share === undefined) === (count === undefined)) throw new UsageError('user delete-many: give --share (0..1 of the users) or --count N');
+  const seed = intFlag('seed', str(v, 'seed'), -2147483648, 4294967295);
+  return { ...(share !== undefined ? { share } : {}), ...(count !== undefined ? { count } : {}), permanent: v.permanent === true, ...(seed !== undefined ? { seed } : {}) };
+}
+
 function requestFilterFrom(v: Values): { tenant?: string; route?: string; sinceMs?: number; limit?: number } {
   const sinceMs = intFlag('since-ms', str(v, 'since-ms'), 0, Number.MAX_SAFE_INTEGER);
   const limit = intFlag('limit', str(v, 'limit'), 1, 1_000_000);
@@ -189,6 +197,11 @@ const VERBS: Record<string, Verb> = {
   'user delete': { options: TENANT_ONLY, positionals: ['USER'], required: ['tenant'], run: (c, v, p) => c.deleteUser(str(v, 'tenant')!, p[0]!) },
   'user purge': { options: TENANT_ONLY, positionals: ['USER'], required: ['tenant'], run: (c, v, p) => c.purgeUser(str(v, 'tenant')!, p[0]!) },
   'user restore': { options: TENANT_ONLY, positionals: ['USER'], required: ['tenant'], run: (c, v, p) => c.restoreUser(str(v, 'tenant')!, p[0]!) },
+  'user delete-many': {
+    options: { tenant: { type: 'string' }, share: { type: 'string' }, count: { type: 'string' }, permanent: { type: 'boolean' }, seed: { type: 'string' } },
+    required: ['tenant'],
+    run: (c, v) => c.deleteManyUsers(str(v, 'tenant')!, deleteManyFrom(v)),
+  },
   'consent grant': { options: { tenant: { type: 'string' }, app: { type: 'string' } }, required: ['tenant'], run: (c, v) => c.grantConsent(str(v, 'tenant')!, str(v, 'app')) },
   'consent revoke': { options: { tenant: { type: 'string' }, app: { type: 'string' } }, required: ['tenant'], run: (c, v) => c.revokeConsent(str(v, 'tenant')!, str(v, 'app') ?? 'demo') },
   'keys rotate': { options: { 'drop-previous': { type: 'boolean' } }, run: (c, v) => c.rotateKeys({ dropPrevious: v['drop-previous'] === true }) },

@@ -4,8 +4,9 @@ import { z } from 'zod';
 import { asciiSlug } from '../../ascii.ts';
 import { ControlInputError } from '../../errors.ts';
 import { DirectoryError, type Tenant, type UserInput } from '../../model.ts';
+import { seededRandom } from '../../random.ts';
 import { DEFAULT_PASSWORD, generateUsers } from '../../seed.ts';
-import { consentSchema, findDeleted, parse, resolveApp, tenantCreateSchema, tenantPatchSchema, tenantSummary, userCreateSchema, userPatchSchema, userView, type Params } from './shared.ts';
+import { consentSchema, deleteManySchema, findDeleted, parse, resolveApp, tenantCreateSchema, tenantPatchSchema, tenantSummary, userCreateSchema, userPatchSchema, userView, type Params } from './shared.ts';
 
 /** Tenants, their users, consent, the change log and delta expiry. */
 export function registerDirectoryControl(scope: FastifyInstance, ctx: EmulatorContext): void {
@@ -82,6 +83,27 @@ export function registerDirectoryControl(scope: FastifyInstance, ctx: EmulatorCo
     const deleted = findDeleted(tenant, ref);
     if (!deleted) throw new DirectoryError(404, `no deleted user ${ref} in tenant ${tenant.id}`);
     return userView(d.restoreUser(tenant, deleted.props.id));
+  });
+
+  // A share of the tenant's users at once, as when a directory clean-up goes wrong; administrators are spared so the tenant stays manageable.
+  scope.post('/tenants/:tenant/users/delete-many', async (request) => {
+    const tenant = tenantOf(request);
+    const body = parse(deleteManySchema, request.body);
+    const count = body.count ?? Math.round(body.share! * tenant.users.length);
+    const candidates = tenant.users.filter((u) => !u.admin);
+    if (count > candidates.length) throw new ControlInputError(`count: ${tenant.defaultDomain} has ${candidates.length} users who are not administrators, fewer than ${count}`);
+    const random = seededRandom(body.seed);
+    // The first `count` places of a seeded Fisher-Yates shuffle: the same users for the same seed.
+    for (let i = 0; i < count; i++) {
+      const j = i + Math.floor(random() * (candidates.length - i));
+      [candidates[i], candidates[j]] = [candidates[j]!, candidates[i]!];
+    }
+    const chosen = candidates.slice(0, count);
+    for (const user of chosen) {
+      if (body.permanent) d.purgeUser(tenant, user.props.id);
+      else d.softDeleteUser(tenant, user.props.id);
+    }
+    return { tenant: tenant.id, deleted: body.permanent ? 'permanent' : 'soft', count, remaining: tenant.users.length, users: chosen.map((u) => u.props.userPrincipalName) };
   });
   registerConsentControl(scope, ctx, tenantOf);
 }

@@ -41,6 +41,14 @@ const userFields = {
 };
 export const userPatchSchema = z.strictObject(userFields).partial();
 export const userCreateSchema = z.strictObject({ ...userFields, id: guid, createdDateTime: isoDate }).partial();
+export const deleteManySchema = z
+  .strictObject({
+    share: z.number().min(0).max(1).optional(),
+    count: z.number().int().min(0).optional(),
+    permanent: z.boolean().default(false),
+    seed: z.number().int().default(1),
+  })
+  .refine((b) => (b.share === undefined) !== (b.count === undefined), { message: 'give share or count (one of them)', path: ['share'] });
 
 export const tenantCreateSchema = z.strictObject({
   displayName: z.string().min(1),
