@@ -199,8 +199,9 @@ export class ControlClient {
   grantConsent(tenant: string, appId?: string): Promise<{ tenant: string; appId: string; servicePrincipalId: string; appRoles: string[]; readyAt: string }> {
     return this.request('POST', `/tenants/${seg(tenant)}/consent`, appId ? { appId } : {});
   }
-  revokeConsent(tenant: string, appId = 'demo'): Promise<{ tenant: string; revoked: string }> {
-    return this.request('DELETE', `/tenants/${seg(tenant)}/consent/${seg(appId)}`);
+  /** `revokeTokens`: Graph also refuses the app's tokens already issued for the tenant (else they work until they expire). */
+  revokeConsent(tenant: string, appId = 'demo', options: { revokeTokens?: boolean } = {}): Promise<{ tenant: string; revoked: string; tokensRevoked: boolean }> {
+    return this.request('DELETE', `/tenants/${seg(tenant)}/consent/${seg(appId)}${options.revokeTokens ? '?revokeTokens=true' : ''}`);
   }
 
   // keys, delta

@@ -33,6 +33,7 @@ const MSG_EXPIRED = 'Access token has expired or is not yet valid.';
 const MSG_SIGNATURE = 'Access token validation failure. Invalid signature.';
 const MSG_AUDIENCE = 'Access token validation failure. Invalid audience.';
 const MSG_ISSUER = 'Access token validation failure. Invalid issuer or tenant.';
+const MSG_REVOKED = 'Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp';
 
 /** Roles (app tokens) and scopes (delegated tokens) that allow reading every user. */
 const READ_USERS_ROLES = ['User.Read.All', 'User.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'];
@@ -115,6 +116,7 @@ export class GraphAuthenticator {
     const scp = typeof payload.scp === 'string' ? payload.scp : '';
     const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string') : [];
     const delegated = payload.idtyp === 'user' || (payload.idtyp !== 'app' && scp !== '');
+    if (!delegated && typeof payload.appid === 'string' && this.#ctx.directory.appTokenRevoked(tenant.id, payload.appid, payload.iat ?? 0)) return fail(MSG_REVOKED);
     return {
       tenant,
       payload,

@@ -215,6 +215,12 @@ export class Directory {
   readonly clock: Clock;
   /** Seconds between admin consent and tokens carrying it (AADSTS65001 meanwhile). */
   consentPropagationSeconds = 0;
+  /**
+   * App-only tokens issued at or before these times (epoch seconds, by `tenantId appId`) are refused by
+   * Graph, as continuous access evaluation refuses them once a service principal is deleted. Not saved:
+   * the tokens it covers expire within the hour anyway.
+   */
+  readonly appTokensRevokedAt = new Map<string, number>();
   /** Which error a tenant without the app's service principal answers with. */
   missingServicePrincipalError: 700016 | 7000229 = 700016;
 
@@ -425,10 +431,17 @@ export class Directory {
   }
 
   /** Deleting the enterprise app in the customer tenant, which is how consent is revoked. */
-  revokeConsent(tenant: Tenant, appId: string): void {
+  revokeConsent(tenant: Tenant, appId: string, options: { revokeTokens?: boolean } = {}): void {
     if (!tenant.servicePrincipals.delete(appId)) {
       throw new DirectoryError(404, `app ${appId} has no service principal in tenant ${tenant.id}`);
     }
+    if (options.revokeTokens) this.appTokensRevokedAt.set(`${tenant.id} ${appId}`, this.clock.nowSeconds());
+  }
+
+  /** Whether Graph must refuse this app-only token because its consent was revoked with its tokens. */
+  appTokenRevoked(tenantId: string, appId: string, issuedAt: number): boolean {
+    const revokedAt = this.appTokensRevokedAt.get(`${tenantId} ${appId}`);
+    return revokedAt !== undefined && issuedAt <= revokedAt;
   }
 
   // ---- internals -----------------------------------------------------------

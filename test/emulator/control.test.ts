@@ -165,9 +165,12 @@ describe('control API', () => {
     assert.ok(Date.parse(granted.readyAt) > Date.now() + 50_000, 'propagation delay applies');
     const tenant = emu.ctx.directory.requireTenant('fabrikam.com');
     assert.ok(tenant.servicePrincipals.has(emu.demoApp.clientId));
-    await client.revokeConsent('fabrikam.com');
+    assert.equal((await client.revokeConsent('fabrikam.com')).tokensRevoked, false);
     assert.equal(tenant.servicePrincipals.size, 0);
     assert.equal(await status(client.revokeConsent('fabrikam.com')), 404);
+    await client.grantConsent('fabrikam.com');
+    assert.equal((await client.revokeConsent('fabrikam.com', 'demo', { revokeTokens: true })).tokensRevoked, true);
+    assert.ok(emu.ctx.directory.appTokenRevoked(tenant.id, emu.demoApp.clientId, emu.ctx.clock.nowSeconds()), 'tokens issued until now are refused');
     await client.updateSettings({ consentPropagationSeconds: 0 });
   });
 

@@ -186,6 +186,22 @@ describe('Graph bearer tokens, permissions and faults', () => {
     assert.equal((await call('/v1.0/users', bearer(token))).status, 200);
   });
 
+  test('revoking consent with its tokens refuses the tokens already issued (continuous access evaluation), not those after a new consent', async () => {
+    const app = emu.ctx.directory.requireApp(emu.ctx.demoAppId);
+    emu.ctx.directory.grantAdminConsent(tenant, app);
+    const token = await appToken(emu.ctx, tenant.id);
+    assert.equal((await call('/v1.0/users', bearer(token))).status, 200, 'verified and cached before the revocation');
+    emu.ctx.directory.revokeConsent(tenant, app.appId, { revokeTokens: true });
+    assertUnauthorized(await call('/v1.0/users', bearer(token)), /TokenIssuedBeforeRevocationTimestamp/);
+    const earlier = await appToken(emu.ctx, tenant.id, { claims: { iat: emu.ctx.clock.nowSeconds() - 30 } });
+    assertUnauthorized(await call('/v1.0/users', bearer(earlier)), /TokenIssuedBeforeRevocationTimestamp/);
+
+    emu.ctx.clock.advance(2);
+    emu.ctx.directory.grantAdminConsent(tenant, app);
+    assert.equal((await call('/v1.0/users', bearer(await appToken(emu.ctx, tenant.id)))).status, 200, 'a token after the new consent works');
+    emu.ctx.directory.revokeConsent(tenant, app.appId);
+  });
+
   test('a throttle fault gives 429 TooManyRequests with Retry-After, then the next request succeeds', async () => {
     const token = await appToken(emu.ctx, tenant.id);
     const fault = emu.ctx.faults.add({ target: 'graph', kind: 'throttle', retryAfter: '2.5', count: 1 });

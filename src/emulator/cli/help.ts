@@ -35,6 +35,8 @@ Verbs (find the emulator by --data-dir's control.json, or --control-url and --co
   user delete-many --tenant T --share 0..1 | --count N [--permanent] [--seed N]
                             delete that share of the users (never administrators); --permanent purges them
   consent grant|revoke --tenant T [--app APPID]
+  consent revoke --tenant T --revoke-tokens   also refuse the app's tokens already issued there (as continuous
+                            access evaluation does); without it Graph honours them until they expire
   keys rotate [--drop-previous]
   delta expire --tenant T
   app show|disable|enable [--app APPID]   (default: the demo app)

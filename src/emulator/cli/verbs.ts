@@ -203,7 +203,11 @@ const VERBS: Record<string, Verb> = {
     run: (c, v) => c.deleteManyUsers(str(v, 'tenant')!, deleteManyFrom(v)),
   },
   'consent grant': { options: { tenant: { type: 'string' }, app: { type: 'string' } }, required: ['tenant'], run: (c, v) => c.grantConsent(str(v, 'tenant')!, str(v, 'app')) },
-  'consent revoke': { options: { tenant: { type: 'string' }, app: { type: 'string' } }, required: ['tenant'], run: (c, v) => c.revokeConsent(str(v, 'tenant')!, str(v, 'app') ?? 'demo') },
+  'consent revoke': {
+    options: { tenant: { type: 'string' }, app: { type: 'string' }, 'revoke-tokens': { type: 'boolean' } },
+    required: ['tenant'],
+    run: (c, v) => c.revokeConsent(str(v, 'tenant')!, str(v, 'app') ?? 'demo', { revokeTokens: v['revoke-tokens'] === true }),
+  },
   'keys rotate': { options: { 'drop-previous': { type: 'boolean' } }, run: (c, v) => c.rotateKeys({ dropPrevious: v['drop-previous'] === true }) },
   'delta expire': { options: TENANT_ONLY, required: ['tenant'], run: (c, v) => c.expireDelta(str(v, 'tenant')!) },
   'app show': { options: { app: { type: 'string' } }, run: (c, v) => c.getApp(str(v, 'app') ?? 'demo') },

@@ -122,8 +122,9 @@ function registerConsentControl(scope: FastifyInstance, ctx: EmulatorContext, te
   const revoke = async (request: FastifyRequest) => {
     const tenant = tenantOf(request);
     const app = resolveApp(ctx, (request.params as Params).appId ?? 'demo');
-    d.revokeConsent(tenant, app.appId);
-    return { tenant: tenant.id, revoked: app.appId };
+    const { revokeTokens } = parse(z.object({ revokeTokens: z.enum(['true', 'false']).optional() }), request.query);
+    d.revokeConsent(tenant, app.appId, { revokeTokens: revokeTokens === 'true' });
+    return { tenant: tenant.id, revoked: app.appId, tokensRevoked: revokeTokens === 'true' };
   };
   scope.delete('/tenants/:tenant/consent', revoke);
   scope.delete('/tenants/:tenant/consent/:appId', revoke);
