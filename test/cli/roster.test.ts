@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -32,6 +33,16 @@ describe('roster demo', () => {
     assert.match(first.out(), /admin:\s+admin@fabrikam\.com/);
     assert.doesNotMatch(first.err(), /METRICS_TOKEN/, 'the demo does not warn about its open /metrics');
 
+    // Its emulator is found from a second terminal like a standalone one, and only by its owner.
+    const control = join(dataDir, 'emulator', 'control.json');
+    assert.equal((await stat(control)).mode & 0o777, 0o600);
+    const state = await runRoster(['emulator', 'state', '--data-dir', join(dataDir, 'emulator')]);
+    assert.equal(state.code, 0, state.stderr);
+    assert.equal((JSON.parse(state.stdout) as { tenants: unknown[] }).tenants.length, 3);
+    const rival = await runRoster(['demo'], { ...ports, PORT: String(await freePort()), EMULATOR_HTTPS_PORT: '0', EMULATOR_HTTP_PORT: '0' });
+    assert.equal(rival.code, 1, 'a second demo on the same data folder is refused');
+    assert.match(rival.stderr, /another emulator \(pid \d+\) is using .*emulator; stop it, or set another DATA_DIR/);
+
     const home = await new Browser().get(`${url}/`);
     assert.equal(home.status, 200);
     assert.match(home.html, /Sign up your organisation/);
@@ -41,10 +52,14 @@ describe('roster demo', () => {
 
     first.child.kill('SIGTERM');
     assert.equal(await first.exited, 0);
+    assert.equal(existsSync(control), false, 'a clean stop removes control.json');
 
+    // A control file left by a process that is gone does not stop the next start.
+    await writeFile(control, JSON.stringify({ url: 'http://localhost:1/_emulator', token: 'stale-token', pid: 2 ** 22 + 1 }));
     const second = spawnRoster(['demo'], ports);
     await second.waitFor(/Stop with Ctrl\+C/);
     assert.match(second.out(), /Contoso\s+300 users\s+signed up/);
+    assert.notEqual((JSON.parse(await readFile(control, 'utf8')) as { token: string }).token, 'stale-token');
     second.child.kill('SIGINT');
     assert.equal(await second.exited, 0);
   });
