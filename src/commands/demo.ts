@@ -144,7 +144,9 @@ function driveInstructions(demo: RunningDemo): string[] {
   const lines = ['', 'Change the directory from a second terminal (README, "Try it"; every verb: npm run roster -- emulator --help):'];
   if (tenant && member) {
     lines.push(`  npm run roster -- emulator user edit ${member.props.userPrincipalName} --tenant ${tenant.defaultDomain} --disabled --data-dir ${dataDir}`);
-    lines.push(`  then "Sync now" on ${demo.server.url}/app/sync shows ${member.props.displayName} disabled (and signs them out).`);
+    const admin = tenant.users.find((u) => u.admin);
+    const who = admin ? ` as ${admin.props.userPrincipalName}` : '';
+    lines.push(`  then "Sync now"${who} at ${demo.server.url}/app/sync: Users shows ${member.props.displayName} as Disabled, and their sessions end.`);
   } else {
     lines.push(`  npm run roster -- emulator state --data-dir ${dataDir}`);
   }

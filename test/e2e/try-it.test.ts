@@ -128,13 +128,13 @@ describe('README "Try it", step by step against npm start', () => {
     return browser.submitForm(page, {}, { formIndex });
   }
 
-  /** The admin's "Sync now" on the sync page; waits for the round it starts. */
-  async function syncNow(): Promise<Snapshot | 'signed-out'> {
-    const before = await snapshot(admin);
+  /** An admin's "Sync now" on the sync page (Fabrikam's unless told); waits for the round it starts. */
+  async function syncNow(browser = admin): Promise<Snapshot | 'signed-out'> {
+    const before = await settled(browser, () => true);
     if (before === 'signed-out') assert.fail('the admin is signed in before "Sync now"');
-    const pressed = await submit(admin, await admin.get(`${site.url}/app/sync`), '/app/sync', 'Sync now');
+    const pressed = await submit(browser, await browser.get(`${site.url}/app/sync`), '/app/sync', 'Sync now');
     assert.equal(pressed.status, 303, pressed.html.slice(0, 800));
-    return settled(admin, (s) => s.lastSuccessAt !== before.lastSuccessAt || s.lastError !== before.lastError || s.health !== before.health);
+    return settled(browser, (s) => s.lastSuccessAt !== before.lastSuccessAt || s.lastError !== before.lastError || s.health !== before.health);
   }
 
   async function users(browser: Browser, search = ''): Promise<{ total: number; rows: { upn: string; name: string; status: string }[] }> {
@@ -208,6 +208,12 @@ describe('README "Try it", step by step against npm start', () => {
     const { code, out, err } = await shell(example);
     assert.equal(code, 0, `${out}\n${err}`);
     assert.match(out, /"accountEnabled": false/);
+    const [, who, member] = /"Sync now" as (\S+) at .*: Users shows (.+) as Disabled/.exec(stdout) ?? [];
+    assert.ok(who && member, `the start-up text says what to look for:\n${stdout}`);
+    const contosoAdmin = await signedIn(who);
+    assert.notEqual(await syncNow(contosoAdmin), 'signed-out');
+    const upn = /user edit (\S+)/.exec(example)![1]!;
+    assert.deepEqual((await users(contosoAdmin, upn)).rows.map((r) => [r.name, r.status]), [[member, 'disabled']]);
   });
 
   test('step 1: an admin signs Fabrikam up; its users appear, and Entra ID lists Roster among its apps', async () => {
