@@ -179,6 +179,10 @@ class GroupRows implements KindRows<StoredGroup, GroupWrite> {
     return this.#repos.syncedGroups.unmarkPendingRemovals(tenantId, runId);
   }
 
+  softDeletedIds(tenantId: string): Promise<string[]> {
+    return this.#repos.syncedGroups.softDeletedIds(tenantId);
+  }
+
   refreshStatistics(): Promise<void> {
     return this.#repos.syncedGroups.refreshStatistics();
   }

@@ -49,6 +49,8 @@ export interface KindRows<Stored, Write> {
   /** Keeps, soft-deleted, the objects a full listing omitted but Graph holds as deleted items; returns how many changed. */
   keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number>;
   unmarkPendingRemovals(tenantId: string, runId: string): Promise<void>;
+  /** Ids of the objects stored as soft-deleted: kept by a full listing when Graph cannot list its deleted items. */
+  softDeletedIds(tenantId: string): Promise<string[]>;
   refreshStatistics(): Promise<void>;
 }
 

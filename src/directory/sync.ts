@@ -213,7 +213,7 @@ export class DirectorySync {
         next.catch(() => {});
       }
       // A full listing omits soft-deleted objects; read them before the last page's transaction so they are kept as such (rule 3).
-      if (round.kind === 'full' && !nextLink) round.softDeleted = await source.softDeletedIds(kind);
+      if (round.kind === 'full' && !nextLink) round.softDeleted = (await source.softDeletedIds(kind)) ?? new Set(await kind.rows(this.#repos).softDeletedIds(round.tenantId));
       let phase: SyncProgress['phase'] = 'listing';
       const outcome = await sink.write(round, page, () => (phase = 'removing'));
       options.onProgress?.(progressOf(round, phase, kind));

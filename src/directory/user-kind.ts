@@ -136,6 +136,10 @@ class UserRows implements KindRows<StoredUser, UserWrite> {
     return this.#repos.syncedUsers.unmarkPendingRemovals(tenantId, runId);
   }
 
+  softDeletedIds(tenantId: string): Promise<string[]> {
+    return this.#repos.syncedUsers.softDeletedIds(tenantId);
+  }
+
   refreshStatistics(): Promise<void> {
     return this.#repos.syncedUsers.refreshStatistics();
   }

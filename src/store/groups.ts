@@ -110,18 +110,23 @@ function transitiveMembersOf(tenantId: string, groupId: string): RawBuilder<unkn
       select member_id, member_type from group_members where tenant_id = ${tenantId} and group_id = ${groupId}
       union
       select m.member_id, m.member_type from group_members m join reach r on m.group_id = r.member_id
-        where r.member_type = 'group' and m.tenant_id = ${tenantId}
+        where r.member_type = 'group' and m.tenant_id = ${tenantId} and ${active(tenantId, sql`r.member_id`)}
     )`;
+}
+
+/** A soft-deleted group passes no membership on: Entra answers transitive questions from active groups only. */
+function active(tenantId: string, groupId: RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`not exists (select 1 from groups d where d.tenant_id = ${tenantId} and d.id = ${groupId} and d.deleted_at is not null)`;
 }
 
 /** Every group a member belongs to through any depth: the walk upwards, along `group_members_by_member`. */
 function transitiveGroupsOf(tenantId: string, memberId: string): RawBuilder<unknown> {
   return sql`
     with recursive up(group_id) as (
-      select group_id from group_members where tenant_id = ${tenantId} and member_id = ${memberId}
+      select group_id from group_members where tenant_id = ${tenantId} and member_id = ${memberId} and ${active(tenantId, sql`group_members.group_id`)}
       union
       select m.group_id from group_members m join up on m.member_id = up.group_id
-        where m.tenant_id = ${tenantId} and m.member_type = 'group'
+        where m.tenant_id = ${tenantId} and m.member_type = 'group' and ${active(tenantId, sql`m.group_id`)}
     )`;
 }
 

@@ -158,6 +158,11 @@ export class SyncedGroupRepository {
    * Groups among `ids` (soft-deleted in Graph) that a full listing did not see:
    * kept soft-deleted with their memberships (restorable, rule 26). Returns how many were newly soft-deleted.
    */
+  async softDeletedIds(tenantId: string): Promise<string[]> {
+    const rows = await this.#db.selectFrom('groups').select('id').where('tenant_id', '=', tenantId).where('deleted_at', 'is not', null).execute();
+    return rows.map((row) => row.id);
+  }
+
   async keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number> {
     let newly = 0;
     for (const batch of inBatches(ids)) {

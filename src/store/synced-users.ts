@@ -124,6 +124,11 @@ export class SyncedUserRepository {
    * Users among `ids` (soft-deleted in Graph) that a full listing did not see:
    * marked seen, and soft-deleted when they were not yet. Returns those newly soft-deleted.
    */
+  async softDeletedIds(tenantId: string): Promise<string[]> {
+    const rows = await this.#db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where('deleted_at', 'is not', null).execute();
+    return rows.map((row) => row.id);
+  }
+
   async keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<string[]> {
     const newly: string[] = [];
     for (const batch of inBatches(ids)) {
