@@ -51,7 +51,7 @@ export class PageSink<Stored, Write> {
       await lock.renew(repos.syncState, tenantId);
       const rows = kind.rows(repos);
       const items = page.value ?? [];
-      const stored = await rows.stored(tenantId, [...new Set(items.map((item) => item.id))]);
+      const stored = await rows.stored(tenantId, items);
       const changes = kind.fold(items, stored, { runId, kind: round.kind, now });
       await rows.apply(tenantId, changes);
       for (const change of changes) {
@@ -77,8 +77,8 @@ export class PageSink<Stored, Write> {
           error = decision.reason;
         } else counters.deleted += await rows.removePending(tenantId, runId, round.kind);
       }
-      await repos.syncRuns.record(runId, counters, { status, error, now });
-      await repos.syncState.savePage(tenantId, { nextLink, deltaLink: page['@odata.deltaLink'] ?? null, status, error, now });
+      await kind.runs(repos).record(runId, counters, { status, error, now });
+      await kind.cursor(repos).savePage(tenantId, { nextLink, deltaLink: page['@odata.deltaLink'] ?? null, status, error, now });
       return status === 'running' ? 'continue' : status;
     });
     round.counters = counters;

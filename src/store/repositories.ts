@@ -2,10 +2,12 @@ import type { Kysely } from 'kysely';
 import type { Store } from './database.ts';
 import type { Database } from './schema.ts';
 import { AuthRequestRepository } from './auth-requests.ts';
+import { GroupRepository } from './groups.ts';
 import { SessionRepository, type SessionLimits } from './sessions.ts';
 import { SyncStatusRepository } from './sync-status.ts';
 import { SyncRunRepository } from './sync-runs.ts';
-import { SyncStateRepository } from './sync-state.ts';
+import { SyncCursorRepository, SyncStateRepository } from './sync-state.ts';
+import { SyncedGroupRepository } from './synced-groups.ts';
 import { SyncedUserRepository } from './synced-users.ts';
 import { TenantRepository } from './tenants.ts';
 import { UserRepository } from './users.ts';
@@ -19,6 +21,11 @@ export interface Repositories {
   syncRuns: SyncRunRepository;
   syncState: SyncStateRepository;
   syncedUsers: SyncedUserRepository;
+  syncedGroups: SyncedGroupRepository;
+  /** The groups' cursor and health; the lease stays with the users' (`syncState`). */
+  groupSyncState: SyncCursorRepository;
+  groupSyncRuns: SyncRunRepository;
+  groups: GroupRepository;
 }
 
 function over(db: Kysely<Database>, store: Store): Repositories {
@@ -29,6 +36,10 @@ function over(db: Kysely<Database>, store: Store): Repositories {
     syncRuns: new SyncRunRepository(db),
     syncState: new SyncStateRepository(db),
     syncedUsers: new SyncedUserRepository(db, store.engine),
+    syncedGroups: new SyncedGroupRepository(db, store.engine),
+    groupSyncState: new SyncCursorRepository(db, 'group_sync_state'),
+    groupSyncRuns: new SyncRunRepository(db, 'group_sync_runs'),
+    groups: new GroupRepository(db, store.engine),
   };
 }
 
@@ -49,6 +60,7 @@ export interface WebRepositories {
   sessions: SessionRepository;
   authRequests: AuthRequestRepository;
   syncStatus: SyncStatusRepository;
+  groups: GroupRepository;
 }
 
 export function webRepositoriesOf(store: Store, options: { session: SessionLimits; authRequestTtlMs: number }): WebRepositories {
@@ -58,5 +70,6 @@ export function webRepositoriesOf(store: Store, options: { session: SessionLimit
     sessions: new SessionRepository(store.db, options.session),
     authRequests: new AuthRequestRepository(store.db, options.authRequestTtlMs),
     syncStatus: new SyncStatusRepository(store.db),
+    groups: new GroupRepository(store.db, store.engine),
   };
 }

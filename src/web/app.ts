@@ -29,6 +29,7 @@ import { adminClaimRoutes } from './routes/admin-claim.ts';
 import { signInRoutes } from './routes/auth.ts';
 import { overviewRoutes } from './routes/pages.ts';
 import { signupRoutes } from './routes/signup.ts';
+import { groupRoutes } from './routes/groups.ts';
 import { userRoutes } from './routes/users.ts';
 import { syncRoutes } from './routes/sync.ts';
 import { organisationRoutes } from './routes/organisation.ts';
@@ -167,7 +168,8 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   const { tenants, users, syncStatus, lifecycle, sync } = services;
   await app.register(overviewRoutes, { pages, syncStatus, users });
   await app.register(adminClaimRoutes, { pages, users });
-  await app.register(userRoutes, { pages, users, syncStatus });
+  await app.register(userRoutes, { pages, users, syncStatus, groups: services.groups });
+  await app.register(groupRoutes, { pages, groups: services.groups, syncStatus });
   await app.register(syncRoutes, { pages, syncStatus, sync, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
   await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
   await app.register(operatorRoutes, { pages, tenants, syncStatus, lifecycle, sync });
