@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { EmulatorContext } from '../context.ts';
 import { GraphAuthenticator } from '../graph-auth.ts';
+import { registerApplicationRoutes } from './graph/applications.ts';
 import { registerDeltaRoutes } from './graph/delta.ts';
 import { registerOrganizationRoutes } from './graph/organization.ts';
 import { registerUserRoutes } from './graph/users.ts';
@@ -10,5 +11,6 @@ export function registerGraphRoutes(app: FastifyInstance, ctx: EmulatorContext):
   const auth = new GraphAuthenticator(ctx);
   registerUserRoutes(app, ctx, auth);
   registerDeltaRoutes(app, ctx, auth);
+  registerApplicationRoutes(app, ctx, auth);
   registerOrganizationRoutes(app, ctx, auth);
 }
