@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { bootstrap, identityProviderFromConfig, type Roster } from '../../src/commands/bootstrap.ts';
 import { startWebServer, type WebServer } from '../../src/commands/serve.ts';
 import { environmentWithDotEnv, loadConfig } from '../../src/config/config.ts';
+import { newRegistration } from '../../src/emulator/app-registrations.ts';
+import { describeCertificate } from '../../src/emulator/pki.ts';
+import { generateAppCertificate } from '../../src/identity/certificate.ts';
 import type { AppRegistration } from '../../src/emulator/model.ts';
 import { createLogger } from '../../src/web/logger.ts';
 import { Browser } from '../helpers/browser.ts';
@@ -195,6 +199,60 @@ describe('roster setup against the emulator', () => {
     const plainHttp = spawnRoster(['setup'], { ...baseEnv, PUBLIC_URL: 'http://roster.example.com' });
     assert.equal(await plainHttp.exited, 2);
     assert.match(plainHttp.err(), /PUBLIC_URL must use https/);
+  });
+
+  it('roster doctor --registration reports each broken piece of a registration with its fix', async () => {
+    const dir = await mkdtemp(join(tmp, 'doctor-'));
+    const configured = await generateAppCertificate('configured');
+    const other = await generateAppCertificate('on the app');
+    await writeFile(join(dir, 'app.pem'), configured, { mode: 0o600 });
+    const soon = Date.now() + 10 * 86_400_000;
+    const onApp = describeCertificate(other);
+    const broken = emulator.ctx.directory.addApp(
+      newRegistration({
+        appId: randomUUID(),
+        displayName: 'Broken Roster',
+        homeTenantId: vendor.tenant.id,
+        signInAudience: 'AzureADMyOrg',
+        redirectUris: ['http://localhost:4100/auth/callback'],
+        requiredAppRoles: ['User.Read.All'],
+        secrets: [{ id: randomUUID(), value: 'abc-secret-value', expiresAtMs: soon }],
+        certificates: [{ id: randomUUID(), x5t: onApp.x5t, x5tS256: onApp.x5tS256, publicKeyPem: onApp.publicKey.export({ type: 'spki', format: 'pem' }).toString(), expiresAtMs: Date.now() - 86_400_000 }],
+      }),
+    );
+    await writeFile(join(dir, '.env'), `PUBLIC_URL=http://localhost:4100\nENTRA_CLIENT_ID=${broken.appId}\nENTRA_CLIENT_CERTIFICATE=app.pem\n`);
+    tmp = dir;
+    assert.equal(await spawnRoster(['migrate'], baseEnv).exited, 0);
+    const run = spawnRoster(['doctor', '--registration'], baseEnv);
+    assert.match(await approveDeviceCode(emulator, run, vendor.member.props.userPrincipalName), /You have signed in/);
+    assert.equal(await run.exited, 1, run.err());
+    const out = run.out();
+    assert.match(out, /FAIL\s+app registration sign-in audience: is AzureADMyOrg.*\n\s+fix: .*AzureADMultipleOrgs/);
+    assert.match(out, /FAIL\s+app registration redirect URIs: http:\/\/localhost:4100\/signup\/callback is missing.*\n\s+fix: .*add redirect URI http:\/\/localhost:4100\/signup\/callback/);
+    assert.doesNotMatch(out, /auth\/callback is missing/);
+    assert.match(out, /FAIL\s+app registration permissions: Microsoft Graph application permission GroupMember\.Read\.All is not requested\n\s+fix: .*98830695-27a2-44f7-8c18-0c3ebc9698f6/);
+    assert.doesNotMatch(out, /User\.Read\.All is not requested/);
+    assert.match(out, /FAIL\s+app registration claims: groupMembershipClaims is None: ID tokens carry no wids.*\n\s+fix: .*Directory roles/);
+    assert.match(out, /FAIL\s+app registration claims: optional ID token claim login_hint is missing/);
+    assert.match(out, /FAIL\s+app registration credentials: secret .* expires on .*\n\s+fix: run roster setup --rotate-credential/);
+    assert.match(out, /FAIL\s+app registration credentials: certificate .* has expired/);
+    assert.match(out, /FAIL\s+app registration credentials: the certificate in ENTRA_CLIENT_CERTIFICATE .* is not on the registration/);
+    assert.doesNotMatch(out, /abc-secret-value/, 'rule 28');
+
+    // Mended as doctor said, the same registration passes.
+    broken.signInAudience = 'AzureADMultipleOrgs';
+    broken.redirectUris.push('http://localhost:4100/signup/callback');
+    broken.requiredAppRoles.push('GroupMember.Read.All');
+    broken.groupMembershipClaims = 'DirectoryRole';
+    broken.optionalClaims = { idToken: [{ name: 'login_hint' }], accessToken: [], saml2Token: [] };
+    broken.secrets = [];
+    const mine = describeCertificate(configured);
+    broken.certificates = [{ id: randomUUID(), x5t: mine.x5t, x5tS256: mine.x5tS256, publicKeyPem: mine.publicKey.export({ type: 'spki', format: 'pem' }).toString(), expiresAtMs: mine.notAfter.getTime() }];
+    const healthy = spawnRoster(['doctor', '--registration'], baseEnv);
+    await approveDeviceCode(emulator, healthy, vendor.admin.props.userPrincipalName);
+    assert.equal(await healthy.exited, 0, healthy.out());
+    assert.match(healthy.out(), /ok\s+app registration: Broken Roster .* as Roster needs them/);
+    assert.match(healthy.out(), /ok\s+certificate: .*app\.pem, valid until/);
   });
 
   /** Roster's web app and sync in this process, configured only by the folder's `.env` (as `roster serve` would be). */
