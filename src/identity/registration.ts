@@ -23,8 +23,8 @@ export const REQUIRED_GROUP_MEMBERSHIP_CLAIMS = 'DirectoryRole';
 /** Optional ID token claims Roster reads: `login_hint` lets sign-out skip Entra's account picker. */
 export const REQUIRED_ID_TOKEN_CLAIMS = ['login_hint'];
 export const REQUIRED_SIGN_IN_AUDIENCE = 'AzureADMultipleOrgs';
-/** Roster's own paths that Entra sends people back to. */
-export const CALLBACK_PATHS = ['/auth/callback', '/signup/callback'];
+/** Roster's own paths that Entra sends people back to: sign-in, admin consent, and the home page after sign-out. */
+export const CALLBACK_PATHS = ['/auth/callback', '/signup/callback', '/'];
 export const EXPIRY_WARNING_DAYS = 30;
 
 export function requiredRedirectUris(publicUrl: URL): string[] {

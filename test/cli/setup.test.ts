@@ -22,27 +22,11 @@ import { assertMirrors } from '../helpers/mirror.ts';
 import type { TestRoster } from '../helpers/roster.ts';
 import { openTestStore, type TestStore } from '../helpers/stores.ts';
 import { signIn, signUp } from '../web/flows.ts';
-import { freePort, rosterRunner, type RosterProcess } from './spawn.ts';
+import { approveDeviceCode } from './device-login.ts';
+import { freePort, rosterRunner } from './spawn.ts';
 
 let tmp = '';
 const { spawnRoster, killAll } = rosterRunner(() => tmp);
-
-/** Types the code the terminal printed on the emulator's device login page and signs in there, as a person would. */
-export async function approveDeviceCode(emulator: TestEmulator, run: RosterProcess, username: string): Promise<string> {
-  await run.waitFor(/enter the code [A-Z0-9]+/);
-  const code = /enter the code ([A-Z0-9]+)/.exec(run.out())![1]!;
-  const page = /open the page (\S+) and/.exec(run.out())![1]!;
-  const browser = new Browser();
-  const entry = await browser.get(page);
-  assert.equal(entry.status, 200);
-  assert.match(entry.html, /Enter code/);
-  const wrong = await browser.post(page, { otc: 'NOTACODE1' });
-  assert.equal(wrong.status, 400, 'a code the emulator never issued is refused');
-  const signInPage = await browser.post(page, { otc: code.toLowerCase() });
-  assert.match(signInPage.html, /name="password"/);
-  const done = await browser.follow(await browser.submitForm(signInPage, { username, password: 'pw' }));
-  return done.html;
-}
 
 describe('roster setup against the emulator', () => {
   let emulator: TestEmulator;
@@ -98,7 +82,7 @@ describe('roster setup against the emulator', () => {
     const app = registrationOf(dir);
     assert.equal(app.homeTenantId, vendor.tenant.id);
     assert.equal(app.signInAudience, 'AzureADMultipleOrgs');
-    assert.deepEqual(app.redirectUris, [`http://localhost:${port}/auth/callback`, `http://localhost:${port}/signup/callback`]);
+    assert.deepEqual(app.redirectUris, [`http://localhost:${port}/auth/callback`, `http://localhost:${port}/signup/callback`, `http://localhost:${port}/`]);
     assert.deepEqual(app.requiredAppRoles, ['User.Read.All', 'GroupMember.Read.All']);
     assert.equal(app.groupMembershipClaims, 'DirectoryRole');
     assert.deepEqual(app.optionalClaims?.idToken.map((c) => c.name), ['login_hint']);
@@ -118,7 +102,7 @@ describe('roster setup against the emulator', () => {
     const third = await setup(dir, [], vendor.admin.props.userPrincipalName);
     assert.equal(third.code, 0, third.stderr);
     assert.deepEqual(statuses(third.stdout).filter((s) => !s.startsWith('unchanged')), ['updated redirect URIs']);
-    assert.deepEqual(app.redirectUris, [`http://localhost:${moved}/auth/callback`, `http://localhost:${moved}/signup/callback`]);
+    assert.deepEqual(app.redirectUris, [`http://localhost:${moved}/auth/callback`, `http://localhost:${moved}/signup/callback`, `http://localhost:${moved}/`]);
     assert.deepEqual({ ...app, redirectUris: before.redirectUris, postLogoutRedirectUris: before.postLogoutRedirectUris }, before, 'nothing else changed');
 
     // Roster with the written settings: signs the vendor's own organisation up, signs in and syncs.
@@ -241,7 +225,7 @@ describe('roster setup against the emulator', () => {
 
     // Mended as doctor said, the same registration passes.
     broken.signInAudience = 'AzureADMultipleOrgs';
-    broken.redirectUris.push('http://localhost:4100/signup/callback');
+    broken.redirectUris.push('http://localhost:4100/signup/callback', 'http://localhost:4100/');
     broken.requiredAppRoles.push('GroupMember.Read.All');
     broken.groupMembershipClaims = 'DirectoryRole';
     broken.optionalClaims = { idToken: [{ name: 'login_hint' }], accessToken: [], saml2Token: [] };
