@@ -136,6 +136,13 @@ describe('roster setup against the emulator', () => {
       assert.ok(!existsSync(join(dir, 'data', 'entra-app.previous.pem')));
       // The running Roster still holds the dropped certificate: refused once, it reads the file again.
       await check('after-drop');
+
+      // Rule 28: through the whole journey, no key, certificate or token reached the logs.
+      const logged = roster.logs.join('');
+      assert.ok(logged.length > 0, 'the journey was logged');
+      const keyBody = (pem: string) => /-----BEGIN PRIVATE KEY-----\n([^\n]+)/.exec(pem)![1]!;
+      for (const pem of [pemBefore, readFileSync(join(dir, 'data', 'entra-app.pem'), 'utf8')]) assert.ok(!logged.includes(keyBody(pem)), 'private key in the logs');
+      assert.doesNotMatch(logged, /PRIVATE KEY|eyJ[\w-]{20,}\.eyJ/, 'no key or JWT in the logs');
     } finally {
       await roster.close();
     }
@@ -240,17 +247,24 @@ describe('roster setup against the emulator', () => {
   });
 
   /** Roster's web app and sync in this process, configured only by the folder's `.env` (as `roster serve` would be). */
-  async function startRosterFrom(dir: string, port: number): Promise<{ roster: Roster; db: TestStore; asTest: TestRoster; close(): Promise<void> }> {
+  async function startRosterFrom(dir: string, port: number): Promise<{ roster: Roster; db: TestStore; asTest: TestRoster; logs: string[]; close(): Promise<void> }> {
+    const logs: string[] = [];
     const config = { ...loadConfig(environmentWithDotEnv({ PORT: String(port) }, dir), dir) };
     const provider = { ...(await identityProviderFromConfig(config)), trustedCaPem: emulator.caCertPem };
     const db = await openTestStore('sqlite');
-    const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() });
-    const roster = await bootstrap(config, { provider, logger: createLogger('warn', sink), store: db.store, jobs: 'on-demand', consentGraceMs: 0 });
+    const sink = new Writable({
+      write: (chunk, _encoding, callback) => {
+        logs.push(String(chunk));
+        callback();
+      },
+    });
+    const roster = await bootstrap(config, { provider, logger: createLogger('debug', sink), store: db.store, jobs: 'on-demand', consentGraceMs: 0 });
     const server: WebServer = await startWebServer(roster);
     const url = `http://localhost:${port}`;
     return {
       roster,
       db,
+      logs,
       asTest: { url, emulator } as unknown as TestRoster,
       close: async () => {
         await server.close();

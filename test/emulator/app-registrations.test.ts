@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt, importPKCS8, SignJWT } from 'jose';
+import { Clock } from '../../src/emulator/clock.ts';
+import { Directory } from '../../src/emulator/model.ts';
+import { loadState, saveState } from '../../src/emulator/persistence.ts';
 import { DEVICE_CODE_CLIENT_ID } from '../../src/emulator/server.ts';
 import { generateAppCertificate } from '../../src/identity/certificate.ts';
 import { Browser } from '../helpers/browser.ts';
@@ -142,6 +148,30 @@ describe('emulator: app registrations through Graph and the device code flow', (
     assert.equal((await graph(token, 'POST', `/applications/${id}/removeKey`, { keyId: firstKeyId, proof: await proof(stranger, id) })).status, 400);
     assert.equal((await graph(token, 'POST', `/applications/${id}/removeKey`, { keyId: firstKeyId, proof: await proof(second, id) })).status, 204);
     assert.deepEqual(registration.certificates.map((c) => c.id), [added.body.keyId]);
+  });
+
+  it('a registration made through Graph survives a save and a load with everything Graph set', async () => {
+    const token = await adminToken(vendor);
+    const cert = await generateAppCertificate('saved');
+    const { body } = await graph(token, 'POST', '/applications', {
+      displayName: 'Saved',
+      signInAudience: 'AzureADMultipleOrgs',
+      web: { redirectUris: ['https://saved.example.com/auth/callback'] },
+      groupMembershipClaims: 'DirectoryRole',
+      optionalClaims: { idToken: [{ name: 'login_hint' }] },
+      keyCredentials: [keyCredential(cert)],
+    });
+    await graph(token, 'POST', `/applications/${body.id as string}/addPassword`, {});
+    const dir = await mkdtemp(join(tmpdir(), 'roster-apps-'));
+    try {
+      await saveState(dir, emulator.ctx.directory);
+      const loaded = new Directory(new Clock());
+      assert.equal(await loadState(dir, loaded), true);
+      assert.deepEqual(loaded.requireApp(body.appId as string), emulator.ctx.directory.requireApp(body.appId as string));
+      assert.deepEqual(loaded.requireApp(DEVICE_CODE_CLIENT_ID), emulator.ctx.directory.requireApp(DEVICE_CODE_CLIENT_ID));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   describe('device code flow', () => {
