@@ -159,6 +159,14 @@ describe('roster setup against the emulator', () => {
     assert.ok(!existsSync(join(dir, 'data', 'entra-app.pem')));
   });
 
+  it("refuses an ENTRA_CLIENT_ID that is not a registration of the signed-in administrator's tenant", async () => {
+    const dir = await mkdtemp(join(tmp, 'foreign-'));
+    const result = await setup(dir, [], vendor.admin.props.userPrincipalName, { PUBLIC_URL: 'http://localhost:3998', ENTRA_CLIENT_ID: emulator.demoApp.clientId });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, new RegExp(`ENTRA_CLIENT_ID ${emulator.demoApp.clientId} is not an app registration of tenant ${vendor.tenant.id}: sign in to the tenant that owns it`));
+    assert.ok(!existsSync(join(dir, '.env')));
+  });
+
   it('never overwrites a different .env value without --force, and says what it skipped', async () => {
     const dir = await mkdtemp(join(tmp, 'keep-'));
     await writeFile(join(dir, '.env'), '# mine\nPUBLIC_URL=http://localhost:1111\n');
