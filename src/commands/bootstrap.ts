@@ -27,6 +27,8 @@ export interface IdentityProvider {
   graphBaseUrl: URL;
   /** Only for the emulator: its local certificate authority, trusted for it alone. */
   trustedCaPem?: string;
+  /** Reads the credentials again (the certificate file after a rotation). */
+  reloadCredentials?: () => Promise<AppCredentials>;
 }
 
 export interface BootstrapOptions {
@@ -78,14 +80,16 @@ export interface Roster {
 export async function identityProviderFromConfig(config: RosterConfig): Promise<IdentityProvider> {
   if (!config.entra) throw new Error('no Entra settings: Roster runs in demo mode against its emulator');
   const { entra } = config;
+  const read = async (): Promise<AppCredentials> => ({
+    clientId: entra.clientId,
+    clientSecret: entra.clientSecret,
+    certificate: entra.clientCertificatePath ? await loadCertificateCredential(entra.clientCertificatePath) : null,
+  });
   return {
-    credentials: {
-      clientId: entra.clientId,
-      clientSecret: entra.clientSecret,
-      certificate: entra.clientCertificatePath ? await loadCertificateCredential(entra.clientCertificatePath) : null,
-    },
+    credentials: await read(),
     authorityHost: entra.authorityHost,
     graphBaseUrl: entra.graphBaseUrl,
+    ...(entra.clientCertificatePath ? { reloadCredentials: read } : {}),
   };
 }
 
@@ -112,7 +116,7 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
     }
     const metadata = await loadAuthorityMetadata(http, provider.authorityHost);
     const { graphBaseUrl } = provider;
-    const entra = new EntraApp({ credentials: provider.credentials, metadata, http, graphBaseUrl });
+    const entra = new EntraApp({ credentials: provider.credentials, metadata, http, graphBaseUrl, ...(provider.reloadCredentials ? { reloadCredentials: provider.reloadCredentials } : {}) });
     const repositories = repositoriesOf(store);
     const jobs = new JobsRepository(store, { sessionIdleMs: config.session.idleMinutes * 60_000 });
     const budget = pLimit(GRAPH_CONCURRENCY);

@@ -16,7 +16,8 @@ const COMMANDS: Entry[] = [
   command('serve', 'serve the Roster web app with the settings of the environment (see the README);\nwithout Entra settings it runs the demo', async () => (await import('./serve.ts')).serve),
   command('demo', 'the emulator with demo organisations and Roster on SQLite, in one process', async () => (await import('./demo.ts')).demo),
   command('migrate', 'apply pending database migrations', async () => (await import('./migrate.ts')).migrate),
-  command('doctor', 'check the configuration, the database and the identity provider', async () => (await import('./doctor.ts')).doctor),
+  command('setup', 'create or update the Entra app registration through Microsoft Graph and write .env\n(device code sign-in; --rotate-credential, --drop-old, --secret)', async () => (await import('./setup.ts')).setup as Command<never>),
+  command('doctor', 'check the configuration, the database and the identity provider;\n--registration checks the app registration through Graph', async () => (await import('./doctor.ts')).doctor as Command<never>),
   command('sync', 'sync the user directories of active tenants now ([--tenant ID] [--full])', async () => (await import('./sync.ts')).sync as Command<never>),
   command('worker', 'work the directory sync queue (PostgreSQL); run any number, on any machines', async () => (await import('./worker.ts')).worker),
   {

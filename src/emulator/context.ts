@@ -1,4 +1,5 @@
 import type { Clock } from './clock.ts';
+import type { DeviceAuthorizations } from './device-codes.ts';
 import type { FaultInjector, RequestLog } from './faults.ts';
 import type { GrantStore } from './grants.ts';
 import type { PageReadAhead } from './graph-readahead.ts';
@@ -20,6 +21,8 @@ export interface EmulatorContext {
   sessions: SsoSessions;
   /** Sign-ins waiting for the person at the browser. */
   signIns: SignInTransactions;
+  /** Device codes a terminal polls with until a person signs in on `/devicelogin`. */
+  deviceCodes: DeviceAuthorizations;
   /** `/users` pages built ahead of the client's next request. */
   pageReadAhead: PageReadAhead;
   /** Protects the control API (`Authorization: Bearer <token>`). */

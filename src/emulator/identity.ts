@@ -76,8 +76,8 @@ export interface UserTokenInput {
   scopes: string[];
   sid: string;
   nonce?: string | undefined;
-  /** "1" client secret, "2" certificate. */
-  appidacr: '1' | '2';
+  /** "0" public client, "1" client secret, "2" certificate. */
+  appidacr: '0' | '1' | '2';
 }
 
 /** The token response of the authorization-code and refresh-token grants. */

@@ -140,6 +140,8 @@ export interface ClientSecret {
   id: string;
   value: string;
   expiresAtMs: number;
+  displayName?: string;
+  startMs?: number;
 }
 
 export interface ClientCertificate {
@@ -151,6 +153,8 @@ export interface ClientCertificate {
   /** PEM of the public key, to verify client assertions. */
   publicKeyPem: string;
   expiresAtMs: number;
+  displayName?: string;
+  startMs?: number;
 }
 
 /** Which groups and roles an app's tokens list (the registration's `groupMembershipClaims`). */
@@ -179,6 +183,28 @@ export interface AppRegistration {
   disabled: boolean;
   /** `DirectoryRole`, `All` and `SecurityGroup` put the user's directory roles in ID tokens (`wids`). */
   groupMembershipClaims: GroupMembershipClaims;
+  /** Graph object id (`/applications/{id}`), set for registrations made or read through Graph. */
+  objectId?: string;
+  /** May redeem a device code without a client credential (Graph's `isFallbackPublicClient`). */
+  publicClient?: boolean;
+  /** Consented in every tenant from the start, as Microsoft's own clients are. */
+  firstParty?: boolean;
+  /** Graph's `optionalClaims`, kept as written. */
+  optionalClaims?: OptionalClaims | null;
+  createdDateTime?: string;
+}
+
+export interface OptionalClaim {
+  name: string;
+  source?: string | null;
+  essential?: boolean;
+  additionalProperties?: string[];
+}
+
+export interface OptionalClaims {
+  idToken: OptionalClaim[];
+  accessToken: OptionalClaim[];
+  saml2Token: OptionalClaim[];
 }
 
 export type UserInput = Partial<Omit<GraphUser, 'id' | 'createdDateTime'>> & {

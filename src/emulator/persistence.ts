@@ -149,12 +149,19 @@ const appRecord = z.object({
   signInAudience: z.enum(['AzureADMyOrg', 'AzureADMultipleOrgs']),
   redirectUris: z.array(z.string()),
   postLogoutRedirectUris: z.array(z.string()),
-  secrets: z.array(z.object({ id: z.string(), value: z.string(), expiresAtMs: z.number() })),
-  certificates: z.array(z.object({ id: z.string(), x5t: z.string(), x5tS256: z.string(), publicKeyPem: z.string(), expiresAtMs: z.number() })),
+  secrets: z.array(z.object({ id: z.string(), value: z.string(), expiresAtMs: z.number(), displayName: z.string().optional(), startMs: z.number().optional() })),
+  certificates: z.array(
+    z.object({ id: z.string(), x5t: z.string(), x5tS256: z.string(), publicKeyPem: z.string(), expiresAtMs: z.number(), displayName: z.string().optional(), startMs: z.number().optional() }),
+  ),
   requiredAppRoles: z.array(z.string()),
   disabled: z.boolean(),
   // State saved before the setting existed loads as Entra's default.
   groupMembershipClaims: z.enum(GROUP_MEMBERSHIP_CLAIMS).default('None'),
+  objectId: z.string().optional(),
+  publicClient: z.boolean().optional(),
+  firstParty: z.boolean().optional(),
+  optionalClaims: z.any().optional(),
+  createdDateTime: z.string().optional(),
 });
 const tenantRecord = z.object({
   type: z.literal('tenant'),

@@ -8,6 +8,8 @@ import { decodeJwt } from 'jose';
 import { Clock } from './clock.ts';
 import type { EmulatorContext, EmulatorUrls } from './context.ts';
 import { EmulatorError, graphErrorBody, identityErrorBody, IdentityError } from './errors.ts';
+import { newRegistration } from './app-registrations.ts';
+import { DeviceAuthorizations } from './device-codes.ts';
 import { FaultInjector, RequestLog, type Fault, type RequestLogEntry } from './faults.ts';
 import { GrantStore } from './grants.ts';
 import { PageReadAhead } from './graph-readahead.ts';
@@ -21,6 +23,7 @@ import { SignInTransactions } from './signin/transaction.ts';
 import { registerAdminConsentRoutes } from './routes/adminconsent.ts';
 import { registerAuthorizeRoutes } from './routes/authorize.ts';
 import { registerControlRoutes } from './routes/control.ts';
+import { registerDeviceCodeEndpoint, registerDeviceLoginPages } from './routes/devicecode.ts';
 import { registerDiscoveryRoutes } from './routes/discovery.ts';
 import { registerGraphRoutes } from './routes/graph.ts';
 import { registerLogoutRoutes } from './routes/logout.ts';
@@ -42,6 +45,8 @@ export interface EmulatorOptions {
   consentPropagationSeconds?: number;
   /** Seed of the fault injector's "share of requests" choices. */
   faultSeed?: number;
+  /** Seconds a device code flow's terminal waits between polls (Entra: 5). */
+  deviceCodeIntervalSeconds?: number;
   /** Control token; random when absent. */
   controlToken?: string;
   logger?: boolean;
@@ -82,6 +87,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const grants = new GrantStore();
   const restored = dataDir ? await loadState(dataDir, directory, grants) : false;
   const demoApp = ensureDemoApp(directory, options);
+  ensureDeviceCodeClient(directory);
   if (!restored && options.seed) await applySeed(directory, options.seed, demoApp.appId);
 
   const ctx: EmulatorContext = {
@@ -93,6 +99,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     grants,
     sessions: new SsoSessions(directory, () => ctx.urls.pages),
     signIns: new SignInTransactions(),
+    deviceCodes: Object.assign(new DeviceAuthorizations(), options.deviceCodeIntervalSeconds === undefined ? {} : { intervalSeconds: options.deviceCodeIntervalSeconds }),
     pageReadAhead: new PageReadAhead(),
     controlToken: options.controlToken ?? randomBytes(24).toString('base64url'),
     demoAppId: demoApp.appId,
@@ -150,6 +157,8 @@ async function buildServers(ctx: EmulatorContext, tls: { key: string; cert: stri
   }
   registerDiscoveryRoutes(backchannel, ctx);
   registerTokenRoutes(backchannel, ctx);
+  registerDeviceCodeEndpoint(backchannel, ctx);
+  registerDeviceLoginPages(pages, ctx);
   registerGraphRoutes(backchannel, ctx);
   registerAuthorizeRoutes(pages, ctx);
   registerAdminConsentRoutes(pages, ctx);
@@ -191,6 +200,16 @@ function ensureDemoApp(directory: Directory, options: EmulatorOptions) {
     disabled: false,
     groupMembershipClaims: 'DirectoryRole',
   });
+}
+
+/** Microsoft Azure CLI's well-known client id: a public client that may ask for Graph's delegated scopes, as `roster setup` does. */
+export const DEVICE_CODE_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
+
+function ensureDeviceCodeClient(directory: Directory): void {
+  if (directory.apps.has(DEVICE_CODE_CLIENT_ID)) return;
+  directory.addApp(
+    newRegistration({ appId: DEVICE_CODE_CLIENT_ID, displayName: 'Microsoft Azure CLI', signInAudience: 'AzureADMultipleOrgs', publicClient: true, firstParty: true }),
+  );
 }
 
 async function loadOrCreateTls(dataDir: string | null): Promise<{ ca: PemKeyPair; server: PemKeyPair }> {

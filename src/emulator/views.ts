@@ -206,3 +206,28 @@ export function logoutPickerPage(view: { action: string; accounts: AccountTile[]
 <ul class="tiles">${tiles}</ul></form>`,
   );
 }
+
+/** The device code flow's first page: where a person types the code their terminal shows. */
+export function deviceCodeEntryPage(view: { action: string; error?: string }): string {
+  return layout(
+    'Enter code',
+    `<h1>Enter code</h1>
+<p>Enter the code displayed on your app or device.</p>
+<form method="post" action="${escapeHtml(view.action)}" autocomplete="off">
+${view.error ? `<p class="error" role="alert">${escapeHtml(view.error)}</p>` : ''}
+<label for="otc">Code</label>
+<input id="otc" name="otc" type="text" required autofocus placeholder="Code">
+<div class="actions"><button class="primary" type="submit" id="idSIButton9">Next</button></div>
+</form>`,
+  );
+}
+
+/** The device code flow's last page: the terminal has what it asked for (or was refused). */
+export function deviceCodeDonePage(view: { appName: string; approved: boolean }): string {
+  return layout(
+    view.approved ? 'Signed in' : 'Sign-in cancelled',
+    view.approved
+      ? `<h1>${escapeHtml(view.appName)}</h1><p>You have signed in to the ${escapeHtml(view.appName)} application on your device. You may now close this window.</p>`
+      : `<h1>Sign-in cancelled</h1><p>The ${escapeHtml(view.appName)} application on your device was not signed in. You may now close this window.</p>`,
+  );
+}

@@ -35,16 +35,30 @@ export class EntraApp {
   readonly clientId: string;
   readonly metadata: AuthorityMetadata;
   readonly graphScope: string;
-  readonly #configs: Configuration[];
+  #configs: Configuration[];
   /** Long-lived clients for app tokens: MSAL caches a token per tenant in each. */
-  readonly #appClients: ConfidentialClientApplication[];
+  #appClients: ConfidentialClientApplication[];
   readonly #crypto = new CryptoProvider();
+  readonly #http: OutboundHttp;
+  /** Where the credentials came from; read again when the token endpoint refuses them (a rotated certificate file). */
+  readonly #reload: (() => Promise<AppCredentials>) | undefined;
+  #credentials: AppCredentials;
 
-  constructor(options: { credentials: AppCredentials; metadata: AuthorityMetadata; http: OutboundHttp; graphBaseUrl: URL }) {
+  constructor(options: { credentials: AppCredentials; metadata: AuthorityMetadata; http: OutboundHttp; graphBaseUrl: URL; reloadCredentials?: () => Promise<AppCredentials> }) {
     const { credentials, metadata, http } = options;
     this.clientId = credentials.clientId;
     this.metadata = metadata;
     this.graphScope = graphDefaultScope(options.graphBaseUrl);
+    this.#http = http;
+    this.#reload = options.reloadCredentials;
+    this.#credentials = credentials;
+    this.#configs = this.#configsFor(credentials);
+    this.#appClients = this.#configs.map((config) => new ConfidentialClientApplication(config));
+  }
+
+  #configsFor(credentials: AppCredentials): Configuration[] {
+    const metadata = this.metadata;
+    const http = this.#http;
     const authorityHost = new URL(metadata.authorityHost);
     const base = {
       clientId: credentials.clientId,
@@ -56,17 +70,39 @@ export class EntraApp {
       networkClient: http.msalNetworkModule(),
       loggerOptions: { piiLoggingEnabled: false, logLevel: LogLevel.Error, loggerCallback: () => {} },
     };
-    this.#configs = [];
+    const configs: Configuration[] = [];
     if (credentials.certificate) {
       const cert = credentials.certificate;
-      this.#configs.push({
+      configs.push({
         auth: { ...base, clientCertificate: { thumbprintSha256: cert.thumbprintSha256, privateKey: cert.privateKeyPem, x5c: cert.certificatePem } },
         system,
       });
     }
-    if (credentials.clientSecret) this.#configs.push({ auth: { ...base, clientSecret: credentials.clientSecret }, system });
-    if (this.#configs.length === 0) throw new Error('the app registration needs a client secret or a certificate');
+    if (credentials.clientSecret) configs.push({ auth: { ...base, clientSecret: credentials.clientSecret }, system });
+    if (configs.length === 0) throw new Error('the app registration needs a client secret or a certificate');
+    return configs;
+  }
+
+  /**
+   * Reads the credentials again; true when they changed. `roster setup
+   * --rotate-credential` replaces the certificate file in one rename, so a
+   * running process picks the new certificate up the first time the old one
+   * is refused, without a restart.
+   */
+  async #reloadCredentials(): Promise<boolean> {
+    if (!this.#reload) return false;
+    let next: AppCredentials;
+    try {
+      next = await this.#reload();
+    } catch {
+      return false;
+    }
+    const same = next.clientSecret === this.#credentials.clientSecret && next.certificate?.thumbprintSha256 === this.#credentials.certificate?.thumbprintSha256;
+    if (same) return false;
+    this.#credentials = next;
+    this.#configs = this.#configsFor(next);
     this.#appClients = this.#configs.map((config) => new ConfidentialClientApplication(config));
+    return true;
   }
 
   async newPkcePair(): Promise<PkcePair> {
@@ -151,7 +187,7 @@ export class EntraApp {
    * Certificate first; on an `invalid_client` answer the next credential
    * (rotation in progress). What finally fails is thrown as a typed identity error.
    */
-  async #withEachCredential<T>(attempt: (config: Configuration, index: number) => Promise<T>): Promise<T> {
+  async #withEachCredential<T>(attempt: (config: Configuration, index: number) => Promise<T>, reloaded = false): Promise<T> {
     let lastError: Error | undefined;
     for (let index = 0; index < this.#configs.length; index++) {
       try {
@@ -161,6 +197,7 @@ export class EntraApp {
         if (!(lastError instanceof BadClientCredentialsError)) throw lastError;
       }
     }
+    if (!reloaded && (await this.#reloadCredentials())) return this.#withEachCredential(attempt, true);
     throw lastError!;
   }
 }

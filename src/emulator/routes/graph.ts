@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { EmulatorContext } from '../context.ts';
 import { GraphAuthenticator } from '../graph-auth.ts';
+import { registerApplicationRoutes } from './graph/applications.ts';
 import { registerDeltaRoutes } from './graph/delta.ts';
 import { registerGroupDeltaRoutes } from './graph/group-delta.ts';
 import { registerGroupRoutes } from './graph/groups.ts';
@@ -14,5 +15,6 @@ export function registerGraphRoutes(app: FastifyInstance, ctx: EmulatorContext):
   registerDeltaRoutes(app, ctx, auth);
   registerGroupDeltaRoutes(app, ctx, auth);
   registerGroupRoutes(app, ctx, auth);
+  registerApplicationRoutes(app, ctx, auth);
   registerOrganizationRoutes(app, ctx, auth);
 }

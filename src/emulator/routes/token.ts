@@ -16,7 +16,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: EmulatorContext):
     const creds = readClientCredentials(body, request.headers.authorization);
     const grantType = body.grant_type;
     if (!grantType) throw missingParameter('grant_type');
-    if (!['authorization_code', 'refresh_token', 'client_credentials'].includes(grantType)) {
+    if (!['authorization_code', 'refresh_token', 'client_credentials', ...DEVICE_CODE_GRANTS].includes(grantType)) {
       throw new IdentityError('unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grantType}'.`);
     }
     if (!creds.clientId) throw missingParameter('client_id');
@@ -30,12 +30,56 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: EmulatorContext):
     let result: Record<string, unknown>;
     if (grantType === 'client_credentials') {
       result = await clientCredentials(ctx, path, registration, body, async () => authenticateClient(ctx, registration, creds, audiences));
+    } else if (DEVICE_CODE_GRANTS.includes(grantType)) {
+      // A public client (isFallbackPublicClient) has no credential to show; any other app authenticates as usual.
+      const authenticate = async () => (registration.publicClient ? ('0' as const) : authenticateClient(ctx, registration, creds, audiences));
+      result = await redeemDeviceCode(ctx, path, registration, body, authenticate);
     } else {
       const appidacr = await authenticateClient(ctx, registration, creds, audiences);
       result = grantType === 'authorization_code' ? await redeemCode(ctx, path, registration, body, appidacr) : await redeemRefreshToken(ctx, path, registration, body, appidacr);
     }
     return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
   });
+}
+
+/** RFC 8628's name, and the short one Entra also accepts (MSAL sends it). */
+const DEVICE_CODE_GRANTS = ['urn:ietf:params:oauth:grant-type:device_code', 'device_code'];
+/** Polls closer together than the interval are answered with `slow_down`; timers may fire a little early. */
+const POLL_SLACK_MS = 250;
+
+async function redeemDeviceCode(
+  ctx: EmulatorContext,
+  path: PathTenant,
+  app: AppRegistration,
+  body: FormFields,
+  authenticate: () => Promise<'0' | '1' | '2'>,
+): Promise<Record<string, unknown>> {
+  if (!body.device_code) throw missingParameter('device_code');
+  const entry = ctx.deviceCodes.byDeviceCode(body.device_code);
+  if (!entry || entry.clientId !== app.appId) {
+    throw new IdentityError('invalid_grant', 70000, "The provided value for the input parameter 'device_code' is not valid.");
+  }
+  const appidacr = await authenticate();
+  if (entry.expiresAtMs <= ctx.clock.nowMs()) {
+    ctx.deviceCodes.finish(entry);
+    throw new IdentityError('expired_token', 70020, "The provided value for the input parameter 'device_code' is not valid. This device code has expired.");
+  }
+  if (!entry.outcome) {
+    // Real time, not the emulator's clock: it is the terminal's polling pace that is judged.
+    const now = Date.now();
+    const tooSoon = entry.lastPollMs !== null && now - entry.lastPollMs < entry.intervalSeconds * 1000 - POLL_SLACK_MS;
+    entry.lastPollMs = now;
+    if (tooSoon) throw new IdentityError('slow_down', 70016, 'OAuth 2.0 device flow error. Polling too fast: wait the interval between requests.');
+    throw new IdentityError('authorization_pending', 70016, 'OAuth 2.0 device flow error. Authorization is pending. Continue polling.');
+  }
+  ctx.deviceCodes.finish(entry);
+  if (!entry.outcome.approved) throw new IdentityError('authorization_declined', 70000, 'The user has declined the authentication request.');
+  const { account, scopes } = entry.outcome;
+  if (path.kind === 'tenant' && path.tenant.id !== account.tenantId) {
+    throw new IdentityError('invalid_grant', 700005, 'Provided device code is intended to use against other tenant, thus rejected.');
+  }
+  const { tenant, user } = requireSignedInUser(ctx, app, account.tenantId, account.userId);
+  return issueUserTokens(ctx, { app, tenant, user, scopes, sid: account.sid, appidacr });
 }
 
 function missingParameter(name: string): IdentityError {

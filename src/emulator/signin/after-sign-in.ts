@@ -29,7 +29,8 @@ export function continueAs(ctx: EmulatorContext, reply: FastifyReply, txn: SignI
     throw wrongDirectory(txn, registration, tenant, user, registration.homeTenantId);
   }
   if (txn.kind === 'adminconsent') return user.admin ? showConsent(ctx, reply, txn, user, tenant) : showApproval(ctx, reply, txn, user);
-  const sp = tenant.servicePrincipals.get(registration.appId);
+  // Microsoft's own clients (the device code flow's public client) are consented in every tenant.
+  const sp = tenant.servicePrincipals.get(registration.appId) ?? (registration.firstParty ? ctx.directory.ensureServicePrincipal(tenant, registration) : undefined);
   if (sp && txn.prompt !== 'consent') return issueCode(ctx, reply, txn, account);
   if (silent) throw consentRequired(txn, registration);
   if (!sp && !user.admin) return showApproval(ctx, reply, txn, user);

@@ -1,0 +1,450 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import { environmentWithDotEnv } from '../config/config.ts';
+import { generateAppCertificate, keyCredentialFor, keyProof, sha1Thumbprint } from '../identity/certificate.ts';
+import { loadCertificateCredential, type AppCredentials, type CertificateCredential } from '../identity/credentials.ts';
+import { signInWithDeviceCode } from '../identity/device-code.ts';
+import { EntraApp, graphDefaultScope } from '../identity/entra-app.ts';
+import { OutboundHttp } from '../identity/http.ts';
+import { loadAuthorityMetadata, type AuthorityMetadata } from '../identity/metadata.ts';
+import {
+  GRAPH_RESOURCE_APP_ID,
+  GraphAdminError,
+  grantedRoleIds,
+  idTokenClaimNames,
+  redirectUrisOf,
+  RegistrationClient,
+  REQUIRED_APP_ROLES,
+  REQUIRED_GROUP_MEMBERSHIP_CLAIMS,
+  REQUIRED_ID_TOKEN_CLAIMS,
+  REQUIRED_SIGN_IN_AUDIENCE,
+  requiredRedirectUris,
+  CALLBACK_PATHS,
+  WIDS_EMITTING_CLAIMS,
+  type GraphApplication,
+} from '../identity/registration.ts';
+import type { Command } from './run.ts';
+
+interface SetupOptions {
+  secret?: boolean;
+  'rotate-credential'?: boolean;
+  'drop-old'?: boolean;
+  force?: boolean;
+  tenant?: string;
+  name?: string;
+}
+
+/** Thrown for input and settings to fix: exit 2. Anything Entra or Graph refuses: exit 1. */
+class SetupInputError extends Error {}
+
+type Status = 'created' | 'updated' | 'unchanged' | 'written' | 'replaced' | 'skipped' | 'rotated' | 'removed';
+interface Step {
+  status: Status;
+  item: string;
+  detail: string;
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DEFAULT_CERTIFICATE_FILE = 'entra-app.pem';
+
+/** The settings `roster setup` reads: a subset of Roster's, before the app registration exists. */
+interface SetupSettings {
+  publicUrl: URL;
+  authorityHost: URL;
+  graphBaseUrl: URL;
+  clientId: string | null;
+  clientSecret: string | null;
+  /** As written in the settings (relative to the working folder) and resolved. */
+  certificate: { setting: string; path: string };
+  /** Settings that are not Microsoft's defaults, written to `.env` so `roster serve` finds the same hosts. */
+  hosts: Record<string, string>;
+}
+
+function readSetupSettings(env: Record<string, string | undefined>, cwd: string): SetupSettings {
+  const problems: string[] = [];
+  const text = (name: string) => (env[name]?.trim() ? env[name]!.trim() : undefined);
+  const url = (name: string, fallback: string | undefined, https: boolean): URL | undefined => {
+    const raw = text(name) ?? fallback;
+    if (raw === undefined) return undefined;
+    if (!URL.canParse(raw)) {
+      problems.push(`${name} must be an absolute URL such as https://example.com (got ${raw})`);
+      return undefined;
+    }
+    const parsed = new URL(raw);
+    if (https && parsed.protocol !== 'https:') problems.push(`${name} must use https`);
+    return parsed;
+  };
+  const publicUrl = url('PUBLIC_URL', undefined, false);
+  if (!publicUrl) problems.push('PUBLIC_URL is needed: the address people open Roster at, e.g. https://roster.example.com (redirect URIs are made from it)');
+  else if (publicUrl.pathname !== '/' || publicUrl.search || publicUrl.hash) problems.push('PUBLIC_URL must be a bare origin such as https://roster.example.com (no path, query or fragment)');
+  else if (publicUrl.protocol !== 'https:' && !(publicUrl.protocol === 'http:' && publicUrl.hostname === 'localhost')) {
+    problems.push('PUBLIC_URL must use https (Entra accepts http redirect URIs only for localhost)');
+  }
+  const authorityHost = url('ENTRA_AUTHORITY_HOST', 'https://login.microsoftonline.com', true);
+  const graphBaseUrl = url('GRAPH_BASE_URL', 'https://graph.microsoft.com', true);
+  const clientId = text('ENTRA_CLIENT_ID') ?? null;
+  if (clientId && !GUID.test(clientId)) problems.push('ENTRA_CLIENT_ID must be the application (client) id, a GUID');
+  if (problems.length > 0) throw new SetupInputError(problems.join('\n  '));
+  const dataDir = text('DATA_DIR') ?? 'data';
+  const setting = text('ENTRA_CLIENT_CERTIFICATE') ?? join(dataDir, DEFAULT_CERTIFICATE_FILE);
+  const hosts: Record<string, string> = {};
+  for (const name of ['ENTRA_AUTHORITY_HOST', 'GRAPH_BASE_URL']) if (text(name)) hosts[name] = text(name)!;
+  return {
+    publicUrl: publicUrl!,
+    authorityHost: authorityHost!,
+    graphBaseUrl: graphBaseUrl!,
+    clientId,
+    clientSecret: text('ENTRA_CLIENT_SECRET') ?? null,
+    certificate: { setting, path: resolve(cwd, setting) },
+    hosts,
+  };
+}
+
+/** The registration's properties Roster needs, merged with what it already has (other redirect URIs, permissions and claims stay). */
+function desiredProperties(app: GraphApplication | null, publicUrl: URL): Record<string, { value: unknown; same: boolean; item: string }> {
+  const wantedUris = requiredRedirectUris(publicUrl);
+  const current = app ? redirectUrisOf(app) : [];
+  // Roster's callbacks at another origin belong to an earlier PUBLIC_URL: replaced, not kept.
+  const others = current.filter((uri) => !CALLBACK_PATHS.includes(URL.canParse(uri) ? new URL(uri).pathname : uri));
+  const uris = [...others, ...wantedUris];
+  const sameUris = current.length === uris.length && uris.every((u) => current.includes(u));
+
+  const granted = app ? grantedRoleIds(app) : new Set<string>();
+  const missingRoles = REQUIRED_APP_ROLES.filter((r) => !granted.has(r.id));
+  const resources = (app?.requiredResourceAccess ?? []).map((r) => ({ ...r, resourceAccess: [...r.resourceAccess] }));
+  let graph = resources.find((r) => r.resourceAppId === GRAPH_RESOURCE_APP_ID);
+  if (!graph) resources.push((graph = { resourceAppId: GRAPH_RESOURCE_APP_ID, resourceAccess: [] }));
+  for (const role of missingRoles) graph.resourceAccess.push({ id: role.id, type: 'Role' });
+
+  const claimsOk = WIDS_EMITTING_CLAIMS.includes(app?.groupMembershipClaims ?? 'None');
+  const names = app ? idTokenClaimNames(app) : new Set<string>();
+  const missingClaims = REQUIRED_ID_TOKEN_CLAIMS.filter((n) => !names.has(n));
+  const optional = { accessToken: [], saml2Token: [], ...(app?.optionalClaims ?? {}) } as Record<string, unknown>;
+  optional.idToken = [...((app?.optionalClaims?.idToken ?? []) as object[]), ...missingClaims.map((name) => ({ name, essential: false }))];
+
+  return {
+    signInAudience: { value: REQUIRED_SIGN_IN_AUDIENCE, same: app?.signInAudience === REQUIRED_SIGN_IN_AUDIENCE, item: 'sign-in audience' },
+    web: { value: { redirectUris: uris }, same: sameUris, item: 'redirect URIs' },
+    requiredResourceAccess: { value: resources, same: missingRoles.length === 0, item: 'permissions' },
+    groupMembershipClaims: { value: claimsOk ? app!.groupMembershipClaims : REQUIRED_GROUP_MEMBERSHIP_CLAIMS, same: claimsOk, item: 'groupMembershipClaims (wids)' },
+    optionalClaims: { value: optional, same: missingClaims.length === 0, item: 'optional claims (login_hint)' },
+  };
+}
+
+/** Writes a file in one rename, readable by its owner only: a reader sees the old file or the new one, never half of one. */
+async function writePrivateFile(path: string, content: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, content, { mode: 0o600 });
+  await chmod(temporary, 0o600);
+  await rename(temporary, path);
+}
+
+function previousPathOf(path: string): string {
+  return path.endsWith('.pem') ? `${path.slice(0, -4)}.previous.pem` : `${path}.previous`;
+}
+
+/** `.env`: adds missing settings, keeps different ones unless `force`; says what it did with each. */
+async function updateDotEnv(file: string, wanted: Record<string, string>, force: boolean, replace: ReadonlySet<string>): Promise<Step[]> {
+  const original = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const current = parseEnv(original) as Record<string, string>;
+  const lines = original === '' ? [] : original.replace(/\n$/, '').split('\n');
+  const steps: Step[] = [];
+  for (const [key, value] of Object.entries(wanted)) {
+    const shown = key === 'ENTRA_CLIENT_SECRET' ? '(secret)' : value;
+    if (!(key in current)) {
+      lines.push(`${key}=${value}`);
+      steps.push({ status: 'written', item: `.env ${key}`, detail: shown });
+    } else if (current[key] === value) {
+      steps.push({ status: 'unchanged', item: `.env ${key}`, detail: shown });
+    } else if (force || replace.has(key)) {
+      const pattern = new RegExp(`^\\s*(export\\s+)?${key}\\s*=`);
+      const index = lines.findIndex((line) => pattern.test(line));
+      lines[index] = `${key}=${value}`;
+      steps.push({ status: 'replaced', item: `.env ${key}`, detail: shown });
+    } else {
+      steps.push({ status: 'skipped', item: `.env ${key}`, detail: `keeps its own value (roster setup would write ${shown}); --force replaces it` });
+    }
+  }
+  const text = `${lines.join('\n')}\n`;
+  if (text !== (original.endsWith('\n') ? original : `${original}\n`) || !existsSync(file)) await writePrivateFile(file, text);
+  return steps;
+}
+
+/** Asks the token endpoint for an app token with exactly these credentials: proof that they are in use and accepted. */
+async function credentialsWork(http: OutboundHttp, metadata: AuthorityMetadata, graphBaseUrl: URL, credentials: AppCredentials, tenantId: string): Promise<string | null> {
+  try {
+    await new EntraApp({ credentials, metadata, http, graphBaseUrl }).appToken(tenantId, { forceRefresh: true });
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+function printSteps(steps: Step[]): void {
+  const width = Math.max(...steps.map((s) => s.item.length));
+  for (const step of steps) process.stdout.write(`  ${step.status.padEnd(9)}  ${step.item.padEnd(width)}  ${step.detail}\n`);
+}
+
+const USAGE = `Usage: roster setup [--secret] [--rotate-credential | --drop-old] [--force] [--tenant ID] [--name NAME]
+  Signs your own administrator in with the device code flow (a code and a URL
+  are printed), then through Microsoft Graph creates or updates Roster's
+  multi-tenant app registration in your tenant: sign-in audience, redirect URIs
+  from PUBLIC_URL, the application permissions User.Read.All and
+  GroupMember.Read.All, the claims Roster reads (wids, login_hint), a
+  certificate (or a secret) and the service principal. Writes ENTRA_* settings
+  to .env and prints the admin consent link for your tenant. Running it again
+  changes only what differs.
+
+  Reads PUBLIC_URL, ENTRA_CLIENT_ID, ENTRA_CLIENT_CERTIFICATE (default
+  DATA_DIR/${DEFAULT_CERTIFICATE_FILE}), ENTRA_CLIENT_SECRET, ENTRA_AUTHORITY_HOST
+  and GRAPH_BASE_URL from the environment and .env.
+
+  --secret             use a client secret instead of a certificate
+  --rotate-credential  add a new certificate (or secret), keeping the old one valid
+  --drop-old           once the new credential is in use, remove the others
+  --force              replace settings .env already holds with other values
+  --tenant ID          the tenant (id or domain) to sign in to (default: your account's)
+  --name NAME          display name of a new registration (default Roster)
+
+Exit codes: 0 done, 1 refused by Entra or Graph, 2 settings or options to fix.
+`;
+
+export const setup: Command<SetupOptions> = {
+  name: 'setup',
+  usage: USAGE,
+  options: {
+    secret: { type: 'boolean' },
+    'rotate-credential': { type: 'boolean' },
+    'drop-old': { type: 'boolean' },
+    force: { type: 'boolean' },
+    tenant: { type: 'string' },
+    name: { type: 'string' },
+  },
+  async run(options) {
+    const cwd = process.cwd();
+    let settings: SetupSettings;
+    try {
+      if (options['rotate-credential'] && options['drop-old']) throw new SetupInputError('--rotate-credential and --drop-old are two steps: rotate, restart or wait for Roster to use the new credential, then drop the old one');
+      if (options.tenant !== undefined && !/^[\w.-]+$/.test(options.tenant)) throw new SetupInputError('--tenant must be a tenant id or a domain such as contoso.onmicrosoft.com');
+      if (options.name !== undefined && (options.name.trim() === '' || options.name.length > 120)) throw new SetupInputError('--name must be 1 to 120 characters');
+      settings = readSetupSettings(environmentWithDotEnv(process.env, cwd), cwd);
+      if ((options['rotate-credential'] || options['drop-old']) && !settings.clientId) {
+        throw new SetupInputError('--rotate-credential and --drop-old need ENTRA_CLIENT_ID: run roster setup without them first');
+      }
+    } catch (err) {
+      if (!(err instanceof SetupInputError)) throw err;
+      process.stderr.write(`roster setup: ${err.message}\n`);
+      return 2;
+    }
+    const http = new OutboundHttp();
+    try {
+      return await runSetup(options, settings, http, cwd);
+    } catch (err) {
+      if (err instanceof SetupInputError) {
+        process.stderr.write(`roster setup: ${err.message}\n`);
+        return 2;
+      }
+      if (err instanceof GraphAdminError || (err instanceof Error && 'aadsts' in err)) {
+        process.stderr.write(`roster setup: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    } finally {
+      await http.close();
+    }
+  },
+};
+
+async function runSetup(options: SetupOptions, settings: SetupSettings, http: OutboundHttp, cwd: string): Promise<number> {
+  const metadata = await loadAuthorityMetadata(http, settings.authorityHost);
+  const scope = graphDefaultScope(settings.graphBaseUrl).replace('/.default', '/Application.ReadWrite.All');
+  const admin = await signInWithDeviceCode({
+    http,
+    metadata,
+    tenant: options.tenant ?? 'organizations',
+    scopes: [scope],
+    onCode: (message) => process.stdout.write(`${message}\n`),
+  });
+  process.stdout.write(`Signed in as ${admin.username} (tenant ${admin.tenantId}).\n`);
+  const graph = new RegistrationClient(http, settings.graphBaseUrl, admin.accessToken);
+  const refuse = (err: unknown): never => {
+    if (err instanceof GraphAdminError && err.graphStatus === 403) {
+      throw new GraphAdminError(
+        403,
+        err.graphCode,
+        `${admin.username} may not create or change app registrations in tenant ${admin.tenantId} (Graph answered 403 ${err.graphCode}). Sign in with a Global Administrator, Application Administrator or Cloud Application Administrator of your organisation. Nothing was changed.`,
+      );
+    }
+    throw err;
+  };
+  const steps: Step[] = [];
+
+  // 1. The registration itself.
+  let app = settings.clientId ? await graph.findApplication(settings.clientId).catch(refuse) : null;
+  if (settings.clientId && !app) {
+    throw new SetupInputError(
+      `ENTRA_CLIENT_ID ${settings.clientId} is not an app registration of tenant ${admin.tenantId}: sign in to the tenant that owns it (--tenant), or remove ENTRA_CLIENT_ID from the settings to create a new registration`,
+    );
+  }
+  const desired = desiredProperties(app, settings.publicUrl);
+  if (!app) {
+    const body = { displayName: options.name?.trim() ?? 'Roster', ...Object.fromEntries(Object.entries(desired).map(([k, v]) => [k, v.value])) };
+    app = await graph.createApplication(body).catch(refuse);
+    steps.push({ status: 'created', item: 'app registration', detail: `${app.displayName ?? 'Roster'} (client id ${app.appId})` });
+    for (const property of Object.values(desired)) steps.push({ status: 'created', item: property.item, detail: describe(property.item, property.value) });
+  } else {
+    steps.push({ status: 'unchanged', item: 'app registration', detail: `${app.displayName ?? ''} (client id ${app.appId})` });
+    const changes = Object.fromEntries(Object.entries(desired).filter(([, v]) => !v.same).map(([k, v]) => [k, v.value]));
+    if (Object.keys(changes).length > 0) await graph.updateApplication(app.id, changes).catch(refuse);
+    for (const property of Object.values(desired)) steps.push({ status: property.same ? 'unchanged' : 'updated', item: property.item, detail: describe(property.item, property.value) });
+    app = await graph.getApplication(app.id).catch(refuse);
+  }
+
+  // 2. Its credential.
+  const envSettings: Record<string, string> = { PUBLIC_URL: settings.publicUrl.origin, ...settings.hosts, ENTRA_CLIENT_ID: app.appId };
+  const replace = new Set<string>();
+  if (options.secret) {
+    const step = await secretCredential(options, settings, graph, app, admin.tenantId, { http, metadata }, envSettings, replace, refuse);
+    steps.push(...step);
+  } else {
+    steps.push(...(await certificateCredential(options, settings, graph, app, admin.tenantId, { http, metadata }, refuse)));
+    envSettings.ENTRA_CLIENT_CERTIFICATE = isAbsolute(settings.certificate.setting) ? settings.certificate.setting : relative(cwd, settings.certificate.path) || settings.certificate.setting;
+  }
+
+  // 3. The service principal in the vendor's own tenant.
+  const sp = await graph.findServicePrincipal(app.appId).catch(refuse);
+  if (sp) steps.push({ status: 'unchanged', item: 'service principal', detail: sp.id });
+  else steps.push({ status: 'created', item: 'service principal', detail: (await graph.createServicePrincipal(app.appId).catch(refuse)).id });
+
+  // 4. The settings.
+  steps.push(...(await updateDotEnv(join(cwd, '.env'), envSettings, options.force ?? false, replace)));
+
+  process.stdout.write('\n');
+  printSteps(steps);
+  const changed = steps.some((s) => !['unchanged', 'skipped'].includes(s.status));
+  process.stdout.write(changed ? '\nDone.\n' : '\nNothing changed: the app registration, its credential, the service principal and .env already match.\n');
+  const skipped = steps.filter((s) => s.status === 'skipped');
+  if (skipped.length > 0) process.stdout.write(`${skipped.length} setting(s) in .env were left as they are (see "skipped" above); run with --force to replace them.\n`);
+  const consent = new URL(`/${encodeURIComponent(admin.tenantId)}/v2.0/adminconsent`, metadata.adminConsentEndpoint);
+  consent.searchParams.set('client_id', app.appId);
+  consent.searchParams.set('scope', graphDefaultScope(settings.graphBaseUrl));
+  consent.searchParams.set('redirect_uri', new URL('/signup/callback', settings.publicUrl).href);
+  process.stdout.write(`\nAdmin consent for your own tenant (${admin.tenantId}), so Roster may read its directory:\n  ${consent.href}\n`);
+  process.stdout.write(`Or start Roster (roster serve) and sign your organisation up at ${new URL('/signup', settings.publicUrl).href}.\n`);
+  return 0;
+}
+
+function describe(item: string, value: unknown): string {
+  if (item === 'redirect URIs') return (value as { redirectUris: string[] }).redirectUris.join(', ');
+  if (item === 'permissions') return REQUIRED_APP_ROLES.map((r) => r.name).join(', ');
+  if (item.startsWith('optional claims')) return `ID token: ${REQUIRED_ID_TOKEN_CLAIMS.join(', ')}`;
+  return String(value);
+}
+
+type Refuse = (err: unknown) => never;
+interface Identity {
+  http: OutboundHttp;
+  metadata: AuthorityMetadata;
+}
+
+async function certificateCredential(options: SetupOptions, settings: SetupSettings, graph: RegistrationClient, app: GraphApplication, tenantId: string, id: Identity, refuse: Refuse): Promise<Step[]> {
+  const file = settings.certificate.path;
+  const local: CertificateCredential | null = existsSync(file) ? await loadCertificateCredential(file).catch((err: Error) => {
+    throw new SetupInputError(err.message);
+  }) : null;
+  const onApp = app.keyCredentials ?? [];
+  const localSha1 = local ? sha1Thumbprint(local.certificatePem) : null;
+  const localOnApp = localSha1 ? onApp.find((k) => k.customKeyIdentifier?.toUpperCase() === localSha1) : undefined;
+  const label = `Roster ${new Date().toISOString().slice(0, 10)}`;
+
+  if (options['drop-old']) {
+    if (!local || !localOnApp) throw new SetupInputError(`--drop-old keeps the certificate in ${settings.certificate.setting}, which ${local ? 'is not on the registration' : 'does not exist'}; nothing was removed`);
+    const others = onApp.filter((k) => k !== localOnApp);
+    if (others.length === 0) return [{ status: 'unchanged', item: 'certificate', detail: `${localSha1} is the only one` }];
+    const failure = await credentialsWork(id.http, id.metadata, settings.graphBaseUrl, { clientId: app.appId, clientSecret: null, certificate: local }, tenantId);
+    if (failure) throw new SetupInputError(`the certificate in ${settings.certificate.setting} does not get a token yet (${failure}); nothing was removed`);
+    const steps: Step[] = [{ status: 'unchanged', item: 'certificate', detail: `${localSha1} (in use: it gets tokens)` }];
+    for (const old of others) {
+      await graph.removeKey(app.id, old.keyId, await keyProof(local, app.id)).catch(refuse);
+      steps.push({ status: 'removed', item: 'old certificate', detail: old.customKeyIdentifier ?? old.keyId });
+    }
+    await rm(previousPathOf(file), { force: true });
+    return steps;
+  }
+
+  if (options['rotate-credential']) {
+    if (!local || !localOnApp) {
+      throw new SetupInputError(`--rotate-credential signs the new certificate in with the current one, ${settings.certificate.setting}, which ${local ? 'is not on the registration' : 'does not exist'}`);
+    }
+    const pem = await generateAppCertificate(`Roster ${settings.publicUrl.host}`);
+    const next = await credentialFromPem(pem, file);
+    await graph.addKey(app.id, keyCredentialFor(next, label), await keyProof(local, app.id)).catch(refuse);
+    // The old pair stays on disk until --drop-old, so it can be put back; the new one replaces the file in one rename.
+    await writePrivateFile(previousPathOf(file), readFileSync(file, 'utf8'));
+    await writePrivateFile(file, pem);
+    return [{ status: 'rotated', item: 'certificate', detail: `new ${sha1Thumbprint(next.certificatePem)} in ${settings.certificate.setting}; old ${localSha1} stays valid until --drop-old` }];
+  }
+
+  if (local && localOnApp) return [{ status: 'unchanged', item: 'certificate', detail: `${localSha1} in ${settings.certificate.setting}, valid until ${local.notAfter.toISOString().slice(0, 10)}` }];
+  if (onApp.length > 0) {
+    throw new SetupInputError(
+      `the registration has ${onApp.length} certificate(s) but ${settings.certificate.setting} ${local ? 'holds another one' : 'does not exist'}: point ENTRA_CLIENT_CERTIFICATE at the PEM file of one of them, or add this one in the portal (Certificates & secrets)`,
+    );
+  }
+  const pem = local ? readFileSync(file, 'utf8') : await generateAppCertificate(`Roster ${settings.publicUrl.host}`);
+  const credential = local ?? (await credentialFromPem(pem, file));
+  await graph.updateApplication(app.id, { keyCredentials: [keyCredentialFor(credential, label)] }).catch(refuse);
+  if (!local) await writePrivateFile(file, pem);
+  return [{ status: 'created', item: 'certificate', detail: `${sha1Thumbprint(credential.certificatePem)} (private key in ${settings.certificate.setting}, owner-only)` }];
+}
+
+/** Parses a PEM pair the same way `roster serve` will, by writing it where it is read from only after it parses. */
+async function credentialFromPem(pem: string, file: string): Promise<CertificateCredential> {
+  const probe = `${file}.${process.pid}.check`;
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(probe, pem, { mode: 0o600 });
+  try {
+    return await loadCertificateCredential(probe);
+  } finally {
+    await rm(probe, { force: true });
+  }
+}
+
+async function secretCredential(
+  options: SetupOptions,
+  settings: SetupSettings,
+  graph: RegistrationClient,
+  app: GraphApplication,
+  tenantId: string,
+  id: Identity,
+  envSettings: Record<string, string>,
+  replace: Set<string>,
+  refuse: Refuse,
+): Promise<Step[]> {
+  const onApp = app.passwordCredentials ?? [];
+  const current = settings.clientSecret;
+  const currentOnApp = current ? onApp.find((p) => p.hint && current.startsWith(p.hint)) : undefined;
+  if (options['drop-old']) {
+    if (!current || !currentOnApp) throw new SetupInputError('--drop-old keeps the secret in ENTRA_CLIENT_SECRET, which is not set or not on the registration; nothing was removed');
+    const failure = await credentialsWork(id.http, id.metadata, settings.graphBaseUrl, { clientId: app.appId, clientSecret: current, certificate: null }, tenantId);
+    if (failure) throw new SetupInputError(`the secret in ENTRA_CLIENT_SECRET does not get a token (${failure}); nothing was removed`);
+    const steps: Step[] = [{ status: 'unchanged', item: 'secret', detail: `${currentOnApp.keyId} (in use: it gets tokens)` }];
+    for (const old of onApp.filter((p) => p !== currentOnApp)) {
+      await graph.removePassword(app.id, old.keyId).catch(refuse);
+      steps.push({ status: 'removed', item: 'old secret', detail: old.keyId });
+    }
+    return steps;
+  }
+  if (!options['rotate-credential'] && currentOnApp) return [{ status: 'unchanged', item: 'secret', detail: `${currentOnApp.keyId}, valid until ${currentOnApp.endDateTime?.slice(0, 10) ?? '?'}` }];
+  if (!options['rotate-credential'] && current && !options.force) {
+    return [{ status: 'skipped', item: 'secret', detail: 'ENTRA_CLIENT_SECRET holds a secret this registration does not have; --force adds a new one and replaces it' }];
+  }
+  const secret = await graph.addPassword(app.id, `Roster ${new Date().toISOString().slice(0, 10)}`).catch(refuse);
+  envSettings.ENTRA_CLIENT_SECRET = secret.secretText;
+  // A rotation's whole point is the new value: restart Roster with it, then --drop-old.
+  replace.add('ENTRA_CLIENT_SECRET');
+  return [{ status: options['rotate-credential'] ? 'rotated' : 'created', item: 'secret', detail: `${secret.keyId}, valid until ${secret.endDateTime.slice(0, 10)} (value written to .env only)` }];
+}
