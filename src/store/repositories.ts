@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import { ApiKeyRepository } from './api-keys.ts';
+import { AuditRepository } from './audit.ts';
 import type { Store } from './database.ts';
 import type { Database } from './schema.ts';
 import { AuthRequestRepository } from './auth-requests.ts';
@@ -19,6 +21,9 @@ export interface Repositories {
   syncRuns: SyncRunRepository;
   syncState: SyncStateRepository;
   syncedUsers: SyncedUserRepository;
+  apiKeys: ApiKeyRepository;
+  /** Append-only: written in the same transaction as the action it records. */
+  audit: AuditRepository;
 }
 
 function over(db: Kysely<Database>, store: Store): Repositories {
@@ -29,6 +34,8 @@ function over(db: Kysely<Database>, store: Store): Repositories {
     syncRuns: new SyncRunRepository(db),
     syncState: new SyncStateRepository(db),
     syncedUsers: new SyncedUserRepository(db, store.engine),
+    apiKeys: new ApiKeyRepository(db),
+    audit: new AuditRepository(db),
   };
 }
 
