@@ -4,7 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ApiKeyRejectedError } from '../tenants/errors.ts';
 import type { ApiRoutePlugin, ApiServices } from './context.ts';
-import { RateLimitedError } from './errors.ts';
+import { InvalidFieldError, RateLimitedError } from './errors.ts';
 import { problemErrorHandler, sendProblem } from './problems.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import { tenantRoutes } from './routes/tenants.ts';
@@ -29,6 +29,21 @@ function bearerOf(request: FastifyRequest): string {
   const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header.trim()) : null;
   if (!match) throw new ApiKeyRejectedError();
   return match[1]!;
+}
+
+/**
+ * TypeBox's conversion of query strings is lenient (`limit=1.5` becomes 1):
+ * integer parameters must be written as whole numbers before it runs.
+ */
+function strictQueryNumbers(request: FastifyRequest): void {
+  const properties = (request.routeOptions.schema?.querystring as { properties?: Record<string, { type?: string }> } | undefined)?.properties ?? {};
+  const query = request.query as Record<string, unknown>;
+  for (const [name, schema] of Object.entries(properties)) {
+    const value = query[name];
+    if (schema.type === 'integer' && value !== undefined && (typeof value !== 'string' || !/^-?\d{1,15}$/.test(value))) {
+      throw new InvalidFieldError(name, `"${name}" must be a whole number.`);
+    }
+  }
 }
 
 /**
@@ -75,6 +90,11 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
             reply.header('retry-after', String(Math.max(1, limit.ttlInSeconds)));
             throw new RateLimitedError(Math.max(1, limit.ttlInSeconds));
           }
+        });
+        secured.addHook('preValidation', async (request) => {
+          strictQueryNumbers(request);
+          // A POST without a body is an empty one, so actions need no `{}` and their schemas still refuse unknown fields.
+          if (request.body === undefined || request.body === null) request.body = {};
         });
         const typed = secured.withTypeProvider<TypeBoxTypeProvider>();
         for (const routes of API_ROUTES) await typed.register(routes, options.services);

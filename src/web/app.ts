@@ -37,6 +37,7 @@ import { userRoutes } from './routes/users.ts';
 import { syncRoutes } from './routes/sync.ts';
 import { organisationRoutes } from './routes/organisation.ts';
 import { operatorRoutes } from './routes/operator.ts';
+import { operatorAccessRoutes } from './routes/operator-access.ts';
 
 export interface WebDependencies {
   publicUrl: URL;
@@ -180,11 +181,12 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
 
   const { tenants, users, syncStatus, lifecycle, sync } = services;
   await app.register(overviewRoutes, { pages, syncStatus, users });
-  await app.register(adminClaimRoutes, { pages, users });
-  await app.register(userRoutes, { pages, users, syncStatus });
-  await app.register(syncRoutes, { pages, syncStatus, sync, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
+  await app.register(adminClaimRoutes, { pages, users, audit: services.audit });
+  await app.register(userRoutes, { pages, users, syncStatus, audit: services.audit });
+  await app.register(syncRoutes, { pages, syncStatus, sync, actions: services.actions, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
   await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
-  await app.register(operatorRoutes, { pages, tenants, syncStatus, lifecycle, sync });
+  await app.register(operatorRoutes, { pages, tenants, syncStatus, actions: services.actions });
+  await app.register(operatorAccessRoutes, { pages, tenants, apiKeys: services.apiKeys, audit: services.audit });
   await app.register(signInRoutes, ctx);
   await app.register(signupRoutes, ctx);
   await registerApi(app, {

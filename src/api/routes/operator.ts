@@ -3,8 +3,8 @@ import { apiActor, apiKeyOf, requireScope, visibleTenant, type ApiRoutePlugin } 
 import { PageOf, PageParams, decodeCursor, DEFAULT_LIMIT, pageOf } from '../pagination.ts';
 import { HeldDeletionSchema, heldOut, problems, TenantParams, TenantSchema, tenantOut } from '../schemas.ts';
 
-const NoBody = Type.Optional(Type.Object({}, { additionalProperties: false }));
-const SyncBody = Type.Optional(Type.Object({ full: Type.Optional(Type.Boolean({ description: 'A full listing instead of an incremental round.' })) }, { additionalProperties: false }));
+const NoBody = Type.Object({}, { additionalProperties: false });
+const SyncBody = Type.Object({ full: Type.Optional(Type.Boolean({ description: 'A full listing instead of an incremental round.' })) }, { additionalProperties: false });
 const Accepted = Type.Object({ status: Type.Literal('requested') }, { title: 'SyncRequested' });
 const HeldOutcome = Type.Object({ decision: Type.Union([Type.Literal('confirm'), Type.Literal('discard')]), removed: Type.Union([Type.Integer(), Type.Null()]) }, { title: 'HeldDecision' });
 const HeldQuery = Type.Object({ ...PageParams }, { additionalProperties: false });
@@ -39,7 +39,7 @@ export const operatorRoutes: ApiRoutePlugin = async (app, { tenants, actions }) 
     { onRequest: manage, schema: { tags: ['operator'], summary: 'Sync a tenant now', operationId: 'syncTenant', params: TenantParams, body: SyncBody, response: { 202: Accepted, ...problems(400, 404, 409) } } },
     async (request, reply) => {
       const tenant = await visibleTenant(request, tenants, request.params.tenant_id);
-      await actions.requestSync(tenant.id, apiActor(request), { full: request.body?.full ?? false });
+      await actions.requestSync(tenant.id, apiActor(request), { full: request.body.full ?? false });
       return reply.code(202).send({ status: 'requested' as const });
     },
   );

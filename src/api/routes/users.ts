@@ -17,6 +17,14 @@ const UsersQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** An RFC 3339 time whose date exists (`Date.parse` rolls 2026-02-30 over into March). */
+function isRfc3339(text: string): boolean {
+  const match = RFC3339.exec(text);
+  if (!match) return false;
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  return new Date(Date.UTC(year, month - 1, day)).getUTCDate() === day && month >= 1 && month <= 12;
+}
+
 /** Users of a tenant, in id order, keyset-paged. */
 export const userRoutes: ApiRoutePlugin = async (app, { tenants, users }) => {
   app.get(
@@ -30,7 +38,7 @@ export const userRoutes: ApiRoutePlugin = async (app, { tenants, users }) => {
       const { limit = DEFAULT_LIMIT, state, search, updated_since: since } = request.query;
       let updatedSince: number | undefined;
       if (since !== undefined) {
-        updatedSince = RFC3339.test(since) ? Date.parse(since) : Number.NaN;
+        updatedSince = isRfc3339(since) ? Date.parse(since) : Number.NaN;
         if (Number.isNaN(updatedSince)) throw new InvalidFieldError('updated_since', '"updated_since" must be an RFC 3339 time such as 2026-01-31T09:00:00Z.');
       }
       const after = decodeCursor(`users:${tenant.id}`, request.query.after);
