@@ -40,6 +40,8 @@ export interface RosterConfig {
   shutdownSeconds: number;
   /** Proxies whose X-Forwarded-For gives the client address (rate limits): none, a hop count, or addresses and CIDRs. */
   trustProxy: false | number | readonly string[];
+  /** Requests each API key may make per minute on `/api/v1`. */
+  apiRateLimitPerMinute: number;
 }
 
 export interface OperatorIdentity {
@@ -132,6 +134,7 @@ const envSchema = z.object({
       .transform((v) => (/^\d{1,2}$/.test(v) ? (Number(v) === 0 ? (false as const) : Number(v)) : v.split(',').map((entry) => entry.trim())))
       .optional(),
   ),
+  API_RATE_LIMIT_PER_MINUTE: integer('API_RATE_LIMIT_PER_MINUTE', 1, 1_000_000),
   LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
 });
 
@@ -205,5 +208,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     metricsToken: v.METRICS_TOKEN ?? null,
     shutdownSeconds: v.SHUTDOWN_TIMEOUT_SECONDS ?? 30,
     trustProxy: v.TRUST_PROXY ?? false,
+    apiRateLimitPerMinute: v.API_RATE_LIMIT_PER_MINUTE ?? 600,
   };
 }

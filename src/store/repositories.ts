@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import { ApiKeyRepository } from './api-keys.ts';
+import { AuditRepository } from './audit.ts';
 import type { Store } from './database.ts';
 import type { Database } from './schema.ts';
 import { AuthRequestRepository } from './auth-requests.ts';
@@ -26,6 +28,9 @@ export interface Repositories {
   groupSyncState: SyncCursorRepository;
   groupSyncRuns: SyncRunRepository;
   groups: GroupRepository;
+  apiKeys: ApiKeyRepository;
+  /** Append-only: written in the same transaction as the action it records. */
+  audit: AuditRepository;
 }
 
 function over(db: Kysely<Database>, store: Store): Repositories {
@@ -40,6 +45,8 @@ function over(db: Kysely<Database>, store: Store): Repositories {
     groupSyncState: new SyncCursorRepository(db, 'group_sync_state'),
     groupSyncRuns: new SyncRunRepository(db, 'group_sync_runs'),
     groups: new GroupRepository(db, store.engine),
+    apiKeys: new ApiKeyRepository(db),
+    audit: new AuditRepository(db),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Store } from '../store/database.ts';
+import type { NewAuditEntry } from '../store/audit.ts';
 import { transaction } from '../store/repositories.ts';
 
 export interface OffboardingResult {
@@ -25,8 +26,9 @@ export class TenantLifecycle {
    * tenant is marked offboarded. Signing up again later starts afresh, with the
    * new signer as its first admin.
    */
-  async offboard(tenantId: string, reason: string, now: number): Promise<OffboardingResult> {
+  async offboard(tenantId: string, reason: string, now: number, audit?: NewAuditEntry): Promise<OffboardingResult> {
     return transaction(this.#store, async (tx) => {
+      if (audit) await tx.audit.record(audit, now);
       // Marking the tenant first makes a concurrent sync stop at its next page.
       await tx.tenants.changeState(tenantId, 'offboarded', reason, now, { forgetSignupAdmin: true });
       await tx.syncState.deleteForTenant(tenantId);
@@ -39,16 +41,22 @@ export class TenantLifecycle {
   }
 
   /** An operator stops an active tenant: no syncs, no sign-ins, every session ends; its data stays. */
-  async suspend(tenantId: string, reason: string, now: number): Promise<boolean> {
+  /** `audit`, when given, is recorded in the same transaction, only if the tenant changed. */
+  async suspend(tenantId: string, reason: string, now: number, audit?: NewAuditEntry): Promise<boolean> {
     return transaction(this.#store, async (tx) => {
       if (!(await tx.tenants.changeState(tenantId, 'suspended', reason, now, { from: 'active' }))) return false;
       await tx.sessions.destroyForTenant(tenantId);
+      if (audit) await tx.audit.record(audit, now);
       return true;
     });
   }
 
-  async resume(tenantId: string, now: number): Promise<boolean> {
-    return transaction(this.#store, (tx) => tx.tenants.changeState(tenantId, 'active', null, now, { from: 'suspended' }));
+  async resume(tenantId: string, now: number, audit?: NewAuditEntry): Promise<boolean> {
+    return transaction(this.#store, async (tx) => {
+      if (!(await tx.tenants.changeState(tenantId, 'active', null, now, { from: 'suspended' }))) return false;
+      if (audit) await tx.audit.record(audit, now);
+      return true;
+    });
   }
 
   /** Roster's app is gone from the tenant: syncs stop and sessions end; the data stays for a reconnect. */

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { USER_SORTS, USER_STATES, type DirectoryUser, type UserQuery } from '../../store/users.ts';
 import type { Pages, PageServices } from '../context.ts';
+import { viewerActor } from '../actor.ts';
 import { viewerOf } from '../guards.ts';
 import { sendCsv } from '../csv.ts';
 import type { PagePlugin } from '../plugins.ts';
@@ -28,6 +29,7 @@ export interface UserRouteOptions {
   syncStatus: PageServices['syncStatus'];
   /** The user's groups on their page; absent in a product's own use of these routes. */
   groups?: PageServices['groups'];
+  audit: PageServices['audit'];
 }
 
 
@@ -56,7 +58,7 @@ function toFilter(query: ListQuery): UserQuery {
 }
 
 /** The organisation's users: the list, the CSV export, each user's page, and the admin role. */
-export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, users, syncStatus, groups }) => {
+export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, users, syncStatus, groups, audit }) => {
   const member = pages.guard('member');
   app.get('/app/users', { schema: { querystring: ListQuery }, preHandler: member }, async (request, reply) => {
     const viewer = viewerOf(request);
@@ -123,6 +125,7 @@ export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, use
         return pages.message(request, reply, 409, { title: 'Not possible', message: 'You cannot remove your own administrator role: another administrator must do it, so the organisation is never left without one.', links: [{ href: `/app/users/${id}`, label: 'Back', primary: true }] });
       }
       await users.setRole(viewer.tenant.id, id, request.body.role, pages.now());
+      await audit.record({ actor: viewerActor(request), action: 'user.role', tenantId: viewer.tenant.id, target: id, detail: { role: request.body.role } }, pages.now());
       request.log.info({ tenant: viewer.tenant.id, by: viewer.user.id, user: id, role: request.body.role }, 'roster role changed');
       return reply.redirect(`/app/users/${id}`, 303);
     },
