@@ -18,6 +18,7 @@ import { loadState, saveState } from './persistence.ts';
 import { applySeed, type SeedSource } from './seed.ts';
 import { SsoSessions } from './signin/sso-session.ts';
 import { SignInTransactions } from './signin/transaction.ts';
+import { Subscriptions } from './subscriptions.ts';
 import { registerAdminConsentRoutes } from './routes/adminconsent.ts';
 import { registerAuthorizeRoutes } from './routes/authorize.ts';
 import { registerControlRoutes } from './routes/control.ts';
@@ -82,11 +83,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const demoApp = ensureDemoApp(directory, options);
   if (!restored && options.seed) await applySeed(directory, options.seed, demoApp.appId);
 
+  const faults = new FaultInjector(options.faultSeed ?? 1);
+  const subscriptions = new Subscriptions(clock, faults);
+  directory.changeListeners.push((change) => subscriptions.notify(change));
   const ctx: EmulatorContext = {
     directory,
     keyring,
     clock,
-    faults: new FaultInjector(options.faultSeed ?? 1),
+    faults,
+    subscriptions,
     requestLog: new RequestLog(),
     grants,
     sessions: new SsoSessions(directory, () => ctx.urls.pages),
@@ -127,6 +132,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     demoApp: { clientId: demoApp.appId, clientSecret: demoApp.secrets[0]!.value },
     save,
     close: async () => {
+      subscriptions.close();
       await Promise.allSettled([backchannel.close(), pages.close()]);
     },
   };
