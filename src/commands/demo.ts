@@ -22,7 +22,7 @@ export function emulatorDataDir(config: RosterConfig): string {
  * process. On the first start, the demo tenants that consented are signed up
  * through the same confirmation a real sign-up goes through.
  */
-export async function startDemo(config: RosterConfig, logger: Roster['logger']): Promise<RunningDemo> {
+export async function startDemo(config: RosterConfig, logger: Roster['logger'], options: { notifications?: boolean } = {}): Promise<RunningDemo> {
   const base = config.publicUrl.origin;
   const emulator = await startEmulator({
     dataDir: emulatorDataDir(config),
@@ -35,8 +35,11 @@ export async function startDemo(config: RosterConfig, logger: Roster['logger']):
   let roster: Roster | undefined;
   let server: WebServer;
   try {
+    // The emulator delivers change notifications to Roster's own (loopback) URL: changes show within seconds.
+    const notifications: RosterConfig['notifications'] =
+      options.notifications === false ? { enabled: false } : config.notifications.enabled ? config.notifications : { enabled: true, url: config.publicUrl, healthyIntervalMinutes: 60 };
     roster = await bootstrap(
-      { ...config, operators: config.operators.length > 0 ? config.operators : demoOperators(emulator) },
+      { ...config, operators: config.operators.length > 0 ? config.operators : demoOperators(emulator), notifications },
       {
         provider: {
           credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
@@ -127,7 +130,7 @@ export async function startDemoCommand(config: RosterConfig, env: Record<string,
   // Request logs would drown the demo's instructions; ask for them with LOG_LEVEL.
   const logger = stderrLogger(env.LOG_LEVEL === undefined ? 'warn' : config.logLevel);
   if (explicit && !config.demo) process.stderr.write('roster demo: ignoring the Entra settings of the environment; the demo uses its own emulator.\n');
-  const demo = await startDemo({ ...config, demo: true, entra: null }, logger);
+  const demo = await startDemo({ ...config, demo: true, entra: null }, logger, { notifications: env.NOTIFICATIONS?.trim() !== 'off' });
   process.stdout.write(`${await demoSummary(demo)}\n`);
   stopOnSignals('demo', demo.close, config.shutdownSeconds);
   return 'running';

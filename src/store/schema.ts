@@ -121,6 +121,24 @@ export interface AuthRequestsTable {
   expires_at: number;
 }
 
+/** A tenant's Graph change-notification subscription for one resource (`users`; `groups` later). */
+export interface GraphSubscriptionsTable {
+  tenant_id: string;
+  resource: string;
+  /** Graph's id; null while it is being created. */
+  subscription_id: string | null;
+  /** SHA-256 (hex) of the random per-subscription clientState: what notifications must carry. */
+  client_state_hash: string;
+  /** `creating` (claimed by one process), `active`, `reauthorizing`, `failing` (retried later). */
+  state: 'creating' | 'active' | 'reauthorizing' | 'failing';
+  expires_at: number | null;
+  last_renewed_at: number | null;
+  last_notification_at: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface MigrationsSeen {
   id: Generated<number>;
 }
@@ -132,4 +150,5 @@ export interface Database {
   auth_requests: AuthRequestsTable;
   sync_state: SyncStateTable;
   sync_runs: SyncRunsTable;
+  graph_subscriptions: GraphSubscriptionsTable;
 }

@@ -15,9 +15,17 @@ export interface OffboardingResult {
  */
 export class TenantLifecycle {
   readonly #store: Store;
+  readonly #onChange: ((tenantId: string) => void) | undefined;
 
-  constructor(store: Store) {
+  /** `onChange` hears of every committed change of state (the Graph subscriptions follow it). */
+  constructor(store: Store, options: { onChange?: (tenantId: string) => void } = {}) {
     this.#store = store;
+    this.#onChange = options.onChange;
+  }
+
+  #changed<T>(tenantId: string, result: T): T {
+    if (result !== false) this.#onChange?.(tenantId);
+    return result;
   }
 
   /**
@@ -26,7 +34,7 @@ export class TenantLifecycle {
    * new signer as its first admin.
    */
   async offboard(tenantId: string, reason: string, now: number): Promise<OffboardingResult> {
-    return transaction(this.#store, async (tx) => {
+    return this.#changed(tenantId, await transaction(this.#store, async (tx) => {
       // Marking the tenant first makes a concurrent sync stop at its next page.
       await tx.tenants.changeState(tenantId, 'offboarded', reason, now, { forgetSignupAdmin: true });
       await tx.syncState.deleteForTenant(tenantId);
@@ -34,20 +42,20 @@ export class TenantLifecycle {
       const users = await tx.syncedUsers.deleteForTenant(tenantId);
       const runs = await tx.syncRuns.deleteForTenant(tenantId);
       return { users, runs, sessions };
-    });
+    }));
   }
 
   /** An operator stops an active tenant: no syncs, no sign-ins, every session ends; its data stays. */
   async suspend(tenantId: string, reason: string, now: number): Promise<boolean> {
-    return transaction(this.#store, async (tx) => {
+    return this.#changed(tenantId, await transaction(this.#store, async (tx) => {
       if (!(await tx.tenants.changeState(tenantId, 'suspended', reason, now, { from: 'active' }))) return false;
       await tx.sessions.destroyForTenant(tenantId);
       return true;
-    });
+    }));
   }
 
   async resume(tenantId: string, now: number): Promise<boolean> {
-    return transaction(this.#store, (tx) => tx.tenants.changeState(tenantId, 'active', null, now, { from: 'suspended' }));
+    return this.#changed(tenantId, await transaction(this.#store, (tx) => tx.tenants.changeState(tenantId, 'active', null, now, { from: 'suspended' })));
   }
 
   /** Roster's app is gone from the tenant: syncs stop and sessions end; the data stays for a reconnect. */
@@ -56,5 +64,6 @@ export class TenantLifecycle {
       await tx.tenants.setState(tenantId, 'disconnected', reason, now);
       await tx.sessions.destroyForTenant(tenantId);
     });
+    this.#onChange?.(tenantId);
   }
 }

@@ -33,6 +33,10 @@ import { userRoutes } from './routes/users.ts';
 import { syncRoutes } from './routes/sync.ts';
 import { organisationRoutes } from './routes/organisation.ts';
 import { operatorRoutes } from './routes/operator.ts';
+import { graphNotificationRoutes } from './routes/graph-notifications.ts';
+import type { NotificationReceiver } from './graph-notifications.ts';
+import { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
+import { LIFECYCLE_PATH, NOTIFICATION_PATH } from '../directory/subscriptions.ts';
 
 export interface WebDependencies {
   publicUrl: URL;
@@ -57,6 +61,8 @@ export interface WebDependencies {
   plugins?: readonly WebExtension[];
   /** How often an open sync progress stream re-checks its session; 5 seconds unless set. */
   streamCheckMs?: number;
+  /** Graph change notifications (NOTIFICATIONS=on): the endpoints Graph calls are served only with it. */
+  notifications?: Pick<NotificationReceiver, 'syncSoon' | 'reauthorize' | 'counters'>;
 }
 
 const NO_SYNC: SyncControl = {
@@ -71,6 +77,8 @@ const NO_SYNC: SyncControl = {
 const AUTH_REQUEST_TTL_MS = 10 * 60_000;
 const HERE = import.meta.dirname;
 const SESSIONLESS_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+/** Graph's calls carry no session, cookie or CSRF token: checked by their own rules instead (security rule 34). */
+const GRAPH_CALLBACK_PATHS = new Set([NOTIFICATION_PATH, LIFECYCLE_PATH]);
 /** Callbacks that set a session: their answers must not be stored by any cache either. */
 const NO_STORE_PATHS = new Set(['/auth/callback', '/signup/callback']);
 
@@ -81,7 +89,7 @@ function pageServices(deps: WebDependencies): PageServices {
       session: { idleMs: deps.session.idleMinutes * 60_000, absoluteMs: deps.session.absoluteHours * 3_600_000 },
       authRequestTtlMs: AUTH_REQUEST_TTL_MS,
     }),
-    lifecycle: new TenantLifecycle(deps.store),
+    lifecycle: new TenantLifecycle(deps.store, deps.sync?.tenantStateChanged ? { onChange: (id) => deps.sync?.tenantStateChanged?.(id) } : {}),
     sync: deps.sync ?? NO_SYNC,
   };
 }
@@ -147,17 +155,18 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await registerPlatform(app, deps);
   app.decorateRequest('viewer', null);
   app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?')[0]!;
+    if (deps.notifications && GRAPH_CALLBACK_PATHS.has(path)) return;
     if (!isSafeMethod(request.method) && !isSameOriginRequest(request, deps.publicUrl)) {
       return reply.code(403).type('text/plain; charset=utf-8').send('Cross-site request refused.');
     }
-    const path = request.url.split('?')[0]!;
     // Probes and assets need no session: no database work, no cookie changes.
     if (SESSIONLESS_PATHS.has(path) || path.startsWith('/assets/')) return;
     request.viewer = await resumeViewer(viewers, ctx.cookieNames.session, request, reply);
     // A signed-in person's pages, and the callbacks that sign people in, stay out of every cache.
     if (request.viewer || NO_STORE_PATHS.has(path)) reply.header('cache-control', 'no-store');
   });
-  await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now });
+  await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now, ...(deps.notifications ? { notificationCounters: deps.notifications.counters } : {}) });
 
   app.setErrorHandler(pageErrorHandler(pages));
   app.setNotFoundHandler((request, reply) =>
@@ -173,6 +182,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await app.register(operatorRoutes, { pages, tenants, syncStatus, lifecycle, sync });
   await app.register(signInRoutes, ctx);
   await app.register(signupRoutes, ctx);
+  if (deps.notifications) await app.register(graphNotificationRoutes, { ...deps.notifications, subscriptions: new GraphSubscriptionRepository(deps.store.db), now });
   for (const extension of deps.plugins ?? []) {
     await app.register(extension.plugin, { pages, tenants, users, syncStatus, ...(extension.prefix ? { prefix: extension.prefix } : {}) });
   }

@@ -31,6 +31,7 @@ describe('emulator: Graph change-notification subscriptions', () => {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Graph's JSON, read field by field in the assertions
     return { status: res.status, body: (text ? JSON.parse(text) : null) as Record<string, any> };
   };
   const inMinutes = (minutes: number) => new Date(emulator.ctx.clock.nowMs() + minutes * 60_000).toISOString();
