@@ -33,7 +33,7 @@ export const operatorRoutes: PagePlugin<OperatorRouteOptions> = async (app, { pa
   const operator = pages.guard('operator');
 
   app.get('/operator', { schema: { querystring: ConsoleQuery }, preHandler: operator }, async (request, reply) => {
-    const all = await syncStatus.overview();
+    const all = await syncStatus.overview(pages.now());
     const show = request.query.show ?? 'all';
     const inView: Record<OperatorView, (t: TenantOverview) => boolean> = {
       all: () => true,
@@ -54,8 +54,8 @@ export const operatorRoutes: PagePlugin<OperatorRouteOptions> = async (app, { pa
   app.get('/operator/tenants/:id', { schema: { params: GuidIdParams }, preHandler: operator }, async (request, reply) => {
     const tenant = await tenants.get(request.params.id);
     if (!tenant) return notFound(pages, request, reply);
-    const [snapshot, runs] = await Promise.all([syncSnapshot(syncStatus, tenant.id, pages.now()), syncStatus.runs(tenant.id, 50)]);
-    return pages.render(reply, 'operator-tenant', { title: tenant.displayName, wide: true, tenant, snapshot, runs, users: tenant.userCount, problem: explainSyncHealth(snapshot.health, snapshot.lastError) });
+    const [snapshot, runs, liveUpdates] = await Promise.all([syncSnapshot(syncStatus, tenant.id, pages.now()), syncStatus.runs(tenant.id, 50), syncStatus.liveUpdates(tenant.id, pages.now())]);
+    return pages.render(reply, 'operator-tenant', { title: tenant.displayName, wide: true, tenant, snapshot, runs, liveUpdates, users: tenant.userCount, problem: explainSyncHealth(snapshot.health, snapshot.lastError) });
   });
 
   /** A POST on one tenant: `run` returns the log line of what it did, or the page it answered with. */

@@ -26,8 +26,12 @@ export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syn
 
   app.get('/app/sync', { preHandler: pages.guard('member') }, async (request, reply) => {
     const viewer = viewerOf(request);
-    const [snapshot, runs] = await Promise.all([syncSnapshot(syncStatus, viewer.tenant.id, pages.now()), syncStatus.runs(viewer.tenant.id, RUNS_SHOWN)]);
-    return pages.render(reply, 'sync', { title: 'Directory sync', wide: true, script: 'sync.js', snapshot, runs, problem: explainSyncHealth(snapshot.health, snapshot.lastError) });
+    const [snapshot, runs, liveUpdates] = await Promise.all([
+      syncSnapshot(syncStatus, viewer.tenant.id, pages.now()),
+      syncStatus.runs(viewer.tenant.id, RUNS_SHOWN),
+      syncStatus.liveUpdates(viewer.tenant.id, pages.now()),
+    ]);
+    return pages.render(reply, 'sync', { title: 'Directory sync', wide: true, script: 'sync.js', snapshot, runs, liveUpdates, problem: explainSyncHealth(snapshot.health, snapshot.lastError) });
   });
 
   app.post(
