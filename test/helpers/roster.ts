@@ -53,6 +53,8 @@ export async function startTestRoster(
     web?: Pick<WebDependencies, 'trustProxy' | 'plugins' | 'streamCheckMs'>;
     /** Graph change notifications on, with Roster's own URL as the one Graph calls. */
     notifications?: boolean;
+    /** Scheduled rounds (benchmarks): the scheduler ticks with these times instead of syncing only when asked. */
+    scheduled?: { intervalMinutes: number; tickSeconds: number };
   } = {},
 ): Promise<TestRoster> {
   const emulator = options.emulator ?? (await startTestEmulator());
@@ -79,6 +81,7 @@ export async function startTestRoster(
     trustProxy: options.web?.trustProxy ?? false,
     ...(options.notifications ? { notifications: { enabled: true as const, url: new URL(url), healthyIntervalMinutes: 60 } } : {}),
   };
+  if (options.scheduled) config.sync = { ...config.sync, ...options.scheduled };
   const roster = await bootstrap(config, {
     provider: {
       credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
@@ -91,7 +94,7 @@ export async function startTestRoster(
     now,
     consentGraceMs: 0,
     // Scheduled rounds are left to the scheduler's own tests; here syncs run when a page or a test asks.
-    jobs: 'on-demand',
+    jobs: options.scheduled ? 'scheduled' : 'on-demand',
   });
   const server = await startWebServer(roster, { plugins: options.web?.plugins, streamCheckMs: options.web?.streamCheckMs });
   return {
