@@ -258,6 +258,8 @@ export class Subscriptions {
     for (const subscription of this.#byId.values()) {
       if (subscription.tenantId !== change.tenant.id || subscription.resource !== change.resource) continue;
       if (!subscription.changeTypes.includes(change.kind) || this.#expired(subscription)) continue;
+      // An app whose consent was revoked reads nothing more of the tenant, notifications included.
+      if (!change.tenant.servicePrincipals.has(subscription.appId)) continue;
       const queue = this.#pending.get(subscription.id) ?? [];
       if (queue.length === 0) this.#pending.set(subscription.id, queue);
       queue.push({
