@@ -6,6 +6,8 @@ import { checkNotification, type NotificationReceiver } from '../graph-notificat
 const BODY_LIMIT = 1024 * 1024;
 /** Graph's validation tokens are a short sentence; anything far longer is not one of them. */
 const TOKEN_MAX = 1024;
+/** Graph batches its notifications; a sender far above this per address is flooding, not notifying. */
+const PER_ADDRESS = { rateLimit: { max: 1200, timeWindow: '1 minute' } };
 
 /**
  * The endpoints Microsoft Graph calls (rules 2-4, security rule 34): no
@@ -22,7 +24,7 @@ export async function graphNotificationRoutes(app: FastifyInstance, receiver: No
 
   // When each subscription's wish to sync was last written: a burst writes it once a second, not once per item.
   const recorded = new Map<string, number>();
-  app.post(NOTIFICATION_PATH, { logLevel: 'warn' }, async (request, reply) => {
+  app.post(NOTIFICATION_PATH, { logLevel: 'warn', config: PER_ADDRESS }, async (request, reply) => {
     if (hasValidationToken(request)) return answerValidation(request, reply);
     // A batch repeats the same subscription: each distinct (subscription, tenant, clientState) is checked once.
     const checks = new Map<string, ReturnType<typeof checkNotification>>();
@@ -52,7 +54,7 @@ export async function graphNotificationRoutes(app: FastifyInstance, receiver: No
     return accepted(reply);
   });
 
-  app.post(LIFECYCLE_PATH, { logLevel: 'warn' }, async (request, reply) => {
+  app.post(LIFECYCLE_PATH, { logLevel: 'warn', config: PER_ADDRESS }, async (request, reply) => {
     if (hasValidationToken(request)) return answerValidation(request, reply);
     for (const raw of itemsOf(request.body)) {
       receiver.counters.received += 1;
