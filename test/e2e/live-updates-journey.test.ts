@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { answerEmulatorUntil, launchChromium, signInAtEmulator } from '../helpers/chromium.ts';
+import { mkdir } from 'node:fs/promises';
+import { answerEmulatorUntil, launchChromium, SCREENSHOTS, signInAtEmulator } from '../helpers/chromium.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { addOrg, type Org } from '../helpers/fixtures.ts';
 import { startTestRoster, type TestRoster } from '../helpers/roster.ts';
@@ -23,7 +24,8 @@ describe('live updates in Chromium', () => {
     org = addOrg(emulator.ctx, 'Northwind', 'northwind.com');
     roster = await startTestRoster({ emulator, notifications: true });
     browser = await launchChromium();
-    page = await (await browser.newContext()).newPage();
+    page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+    await mkdir(SCREENSHOTS, { recursive: true });
   });
   after(async () => {
     await browser?.close();
@@ -46,6 +48,7 @@ describe('live updates in Chromium', () => {
 
     await page.goto(`${roster.url}/app/sync`);
     await page.getByText(/renewed (now|\d+ seconds? ago)/).waitFor();
+    await page.screenshot({ path: new URL('live-updates-sync.png', SCREENSHOTS).pathname, fullPage: true });
     await page.goto(`${roster.url}/app/users?state=active`);
     const member = page.getByRole('main').getByText('Northwind User');
     await member.first().waitFor();
