@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { executeVerb } from '../../src/emulator/cli/verbs.ts';
+import { UsageError } from '../../src/emulator/cli/flags.ts';
 import { SUBSCRIPTION_QUOTAS } from '../../src/emulator/subscriptions.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { addOrg, consent, type Org } from '../helpers/fixtures.ts';
@@ -214,5 +216,19 @@ describe('emulator: Graph change-notification subscriptions', () => {
     assert.deepEqual((await graph('GET', '/subscriptions', undefined, foreign)).body.value, []);
     assert.equal((await graph('DELETE', `/subscriptions/${created.body.id}`, undefined, foreign)).status, 404);
     assert.equal((await graph('PATCH', `/subscriptions/${created.body.id}`, { expirationDateTime: inMinutes(90) }, foreign)).status, 404);
+  });
+
+  test('CLI verbs: subscription list, subscription lifecycle and notification faults', async () => {
+    cleanUp();
+    const created = await graph('POST', '/subscriptions', subscription());
+    const connection = ['--control-url', emulator.urls.control, '--control-token', emulator.ctx.controlToken];
+    const listed = (await executeVerb(['subscription', 'list', '--tenant', 'subscribers.com', ...connection])) as { subscriptions: { id: string; tenantId: string }[] };
+    assert.deepEqual(listed.subscriptions.map((s) => [s.id, s.tenantId]), [[created.body.id, org.tenant.id]]);
+    const sent = (await executeVerb(['subscription', 'lifecycle', created.body.id, ...connection])) as { delivered: boolean };
+    assert.equal(sent.delivered, true);
+    await assert.rejects(executeVerb(['subscription', 'lifecycle', created.body.id, '--event', 'missed', ...connection]), UsageError);
+    const fault = (await executeVerb(['fault', 'add', '--target', 'notification', '--kind', 'drop', '--count', '1', ...connection])) as { target: string };
+    assert.equal(fault.target, 'notification');
+    await assert.rejects(emulator.control('POST', '/faults', { target: 'notification', kind: 'throttle' }), /delay or drop/);
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Tenant } from '../../src/emulator/model.ts';
+import { GraphSubscriptions } from '../../src/directory/subscriptions.ts';
 import { GraphSubscriptionRepository } from '../../src/store/graph-subscriptions.ts';
 import { addSignedUpTenant } from '../helpers/mirror.ts';
 import { startTestRoster, type TestRoster } from '../helpers/roster.ts';
@@ -190,6 +191,19 @@ for (const engine of ENGINES) {
       assert.equal(sent.delivered, true);
       await waitFor('the reauthorization', async () => !subscriptionOf(tenant).reauthorizationRequired && (await rows.get(tenant.id, 'users'))?.state === 'active');
       assert.ok(t.emulator.ctx.requestLog.entries({ route: 'POST /v1.0/subscriptions/:id/reauthorize', tenant: tenant.id }).length >= 1);
+    });
+
+    test('rule 1: at start-up, a subscription Graph no longer has (an emulator restarted) is created again', async () => {
+      const lost = subscriptionOf(tenant);
+      t.emulator.ctx.subscriptions.remove({ tenant, appId: lost.appId }, lost.id);
+      const { roster } = t;
+      const restarted = new GraphSubscriptions({ store: roster.store, entra: roster.entra, http: roster.http, graphBaseUrl: new URL(t.emulator.urls.graph), notificationUrl: new URL(t.url), logger: roster.logger, now: roster.now });
+      const report = await restarted.release();
+      assert.equal(report.created, 1);
+      const row = await rows.get(tenant.id, 'users');
+      assert.equal(row?.state, 'active');
+      assert.notEqual(row?.subscriptionId, lost.id);
+      assert.equal(subscriptionOf(tenant).id, row?.subscriptionId);
     });
 
     test('rule 1: the subscription is deleted when the tenant is suspended, recreated on resume, and deleted when it leaves', async () => {
