@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { RosterConfig } from '../config/config.ts';
 import { GraphReader } from '../directory/graph-reader.ts';
 import { DirectorySync } from '../directory/sync.ts';
+import { GraphSubscriptions } from '../directory/subscriptions.ts';
+import { NotificationCounters } from '../web/graph-notifications.ts';
 import { loadCertificateCredential, type AppCredentials } from '../identity/credentials.ts';
 import { EntraApp } from '../identity/entra-app.ts';
 import { OutboundHttp } from '../identity/http.ts';
@@ -68,6 +70,11 @@ export interface Roster {
   queue: SyncQueue | null;
   /** What the pages may ask of this process's sync. */
   syncControl: SyncControl;
+  /** Graph change notifications, when NOTIFICATIONS is on: the subscriptions, and what the receiving endpoints may do. */
+  notifications: {
+    subscriptions: GraphSubscriptions;
+    receiver: { syncSoon(tenantId: string): void; reauthorize(subscriptionId: string): void; counters: NotificationCounters };
+  } | null;
   /** Aborted when shutdown begins: runs under way stop after the page in hand commits. */
   shutdown: AbortSignal;
   now: () => number;
@@ -123,7 +130,13 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
     const reader = new GraphReader({ http, budget: (request) => budget(request), ...(options.onGraphWait ? { onWait: options.onGraphWait } : {}) });
     const sync = new DirectorySync({ store, entra, reader, graphBaseUrl, now, ...(options.consentGraceMs === undefined ? {} : { consentGraceMs: options.consentGraceMs }) });
     const shutdown = new AbortController();
-    const { scheduler, queue } = await startJobs(config, { store, sync, jobs, logger, now, signal: shutdown.signal, scheduled: options.jobs === 'scheduled' });
+    const subscriptions = config.notifications.enabled
+      ? new GraphSubscriptions({ store, entra, http, graphBaseUrl, notificationUrl: config.notifications.url, logger, now })
+      : null;
+    const { scheduler, queue } = await startJobs(config, { store, sync, jobs, logger, now, signal: shutdown.signal, scheduled: options.jobs === 'scheduled', subscriptions });
+    const keepSubscriptions = (tenantId: string) => {
+      void subscriptions?.maintain().catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'keeping Graph subscriptions failed; the next tick tries again'));
+    };
 
     let stopping: Promise<void> | undefined;
     const stopWork = () =>
@@ -144,14 +157,29 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
       validator: new IdTokenValidator(http, metadata, entra.clientId, now),
       sync,
       onboarding: new TenantOnboarding({ tenants: repositories.tenants, entra, http, graphBaseUrl, now }),
-      lifecycle: new TenantLifecycle(store),
+      lifecycle: new TenantLifecycle(store, subscriptions ? { onChange: keepSubscriptions } : {}),
       scheduler,
       queue,
       syncControl: {
-        requestSync: (tenantId, runOptions) => void scheduler.syncNow(tenantId, runOptions),
+        requestSync: (tenantId, runOptions) => {
+          void scheduler.syncNow(tenantId, runOptions);
+          // The first sync follows sign-up: the tenant's subscription is created with it.
+          void subscriptions?.ensure(tenantId).catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'could not create the Graph subscription; the next tick tries again'));
+        },
+        ...(subscriptions ? { tenantStateChanged: keepSubscriptions } : {}),
         confirmHeldDeletion: (tenantId) => sync.confirmHeldDeletion(tenantId),
         discardHeldDeletion: (tenantId) => sync.discardHeldDeletion(tenantId),
       },
+      notifications: subscriptions
+        ? {
+            subscriptions,
+            receiver: {
+              syncSoon: (tenantId) => scheduler.syncSoon(tenantId),
+              reauthorize: (subscriptionId) => void subscriptions.reauthorize(subscriptionId).catch((err: unknown) => logger.warn({ err }, 'reauthorizing a Graph subscription failed; the next tick tries again')),
+              counters: new NotificationCounters(),
+            },
+          }
+        : null,
       shutdown: shutdown.signal,
       now,
       stopWork,
@@ -173,9 +201,9 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
  */
 async function startJobs(
   config: RosterConfig,
-  parts: { store: Store; sync: DirectorySync; jobs: JobsRepository; logger: Logger; now: () => number; signal: AbortSignal; scheduled: boolean },
+  parts: { store: Store; sync: DirectorySync; jobs: JobsRepository; logger: Logger; now: () => number; signal: AbortSignal; scheduled: boolean; subscriptions: GraphSubscriptions | null },
 ): Promise<{ scheduler: SyncScheduler; queue: SyncQueue | null }> {
-  const { store, sync, jobs, logger, now, signal, scheduled } = parts;
+  const { store, sync, jobs, logger, now, signal, scheduled, subscriptions } = parts;
   const queue = scheduled && config.database.engine === 'postgres' ? await SyncQueue.start(config.database.url, logger) : null;
   const scheduler = new SyncScheduler({
     store,
@@ -187,6 +215,7 @@ async function startJobs(
     signal,
     now,
     ...(queue ? { queue } : {}),
+    ...(subscriptions && config.notifications.enabled ? { notifications: { subscriptions, healthyIntervalMinutes: config.notifications.healthyIntervalMinutes } } : {}),
   });
   try {
     if (queue) await queue.work({ sync, jobs, concurrency: config.sync.concurrency, signal, now });

@@ -25,7 +25,7 @@ export function emulatorDataDir(config: RosterConfig): string {
  * process. On the first start, the demo tenants that consented are signed up
  * through the same confirmation a real sign-up goes through.
  */
-export async function startDemo(config: RosterConfig, logger: Roster['logger']): Promise<RunningDemo> {
+export async function startDemo(config: RosterConfig, logger: Roster['logger'], options: { notifications?: boolean } = {}): Promise<RunningDemo> {
   const base = config.publicUrl.origin;
   const emulatorDir = emulatorDataDir(config);
   await ensureDataDirFree(emulatorDir);
@@ -40,8 +40,11 @@ export async function startDemo(config: RosterConfig, logger: Roster['logger']):
   let roster: Roster | undefined;
   let server: WebServer;
   try {
+    // The emulator delivers change notifications to Roster's own (loopback) URL: changes show within seconds.
+    const notifications: RosterConfig['notifications'] =
+      options.notifications === false ? { enabled: false } : config.notifications.enabled ? config.notifications : { enabled: true, url: config.publicUrl, healthyIntervalMinutes: 60 };
     roster = await bootstrap(
-      { ...config, operators: config.operators.length > 0 ? config.operators : demoOperators(emulator) },
+      { ...config, operators: config.operators.length > 0 ? config.operators : demoOperators(emulator), notifications },
       {
         provider: {
           credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
@@ -166,7 +169,7 @@ export async function startDemoCommand(config: RosterConfig, env: Record<string,
   if (explicit && !config.demo) process.stderr.write('roster demo: ignoring the Entra settings of the environment; the demo uses its own emulator.\n');
   let demo: RunningDemo;
   try {
-    demo = await startDemo({ ...config, demo: true, entra: null }, logger);
+    demo = await startDemo({ ...config, demo: true, entra: null }, logger, { notifications: env.NOTIFICATIONS?.trim() !== 'off' });
   } catch (err) {
     if (!(err instanceof DataDirInUseError)) throw err;
     process.stderr.write(`roster demo: ${err.message}; stop it, or set another DATA_DIR. (If no such emulator runs, delete ${err.controlPath}.)\n`);

@@ -27,9 +27,14 @@ export async function startWebServer(roster: Roster, extra: Pick<WebDependencies
     metricsToken: config.metricsToken,
     trustProxy: config.trustProxy,
     apiRateLimitPerMinute: config.apiRateLimitPerMinute,
+    ...(roster.notifications ? { notifications: roster.notifications.receiver } : {}),
     ...extra,
   });
   await app.listen({ host: config.host, port: config.port });
+  if (roster.notifications) {
+    const { subscriptions } = roster.notifications;
+    void subscriptions.release().catch((err: unknown) => roster.logger.warn({ err }, 'keeping Graph subscriptions failed; the next tick tries again'));
+  }
   return {
     app,
     url: config.publicUrl.origin,

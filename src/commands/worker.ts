@@ -15,6 +15,8 @@ export const worker: Command = {
     const logger = stderrLogger(config.logLevel);
     const roster = await bootstrap(config, { provider: await identityProviderFromConfig(config), logger, jobs: 'scheduled' });
     logger.info({ database: roster.store.location }, 'worker started');
+    // Its notification URL is served by `roster serve` elsewhere.
+    void roster.notifications?.subscriptions.release().catch((err: unknown) => logger.warn({ err }, 'keeping Graph subscriptions failed; the next tick tries again'));
     stopOnSignals('worker', roster.close, config.shutdownSeconds);
     return 'running';
   },

@@ -42,6 +42,12 @@ export interface RosterConfig {
   trustProxy: false | number | readonly string[];
   /** Requests each API key may make per minute on `/api/v1`. */
   apiRateLimitPerMinute: number;
+  /**
+   * Graph change notifications: off, or on with the public base URL Graph
+   * posts to (`<url>/graph/notifications`, `<url>/graph/lifecycle`) and the
+   * longer interval of scheduled rounds while a tenant's subscription is healthy.
+   */
+  notifications: { enabled: false } | { enabled: true; url: URL; healthyIntervalMinutes: number };
 }
 
 export interface OperatorIdentity {
@@ -136,7 +142,16 @@ const envSchema = z.object({
   ),
   API_RATE_LIMIT_PER_MINUTE: integer('API_RATE_LIMIT_PER_MINUTE', 1, 1_000_000),
   LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
+  NOTIFICATIONS: optionalText.pipe(z.enum(['on', 'off'], { message: 'NOTIFICATIONS must be on or off' }).optional()),
+  NOTIFICATION_URL: httpUrl('NOTIFICATION_URL', ['https', 'http']),
+  NOTIFICATION_SYNC_INTERVAL_MINUTES: integer('NOTIFICATION_SYNC_INTERVAL_MINUTES', 1, 24 * 60),
 });
+
+/** Hosts that only this machine reaches: the one place an http notification URL makes sense (the demo and its emulator). */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
 
 /** An IPv4 or IPv6 address, optionally with a prefix length (`10.0.0.0/8`, `fd00::/8`). */
 function isAddressOrCidr(entry: string): boolean {
@@ -190,6 +205,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
   } else if (v.ENTRA_AUTHORITY_HOST || v.GRAPH_BASE_URL) {
     problems.push('ENTRA_AUTHORITY_HOST and GRAPH_BASE_URL need ENTRA_CLIENT_ID and a secret or certificate; leave all of them unset for demo mode');
   }
+  const notifications = notificationSettings(v, publicUrl, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -209,5 +225,27 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     shutdownSeconds: v.SHUTDOWN_TIMEOUT_SECONDS ?? 30,
     trustProxy: v.TRUST_PROXY ?? false,
     apiRateLimitPerMinute: v.API_RATE_LIMIT_PER_MINUTE ?? 600,
+    notifications,
   };
+}
+
+/**
+ * NOTIFICATIONS=on needs a base URL Graph can reach: NOTIFICATION_URL, or
+ * PUBLIC_URL when that is already it. Graph calls it from the internet, so it
+ * must be https; http passes only for loopback hosts (the demo's emulator).
+ */
+function notificationSettings(v: z.infer<typeof envSchema>, publicUrl: URL, problems: string[]): RosterConfig['notifications'] {
+  if (v.NOTIFICATIONS !== 'on') {
+    if (v.NOTIFICATION_URL) problems.push('NOTIFICATION_URL is set but NOTIFICATIONS is not on: set NOTIFICATIONS=on to use it, or remove it');
+    return { enabled: false };
+  }
+  const url = v.NOTIFICATION_URL ?? publicUrl;
+  const name = v.NOTIFICATION_URL ? 'NOTIFICATION_URL' : 'PUBLIC_URL (used as NOTIFICATION_URL)';
+  if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
+    problems.push(`${name} must be a bare origin such as https://roster.example.com (no path, query, fragment or credentials)`);
+  }
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    problems.push(`${name} must use https: Microsoft Graph delivers change notifications only to a public https URL (http is accepted for localhost, for the emulator)`);
+  }
+  return { enabled: true, url, healthyIntervalMinutes: v.NOTIFICATION_SYNC_INTERVAL_MINUTES ?? 60 };
 }

@@ -7,6 +7,7 @@ import type { SigningKeyring } from './keys.ts';
 import type { Directory } from './model.ts';
 import type { SsoSessions } from './signin/sso-session.ts';
 import type { SignInTransactions } from './signin/transaction.ts';
+import type { Subscriptions } from './subscriptions.ts';
 
 /** Everything a route of the emulator needs; one per running emulator. */
 export interface EmulatorContext {
@@ -25,6 +26,8 @@ export interface EmulatorContext {
   deviceCodes: DeviceAuthorizations;
   /** `/users` pages built ahead of the client's next request. */
   pageReadAhead: PageReadAhead;
+  /** Change-notification subscriptions and their deliveries. */
+  subscriptions: Subscriptions;
   /** Protects the control API (`Authorization: Bearer <token>`). */
   controlToken: string;
   /** Client id of the built-in demo app registration. */

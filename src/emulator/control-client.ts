@@ -92,6 +92,21 @@ export interface NewApp {
   groupMembershipClaims?: GroupMembershipClaims;
 }
 
+/** A subscription as the control API lists it: Graph's resource plus its tenant and delivery figures. */
+export interface ControlSubscription {
+  id: string;
+  tenantId: string;
+  resource: string;
+  applicationId: string;
+  changeType: string;
+  notificationUrl: string;
+  lifecycleNotificationUrl: string | null;
+  expirationDateTime: string;
+  expired: boolean;
+  reauthorizationRequired: boolean;
+  stats: { delivered: number; failedAttempts: number; dropped: number; retried: number };
+}
+
 export type FaultInput = Omit<FaultSpec, 'retryAfter'> & { retryAfter?: string | number };
 
 const seg = encodeURIComponent;
@@ -265,6 +280,14 @@ export class ControlClient {
   }
   stats(): Promise<{ total: number; byRoute: Record<string, number> }> {
     return this.request('GET', '/stats');
+  }
+
+  // change-notification subscriptions
+  subscriptions(tenant?: string): Promise<{ subscriptions: ControlSubscription[] }> {
+    return this.request('GET', `/subscriptions${tenant ? `?tenant=${seg(tenant)}` : ''}`);
+  }
+  sendLifecycleEvent(id: string, event: 'reauthorizationRequired' = 'reauthorizationRequired'): Promise<{ id: string; event: string; delivered: boolean; status: number | null }> {
+    return this.request('POST', `/subscriptions/${seg(id)}/lifecycle`, { event });
   }
 
   // time, settings, persistence

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { seededRandom } from './random.ts';
 
-/** Which part of the emulator a fault applies to. */
-export type FaultTarget = 'graph' | 'token' | 'any';
+/** Which part of the emulator a fault applies to; `notification` is the delivery of change notifications (delay or drop only). */
+export type FaultTarget = 'graph' | 'token' | 'notification' | 'any';
 
 export type FaultKind = 'throttle' | 'unavailable' | 'delay' | 'drop';
 
@@ -59,6 +59,8 @@ export class FaultInjector {
   pick(target: Exclude<FaultTarget, 'any'>, tenant: string | undefined): Fault | undefined {
     for (const fault of this.#faults) {
       if (fault.target !== 'any' && fault.target !== target) continue;
+      // `any` means the requests the emulator serves; deliveries it makes are only hit when named.
+      if (fault.target === 'any' && target === 'notification') continue;
       if (fault.tenant && fault.tenant !== tenant) continue;
       if (fault.count !== undefined) {
         if (fault.hits >= fault.count) continue;

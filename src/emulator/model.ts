@@ -101,6 +101,20 @@ export interface ChangeEntry {
   changed?: GraphUserProperty[];
 }
 
+/** How a change notification names a change to a user or group. */
+export type ChangeKind = 'updated' | 'deleted';
+
+/** One change as change notifications see it: which resource collection, which object, and its kind. */
+export interface DirectoryChange {
+  tenant: Tenant;
+  /** The subscribable collection the object belongs to (`users`; `groups` once groups have a change log). */
+  resource: string;
+  id: string;
+  kind: ChangeKind;
+}
+
+export type DirectoryChangeListener = (change: DirectoryChange) => void;
+
 export interface Tenant {
   id: string;
   displayName: string;
@@ -262,6 +276,8 @@ export class Directory {
   readonly appTokensRevokedAt = new Map<string, number>();
   /** Which error a tenant without the app's service principal answers with. */
   missingServicePrincipalError: 700016 | 7000229 = 700016;
+  /** Told of every logged change (change notifications); bulk seeding is not announced. */
+  readonly changeListeners: DirectoryChangeListener[] = [];
 
   constructor(clock: Clock) {
     this.clock = clock;
@@ -427,14 +443,14 @@ export class Directory {
     if (deleted) {
       tenant.deletedUsers.delete(ref);
       tenant.purgedUserIds.add(ref);
-      this.logChange(tenant, ref);
+      this.logChange(tenant, ref, undefined, 'deleted');
       this.dropMemberships(tenant, ref);
       return;
     }
     const user = this.requireUser(tenant, ref);
     this.detach(tenant, user);
     tenant.purgedUserIds.add(user.props.id);
-    this.logChange(tenant, user.props.id);
+    this.logChange(tenant, user.props.id, undefined, 'deleted');
     // Soft-deleted users keep their memberships; only a permanent deletion takes them out of groups.
     this.dropMemberships(tenant, user.props.id);
   }
@@ -764,11 +780,13 @@ export class Directory {
     return ordinalIndex(tenant.users, ordinal);
   }
 
-  private logChange(tenant: Tenant, userId: string, changed?: GraphUserProperty[]): void {
+  /** `deleted` only for a permanent deletion: creation, edits, soft deletion and restores are all `updated`, as Graph reports them. */
+  private logChange(tenant: Tenant, userId: string, changed?: GraphUserProperty[], kind: ChangeKind = 'updated'): void {
     tenant.seq += 1;
     const entry: ChangeEntry = { seq: tenant.seq, userId };
     if (changed) entry.changed = changed;
     tenant.changeLog.push(entry);
+    for (const listener of this.changeListeners) listener({ tenant, resource: 'users', id: userId, kind });
   }
 }
 

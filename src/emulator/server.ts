@@ -20,6 +20,7 @@ import { loadState, saveState } from './persistence.ts';
 import { applySeed, type SeedSource } from './seed.ts';
 import { SsoSessions } from './signin/sso-session.ts';
 import { SignInTransactions } from './signin/transaction.ts';
+import { Subscriptions } from './subscriptions.ts';
 import { registerAdminConsentRoutes } from './routes/adminconsent.ts';
 import { registerAuthorizeRoutes } from './routes/authorize.ts';
 import { registerControlRoutes } from './routes/control.ts';
@@ -90,11 +91,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   ensureDeviceCodeClient(directory);
   if (!restored && options.seed) await applySeed(directory, options.seed, demoApp.appId);
 
+  const faults = new FaultInjector(options.faultSeed ?? 1);
+  const subscriptions = new Subscriptions(clock, faults);
+  directory.changeListeners.push((change) => subscriptions.notify(change));
   const ctx: EmulatorContext = {
     directory,
     keyring,
     clock,
-    faults: new FaultInjector(options.faultSeed ?? 1),
+    faults,
+    subscriptions,
     requestLog: new RequestLog(),
     grants,
     sessions: new SsoSessions(directory, () => ctx.urls.pages),
@@ -136,6 +141,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     demoApp: { clientId: demoApp.appId, clientSecret: demoApp.secrets[0]!.value },
     save,
     close: async () => {
+      subscriptions.close();
       await Promise.allSettled([backchannel.close(), pages.close()]);
     },
   };

@@ -74,9 +74,12 @@ export class SyncQueue {
     return new SyncQueue(boss, logger);
   }
 
-  /** Queues a sync of the tenant unless one is already queued. */
-  async enqueue(tenantId: string, options: { full?: boolean } = {}): Promise<boolean> {
-    const id = await this.#boss.send(SYNC_QUEUE, { tenantId, full: options.full ?? false } satisfies SyncJob, { singletonKey: tenantId });
+  /** Queues a sync of the tenant unless one is already queued; `startAfterSeconds` defers it (a burst of notifications joins it meanwhile). */
+  async enqueue(tenantId: string, options: { full?: boolean; startAfterSeconds?: number } = {}): Promise<boolean> {
+    const id = await this.#boss.send(SYNC_QUEUE, { tenantId, full: options.full ?? false } satisfies SyncJob, {
+      singletonKey: tenantId,
+      ...(options.startAfterSeconds ? { startAfter: options.startAfterSeconds } : {}),
+    });
     return id !== null;
   }
 

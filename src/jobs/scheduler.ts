@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import { logOutcome, settleRun } from '../directory/outcome.ts';
 import type { DirectorySync, RunOptions, SyncOutcome } from '../directory/sync.ts';
 import type { Store } from '../store/database.ts';
+import { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
 import { JobsRepository } from '../store/jobs.ts';
+import { SyncDebouncer } from './debounce.ts';
 import type { SyncQueue } from './queue.ts';
 
 export interface SchedulerOptions {
@@ -20,6 +22,13 @@ export interface SchedulerOptions {
   signal?: AbortSignal;
   /** Sessions unused this long are purged with the expired ones (default 60). */
   sessionIdleMinutes?: number;
+  /** Graph change notifications: subscriptions kept at every tick, and the longer interval of tenants whose subscription is healthy. */
+  notifications?: {
+    subscriptions: { maintain(): Promise<unknown> };
+    healthyIntervalMinutes: number;
+    /** How long a wish to sync waits for the rest of its burst (default 500 ms). */
+    debounceMs?: number;
+  };
 }
 
 /**
@@ -34,6 +43,8 @@ export class SyncScheduler {
   readonly #jobs: JobsRepository;
   readonly #running = new Map<string, Promise<SyncOutcome | undefined>>();
   readonly #now: () => number;
+  readonly #subscriptions: GraphSubscriptionRepository;
+  readonly #debouncer: SyncDebouncer;
   #timer: NodeJS.Timeout | undefined;
   #stopping = false;
   #tickFailing = false;
@@ -42,6 +53,12 @@ export class SyncScheduler {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#jobs = new JobsRepository(options.store, { sessionIdleMs: (options.sessionIdleMinutes ?? 60) * 60_000 });
+    this.#subscriptions = new GraphSubscriptionRepository(options.store.db);
+    this.#debouncer = new SyncDebouncer({
+      delayMs: options.notifications?.debounceMs ?? 500,
+      run: (tenantId) => this.#running.get(tenantId) ?? this.#launch(tenantId, {}),
+      isRunning: (tenantId) => this.#running.has(tenantId),
+    });
   }
 
   start(): void {
@@ -67,14 +84,19 @@ export class SyncScheduler {
     if (this.#stopping) return [];
     const { queue, logger } = this.#options;
     if (!queue) await this.purgeExpired().catch((err: unknown) => logger.error({ err }, 'purging expired sign-in requests and sessions failed'));
+    const { notifications } = this.#options;
+    if (notifications) await notifications.subscriptions.maintain().catch((err: unknown) => logger.error({ err }, 'keeping Graph subscriptions failed'));
     const tenants = await this.#jobs.activeTenantSchedules();
     const intervalMs = this.#options.intervalMinutes * 60_000;
+    // Notifications are a shortcut, not the source of truth (rule 5): a tenant whose subscription is healthy is still synced, less often.
+    const live = notifications ? await this.#subscriptions.healthyTenants(this.#now()) : new Set<string>();
     const started: string[] = [];
     for (const tenant of tenants) {
       if (this.#stopping) break;
       if (this.#running.has(tenant.id) || tenant.health === 'held') continue;
       const last = Math.max(tenant.lastSuccessAt ?? 0, tenant.health === 'ok' ? 0 : (tenant.lastAttemptAt ?? 0));
-      if (last !== 0 && this.#now() - last < intervalMs) continue;
+      const interval = live.has(tenant.id) ? Math.max(intervalMs, notifications!.healthyIntervalMinutes * 60_000) : intervalMs;
+      if (last !== 0 && this.#now() - last < interval) continue;
       if (queue) {
         if (await queue.enqueue(tenant.id)) started.push(tenant.id);
         continue;
@@ -98,6 +120,26 @@ export class SyncScheduler {
     return this.#running.get(tenantId) ?? this.#launch(tenantId, options);
   }
 
+  /**
+   * A change notification's wish to sync: a delta round soon, bursts coalesced
+   * (rule 3). In process: debounced here; with a queue: a deferred job that
+   * the queue's one-queued-job-per-tenant policy coalesces across processes.
+   */
+  syncSoon(tenantId: string): void {
+    if (this.#stopping) return;
+    const { queue, logger, notifications } = this.#options;
+    if (queue) {
+      void queue.enqueue(tenantId, { startAfterSeconds: Math.ceil((notifications?.debounceMs ?? 500) / 1000) }).catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'could not queue the sync a change notification asked for; the scheduled round will catch it'));
+      return;
+    }
+    this.#debouncer.request(tenantId);
+  }
+
+  /** Resolves once every round a notification asked for has ended. */
+  settleRequested(): Promise<void> {
+    return this.#debouncer.settle();
+  }
+
   isRunning(tenantId: string): boolean {
     return this.#running.has(tenantId);
   }
@@ -105,6 +147,7 @@ export class SyncScheduler {
   /** Takes no new work and waits for the runs under way (which stop early once `signal` is aborted). */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#debouncer.stop();
     clearInterval(this.#timer);
     await Promise.allSettled(this.#running.values());
   }

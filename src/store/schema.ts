@@ -194,6 +194,24 @@ export interface AuditLogTable {
   source: string;
 }
 
+/** A tenant's Graph change-notification subscription for one resource (`users`; `groups` later). */
+export interface GraphSubscriptionsTable {
+  tenant_id: string;
+  resource: string;
+  /** Graph's id; null while it is being created. */
+  subscription_id: string | null;
+  /** SHA-256 (hex) of the random per-subscription clientState: what notifications must carry. */
+  client_state_hash: string;
+  /** `creating` (claimed by one process), `active`, `reauthorizing`, `failing` (retried later). */
+  state: 'creating' | 'active' | 'reauthorizing' | 'failing';
+  expires_at: number | null;
+  last_renewed_at: number | null;
+  last_notification_at: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface MigrationsSeen {
   id: Generated<number>;
 }
@@ -212,4 +230,5 @@ export interface Database {
   group_sync_runs: SyncRunsTable;
   api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
+  graph_subscriptions: GraphSubscriptionsTable;
 }

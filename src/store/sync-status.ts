@@ -1,4 +1,5 @@
 import type { Insertable, Kysely, Selectable } from 'kysely';
+import { GraphSubscriptionRepository, type GraphSubscriptionRecord } from './graph-subscriptions.ts';
 import type { Database, GroupSyncStateTable, SyncRunsTable, SyncStateTable, TenantsTable } from './schema.ts';
 
 export type SyncHealth = SyncStateTable['health'];
@@ -41,6 +42,34 @@ export interface GroupSyncStatus {
   memberships: number;
 }
 
+/**
+ * A tenant's Graph change notifications in words: `on` while every
+ * subscription is live, `starting` while one is being made, `trouble` when
+ * one failed (scheduled syncs carry on); null when it has none (off).
+ */
+export interface LiveUpdates {
+  state: 'on' | 'starting' | 'trouble';
+  lastRenewedAt: number | null;
+  lastNotificationAt: number | null;
+  expiresAt: number | null;
+  lastError: string | null;
+}
+
+export function liveUpdatesOf(rows: readonly GraphSubscriptionRecord[], now: number): LiveUpdates | null {
+  if (rows.length === 0) return null;
+  const trouble = rows.find((r) => r.state === 'failing' || r.lastError !== null || (r.expiresAt !== null && r.expiresAt <= now));
+  const starting = rows.some((r) => r.state === 'creating');
+  const latest = (pick: (r: GraphSubscriptionRecord) => number | null) => rows.reduce<number | null>((max, r) => (pick(r) !== null && (max === null || pick(r)! > max) ? pick(r) : max), null);
+  const earliestExpiry = rows.reduce<number | null>((min, r) => (r.expiresAt !== null && (min === null || r.expiresAt < min) ? r.expiresAt : min), null);
+  return {
+    state: trouble ? 'trouble' : starting ? 'starting' : 'on',
+    lastRenewedAt: latest((r) => r.lastRenewedAt),
+    lastNotificationAt: latest((r) => r.lastNotificationAt),
+    expiresAt: earliestExpiry,
+    lastError: trouble?.lastError ?? null,
+  };
+}
+
 export interface TenantOverview {
   id: string;
   displayName: string;
@@ -54,6 +83,7 @@ export interface TenantOverview {
   runs: number;
   failedRuns: number;
   running: boolean;
+  liveUpdates: LiveUpdates | null;
 }
 
 function toRun(row: Selectable<SyncRunsTable>): SyncRun {
@@ -127,6 +157,11 @@ export class SyncStatusRepository {
     return new Map(rows.map((row) => [row.tenant_id, { health: row.health, lastError: row.last_error }]));
   }
 
+  /** The tenant's change notifications, for its sync page and the operator console. */
+  async liveUpdates(tenantId: string, now: number): Promise<LiveUpdates | null> {
+    return liveUpdatesOf(await new GraphSubscriptionRepository(this.#db).forTenant(tenantId), now);
+  }
+
   async lastSuccessAt(tenantId: string): Promise<number | null> {
     const row = await this.#db.selectFrom('sync_state').select('last_success_at').where('tenant_id', '=', tenantId).executeTakeFirst();
     return row?.last_success_at == null ? null : Number(row.last_success_at);
@@ -147,8 +182,8 @@ export class SyncStatusRepository {
   }
 
   /** Every tenant with its sync health, for operators. */
-  async overview(): Promise<TenantOverview[]> {
-    const [tenants, runCounts] = await Promise.all([
+  async overview(now = Date.now()): Promise<TenantOverview[]> {
+    const [tenants, runCounts, subscriptions] = await Promise.all([
       this.#db
         .selectFrom('tenants')
         .leftJoin('sync_state', 'sync_state.tenant_id', 'tenants.id')
@@ -172,7 +207,9 @@ export class SyncStatusRepository {
         .select(['tenant_id', (eb) => eb.fn.countAll<number>().as('n'), (eb) => eb.fn.sum<number>(eb.case().when('status', '=', 'failed').then(1).else(0).end()).as('failed')])
         .groupBy('tenant_id')
         .execute(),
+      new GraphSubscriptionRepository(this.#db).all(),
     ]);
+    const subscriptionsOf = Map.groupBy(subscriptions, (s) => s.tenantId);
     const runs = new Map(runCounts.map((row) => [row.tenant_id, { n: Number(row.n), failed: Number(row.failed) }]));
     return tenants.map((row) => ({
       id: row.id,
@@ -187,6 +224,7 @@ export class SyncStatusRepository {
       runs: runs.get(row.id)?.n ?? 0,
       failedRuns: runs.get(row.id)?.failed ?? 0,
       running: row.runningId !== null,
+      liveUpdates: liveUpdatesOf(subscriptionsOf.get(row.id) ?? [], now),
     }));
   }
 }

@@ -16,9 +16,17 @@ export interface OffboardingResult {
  */
 export class TenantLifecycle {
   readonly #store: Store;
+  readonly #onChange: ((tenantId: string) => void) | undefined;
 
-  constructor(store: Store) {
+  /** `onChange` hears of every committed change of state (the Graph subscriptions follow it). */
+  constructor(store: Store, options: { onChange?: (tenantId: string) => void } = {}) {
     this.#store = store;
+    this.#onChange = options.onChange;
+  }
+
+  #changed<T>(tenantId: string, result: T): T {
+    if (result !== false) this.#onChange?.(tenantId);
+    return result;
   }
 
   /**
@@ -27,7 +35,7 @@ export class TenantLifecycle {
    * new signer as its first admin.
    */
   async offboard(tenantId: string, reason: string, now: number, audit?: NewAuditEntry): Promise<OffboardingResult> {
-    return transaction(this.#store, async (tx) => {
+    return this.#changed(tenantId, await transaction(this.#store, async (tx) => {
       if (audit) await tx.audit.record(audit, now);
       // Marking the tenant first makes a concurrent sync stop at its next page.
       await tx.tenants.changeState(tenantId, 'offboarded', reason, now, { forgetSignupAdmin: true });
@@ -37,26 +45,26 @@ export class TenantLifecycle {
       const runs = await tx.syncRuns.deleteForTenant(tenantId);
       await tx.syncedGroups.deleteForTenant(tenantId);
       return { users, runs, sessions };
-    });
+    }));
   }
 
   /** An operator stops an active tenant: no syncs, no sign-ins, every session ends; its data stays. */
   /** `audit`, when given, is recorded in the same transaction, only if the tenant changed. */
   async suspend(tenantId: string, reason: string, now: number, audit?: NewAuditEntry): Promise<boolean> {
-    return transaction(this.#store, async (tx) => {
+    return this.#changed(tenantId, await transaction(this.#store, async (tx) => {
       if (!(await tx.tenants.changeState(tenantId, 'suspended', reason, now, { from: 'active' }))) return false;
       await tx.sessions.destroyForTenant(tenantId);
       if (audit) await tx.audit.record(audit, now);
       return true;
-    });
+    }));
   }
 
   async resume(tenantId: string, now: number, audit?: NewAuditEntry): Promise<boolean> {
-    return transaction(this.#store, async (tx) => {
+    return this.#changed(tenantId, await transaction(this.#store, async (tx) => {
       if (!(await tx.tenants.changeState(tenantId, 'active', null, now, { from: 'suspended' }))) return false;
       if (audit) await tx.audit.record(audit, now);
       return true;
-    });
+    }));
   }
 
   /** Roster's app is gone from the tenant: syncs stop and sessions end; the data stays for a reconnect. */
@@ -65,5 +73,6 @@ export class TenantLifecycle {
       await tx.tenants.setState(tenantId, 'disconnected', reason, now);
       await tx.sessions.destroyForTenant(tenantId);
     });
+    this.#onChange?.(tenantId);
   }
 }

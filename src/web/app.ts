@@ -39,6 +39,10 @@ import { syncRoutes } from './routes/sync.ts';
 import { organisationRoutes } from './routes/organisation.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import { operatorAccessRoutes } from './routes/operator-access.ts';
+import { graphNotificationRoutes } from './routes/graph-notifications.ts';
+import type { NotificationReceiver } from './graph-notifications.ts';
+import { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
+import { LIFECYCLE_PATH, NOTIFICATION_PATH } from '../directory/subscriptions.ts';
 
 export interface WebDependencies {
   publicUrl: URL;
@@ -65,6 +69,8 @@ export interface WebDependencies {
   streamCheckMs?: number;
   /** Requests per API key per minute on `/api/v1` (API_RATE_LIMIT_PER_MINUTE); 600 unless set. */
   apiRateLimitPerMinute?: number;
+  /** Graph change notifications (NOTIFICATIONS=on): the endpoints Graph calls are served only with it. */
+  notifications?: Pick<NotificationReceiver, 'syncSoon' | 'reauthorize' | 'counters'>;
 }
 
 const NO_SYNC: SyncControl = {
@@ -79,13 +85,15 @@ const NO_SYNC: SyncControl = {
 const AUTH_REQUEST_TTL_MS = 10 * 60_000;
 const HERE = import.meta.dirname;
 const SESSIONLESS_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+/** Graph's calls carry no session, cookie or CSRF token: checked by their own rules instead (security rule 34). */
+const GRAPH_CALLBACK_PATHS = new Set([NOTIFICATION_PATH, LIFECYCLE_PATH]);
 /** Callbacks that set a session: their answers must not be stored by any cache either. */
 const NO_STORE_PATHS = new Set(['/auth/callback', '/signup/callback']);
 
 /** The repositories and services behind the pages, the one place that sees the store. */
 function pageServices(deps: WebDependencies): PageServices {
   const now = deps.now ?? Date.now;
-  const lifecycle = new TenantLifecycle(deps.store);
+  const lifecycle = new TenantLifecycle(deps.store, deps.sync?.tenantStateChanged ? { onChange: (id) => deps.sync?.tenantStateChanged?.(id) } : {});
   const sync = deps.sync ?? NO_SYNC;
   return {
     ...webRepositoriesOf(deps.store, {
@@ -164,6 +172,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     const path = request.url.split('?')[0]!;
     // The API takes no cookies, only bearer keys a browser never adds by itself: no session, no cross-site forgery to refuse.
     if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) return;
+    if (deps.notifications && GRAPH_CALLBACK_PATHS.has(path)) return;
     if (!isSafeMethod(request.method) && !isSameOriginRequest(request, deps.publicUrl)) {
       return reply.code(403).type('text/plain; charset=utf-8').send('Cross-site request refused.');
     }
@@ -173,7 +182,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     // A signed-in person's pages, and the callbacks that sign people in, stay out of every cache.
     if (request.viewer || NO_STORE_PATHS.has(path)) reply.header('cache-control', 'no-store');
   });
-  await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now });
+  await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now, ...(deps.notifications ? { notificationCounters: deps.notifications.counters } : {}) });
 
   app.setErrorHandler(pageErrorHandler(pages));
   app.setNotFoundHandler((request, reply) =>
@@ -195,6 +204,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     services: { tenants, users, actions: services.actions, keys: services.apiKeys },
     rateLimit: { max: deps.apiRateLimitPerMinute ?? 600, timeWindowMs: 60_000 },
   });
+  if (deps.notifications) await app.register(graphNotificationRoutes, { ...deps.notifications, subscriptions: new GraphSubscriptionRepository(deps.store.db), now });
   for (const extension of deps.plugins ?? []) {
     await app.register(extension.plugin, { pages, tenants, users, syncStatus, ...(extension.prefix ? { prefix: extension.prefix } : {}) });
   }

@@ -20,6 +20,8 @@ export interface SyncControl {
   requestSync(tenantId: string, options?: { full?: boolean }): void;
   confirmHeldDeletion(tenantId: string): Promise<number>;
   discardHeldDeletion(tenantId: string): Promise<void>;
+  /** A tenant was suspended, resumed, disconnected or left: its Graph subscriptions follow at once. */
+  tenantStateChanged?(tenantId: string): void;
 }
 
 /** The signed-in person, as Roster's own records describe them. */

@@ -1,16 +1,20 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Gauge, Histogram, Registry, collectDefaultMetrics, type GaugeConfiguration } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type GaugeConfiguration } from 'prom-client';
 import type { Store } from '../store/database.ts';
 import { MetricsRepository } from '../store/metrics.ts';
 import { latestMigration } from '../store/migrations.ts';
-import type { SyncRunsTable, SyncStateTable, TenantsTable } from '../store/schema.ts';
+import type { GraphSubscriptionsTable, SyncRunsTable, SyncStateTable, TenantsTable } from '../store/schema.ts';
+import { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
+import { DROP_REASONS, type NotificationCounters } from './graph-notifications.ts';
 
 export interface ObservabilityOptions {
   store: Store;
   /** When set, `/metrics` asks for `Authorization: Bearer <token>`. */
   metricsToken?: string | null;
   now?: () => number;
+  /** Graph change notifications received by this process (when NOTIFICATIONS is on). */
+  notificationCounters?: NotificationCounters;
 }
 
 const METRICS_PATH = '/metrics';
@@ -24,6 +28,7 @@ const TENANT_STATES = keysOf({ pending: 0, active: 0, disconnected: 0, suspended
 const SYNC_HEALTHS = keysOf({ ok: 0, failing: 0, disconnected: 0, missing_permission: 0, held: 0 } satisfies Record<SyncStateTable['health'], 0>);
 const RUN_KINDS = keysOf({ full: 0, delta: 0 } satisfies Record<SyncRunsTable['kind'], 0>);
 const RUN_STATUSES = keysOf({ running: 0, succeeded: 0, failed: 0, held: 0 } satisfies Record<SyncRunsTable['status'], 0>);
+const SUBSCRIPTION_STATES = keysOf({ creating: 0, active: 0, reauthorizing: 0, failing: 0 } satisfies Record<GraphSubscriptionsTable['state'], 0>);
 
 function keysOf<K extends string>(record: Record<K, 0>): K[] {
   return Object.keys(record) as K[];
@@ -128,6 +133,51 @@ export async function registerObservability(app: FastifyInstance, options: Obser
       this.set(oldest === null ? 0 : Math.max(0, (now() - oldest) / 1000));
     },
   });
+
+  const counters = options.notificationCounters;
+  if (counters) {
+    const subscriptions = new GraphSubscriptionRepository(store.db);
+    dbGauge({
+      name: 'roster_graph_subscriptions',
+      help: 'Graph change-notification subscriptions, by state.',
+      labelNames: ['state'] as const,
+      async collect() {
+        const rows = await subscriptions.countByState();
+        this.reset();
+        for (const state of SUBSCRIPTION_STATES) this.set({ state }, 0);
+        for (const row of rows) this.set({ state: row.state }, row.n);
+      },
+    });
+    // Counted in this process, as Prometheus counters are: a scrape of every process sums them.
+    new Counter({
+      name: 'roster_graph_notifications_received_total',
+      help: 'Items received at the Graph notification and lifecycle endpoints by this process, accepted or not.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(counters.received);
+      },
+    });
+    new Counter({
+      name: 'roster_graph_notifications_accepted_total',
+      help: 'Graph change notifications that passed every check and scheduled a delta round.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(counters.accepted);
+      },
+    });
+    new Counter({
+      name: 'roster_graph_notifications_dropped_total',
+      help: 'Graph notification items dropped, by reason.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const reason of DROP_REASONS) this.inc({ reason }, counters.dropped.get(reason) ?? 0);
+      },
+    });
+  }
 
   app.addHook('onResponse', async (request, reply) => {
     const route = routePattern(request);

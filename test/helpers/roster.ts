@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { bootstrap } from '../../src/commands/bootstrap.ts';
+import { bootstrap, type Roster } from '../../src/commands/bootstrap.ts';
 import { startWebServer } from '../../src/commands/serve.ts';
 import { loadConfig, type OperatorIdentity } from '../../src/config/config.ts';
 import type { SyncScheduler } from '../../src/jobs/scheduler.ts';
@@ -21,6 +21,8 @@ export interface TestRoster {
   logs: string[];
   /** Runs syncs in this process; `settle()` waits for the ones under way. */
   scheduler: SyncScheduler;
+  /** Everything `bootstrap()` built (subscriptions and notification counters among it). */
+  roster: Roster;
   /** Moves Roster's clock and the emulator's together (sessions, sign-in lifetimes, token times). */
   advance(ms: number): void;
   close(): Promise<void>;
@@ -43,7 +45,18 @@ async function freePort(): Promise<number> {
  * the test moves and syncs that run only when a page or the test asks.
  */
 export async function startTestRoster(
-  options: { engine?: Engine; emulator?: TestEmulator; operators?: OperatorIdentity[]; metricsToken?: string; web?: Pick<WebDependencies, 'trustProxy' | 'plugins' | 'streamCheckMs'>; env?: Record<string, string> } = {},
+  options: {
+    engine?: Engine;
+    emulator?: TestEmulator;
+    operators?: OperatorIdentity[];
+    metricsToken?: string;
+    web?: Pick<WebDependencies, 'trustProxy' | 'plugins' | 'streamCheckMs'>;
+    /** Graph change notifications on, with Roster's own URL as the one Graph calls. */
+    notifications?: boolean;
+    /** Scheduled rounds (benchmarks): the scheduler ticks with these times instead of syncing only when asked. */
+    scheduled?: { intervalMinutes: number; tickSeconds: number };
+    env?: Record<string, string>;
+  } = {},
 ): Promise<TestRoster> {
   const emulator = options.emulator ?? (await startTestEmulator());
   const db = await openTestStore(options.engine ?? 'sqlite');
@@ -67,7 +80,9 @@ export async function startTestRoster(
     operators: options.operators ?? [],
     metricsToken: options.metricsToken ?? null,
     trustProxy: options.web?.trustProxy ?? false,
+    ...(options.notifications ? { notifications: { enabled: true as const, url: new URL(url), healthyIntervalMinutes: 60 } } : {}),
   };
+  if (options.scheduled) config.sync = { ...config.sync, ...options.scheduled };
   const roster = await bootstrap(config, {
     provider: {
       credentials: { clientId: emulator.demoApp.clientId, clientSecret: emulator.demoApp.clientSecret, certificate: null },
@@ -80,7 +95,7 @@ export async function startTestRoster(
     now,
     consentGraceMs: 0,
     // Scheduled rounds are left to the scheduler's own tests; here syncs run when a page or a test asks.
-    jobs: 'on-demand',
+    jobs: options.scheduled ? 'scheduled' : 'on-demand',
   });
   const server = await startWebServer(roster, { plugins: options.web?.plugins, streamCheckMs: options.web?.streamCheckMs });
   return {
@@ -90,6 +105,7 @@ export async function startTestRoster(
     url,
     logs,
     scheduler: roster.scheduler,
+    roster,
     advance: (ms) => {
       offset += ms;
       emulator.ctx.clock.advance(ms / 1000);

@@ -40,9 +40,12 @@ Verbs (find the emulator by --data-dir's control.json, or --control-url and --co
   keys rotate [--drop-previous]
   delta expire --tenant T
   app show|disable|enable [--app APPID]   (default: the demo app)
-  fault add --target graph|token|any --kind throttle|unavailable|delay|drop
+  fault add --target graph|token|notification|any --kind throttle|unavailable|delay|drop
             [--retry-after S] [--delay-ms N] [--share 0..1 | --count N] [--tenant T]
+            (notification: delay or drop the delivery of change notifications)
   fault list | fault clear | fault remove ID
+  subscription list [--tenant T]   (change-notification subscriptions and their deliveries)
+  subscription lifecycle ID [--event reauthorizationRequired]
   requests [--tenant T] [--route "GET /v1.0/users"] [--since-ms N] [--limit N]
   requests clear
   stats

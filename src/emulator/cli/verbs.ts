@@ -110,7 +110,7 @@ function newTenantFrom(v: Values): NewTenant {
 function faultFrom(v: Values): FaultInput {
   const target = str(v, 'target')!;
   const kind = str(v, 'kind')!;
-  if (!['graph', 'token', 'any'].includes(target)) throw new UsageError(`--target must be graph, token or any, not "${target}"`);
+  if (!['graph', 'token', 'notification', 'any'].includes(target)) throw new UsageError(`--target must be graph, token, notification or any, not "${target}"`);
   if (!['throttle', 'unavailable', 'delay', 'drop'].includes(kind)) throw new UsageError(`--kind must be throttle, unavailable, delay or drop, not "${kind}"`);
   const share = numberFlag('share', str(v, 'share'), 0, 1);
   const count = intFlag('count', str(v, 'count'), 1, 1_000_000_000);
@@ -219,6 +219,16 @@ const VERBS: Record<string, Verb> = {
     run: (c, v) => c.addFault(faultFrom(v)),
   },
   'fault list': { options: {}, run: (c) => c.listFaults() },
+  'subscription list': { options: TENANT_ONLY, run: (c, v) => c.subscriptions(str(v, 'tenant')) },
+  'subscription lifecycle': {
+    options: { event: { type: 'string' } },
+    positionals: ['ID'],
+    run: (c, v, p) => {
+      const event = str(v, 'event') ?? 'reauthorizationRequired';
+      if (event !== 'reauthorizationRequired') throw new UsageError('--event must be reauthorizationRequired (the only lifecycle event Graph sends for users and groups)');
+      return c.sendLifecycleEvent(p[0]!, event);
+    },
+  },
   'fault clear': { options: {}, run: (c) => c.clearFaults() },
   'fault remove': { options: {}, positionals: ['ID'], run: (c, _v, p) => c.removeFault(p[0]!) },
   requests: {

@@ -3,6 +3,7 @@ import type { EmulatorContext } from '../context.ts';
 import { registerAppControl } from './control/apps.ts';
 import { registerDirectoryControl } from './control/directory.ts';
 import { registerScenarioControl } from './control/scenario.ts';
+import { registerSubscriptionControl } from './control/subscriptions.ts';
 import { appSummary, sameSecret, settingsView, tenantSummary } from './control/shared.ts';
 
 /**
@@ -36,6 +37,7 @@ export function registerControlRoutes(app: FastifyInstance, ctx: EmulatorContext
       registerDirectoryControl(scope, ctx);
       registerAppControl(scope, ctx);
       registerScenarioControl(scope, ctx);
+      registerSubscriptionControl(scope, ctx);
     },
     { prefix: '/_emulator' },
   );

@@ -6,9 +6,10 @@ import { registerDeltaRoutes } from './graph/delta.ts';
 import { registerGroupDeltaRoutes } from './graph/group-delta.ts';
 import { registerGroupRoutes } from './graph/groups.ts';
 import { registerOrganizationRoutes } from './graph/organization.ts';
+import { registerSubscriptionRoutes } from './graph/subscriptions.ts';
 import { registerUserRoutes } from './graph/users.ts';
 
-/** Microsoft Graph v1.0: users, groups, their deltas, deleted users and the organization; one token check shared by all. */
+/** Microsoft Graph v1.0: users, groups, their deltas, deleted users, the organization and subscriptions; one token check shared by all. */
 export function registerGraphRoutes(app: FastifyInstance, ctx: EmulatorContext): void {
   const auth = new GraphAuthenticator(ctx);
   registerUserRoutes(app, ctx, auth);
@@ -17,4 +18,5 @@ export function registerGraphRoutes(app: FastifyInstance, ctx: EmulatorContext):
   registerGroupRoutes(app, ctx, auth);
   registerApplicationRoutes(app, ctx, auth);
   registerOrganizationRoutes(app, ctx, auth);
+  registerSubscriptionRoutes(app, ctx, auth);
 }

@@ -34,7 +34,7 @@ export const operatorRoutes: PagePlugin<OperatorRouteOptions> = async (app, { pa
   const operator = pages.guard('operator');
 
   app.get('/operator', { schema: { querystring: ConsoleQuery }, preHandler: operator }, async (request, reply) => {
-    const [all, groupHealth] = await Promise.all([syncStatus.overview(), syncStatus.groupHealthByTenant()]);
+    const [all, groupHealth] = await Promise.all([syncStatus.overview(pages.now()), syncStatus.groupHealthByTenant()]);
     const show = request.query.show ?? 'all';
     const inView: Record<OperatorView, (t: TenantOverview) => boolean> = {
       all: () => true,
@@ -55,13 +55,20 @@ export const operatorRoutes: PagePlugin<OperatorRouteOptions> = async (app, { pa
   app.get('/operator/tenants/:id', { schema: { params: GuidIdParams }, preHandler: operator }, async (request, reply) => {
     const tenant = await tenants.get(request.params.id);
     if (!tenant) return notFound(pages, request, reply);
-    const [snapshot, runs, groups, groupRuns] = await Promise.all([syncSnapshot(syncStatus, tenant.id, pages.now()), syncStatus.runs(tenant.id, 50), syncStatus.groupStatus(tenant.id), syncStatus.runs(tenant.id, 20, 'groups')]);
+    const [snapshot, runs, groups, groupRuns, liveUpdates] = await Promise.all([
+      syncSnapshot(syncStatus, tenant.id, pages.now()),
+      syncStatus.runs(tenant.id, 50),
+      syncStatus.groupStatus(tenant.id),
+      syncStatus.runs(tenant.id, 20, 'groups'),
+      syncStatus.liveUpdates(tenant.id, pages.now()),
+    ]);
     return pages.render(reply, 'operator-tenant', {
       title: tenant.displayName,
       wide: true,
       tenant,
       snapshot,
       runs,
+      liveUpdates,
       users: tenant.userCount,
       problem: explainSyncHealth(snapshot.health, snapshot.lastError),
       groups,

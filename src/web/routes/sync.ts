@@ -29,8 +29,23 @@ export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syn
 
   app.get('/app/sync', { preHandler: pages.guard('member') }, async (request, reply) => {
     const viewer = viewerOf(request);
-    const [snapshot, runs, groups] = await Promise.all([syncSnapshot(syncStatus, viewer.tenant.id, pages.now()), syncStatus.runs(viewer.tenant.id, RUNS_SHOWN), syncStatus.groupStatus(viewer.tenant.id)]);
-    return pages.render(reply, 'sync', { title: 'Directory sync', wide: true, script: 'sync.js', snapshot, runs, problem: explainSyncHealth(snapshot.health, snapshot.lastError), groups, groupProblem: explainGroupSyncHealth(groups.health, groups.lastError) });
+    const [snapshot, runs, groups, liveUpdates] = await Promise.all([
+      syncSnapshot(syncStatus, viewer.tenant.id, pages.now()),
+      syncStatus.runs(viewer.tenant.id, RUNS_SHOWN),
+      syncStatus.groupStatus(viewer.tenant.id),
+      syncStatus.liveUpdates(viewer.tenant.id, pages.now()),
+    ]);
+    return pages.render(reply, 'sync', {
+      title: 'Directory sync',
+      wide: true,
+      script: 'sync.js',
+      snapshot,
+      runs,
+      liveUpdates,
+      problem: explainSyncHealth(snapshot.health, snapshot.lastError),
+      groups,
+      groupProblem: explainGroupSyncHealth(groups.health, groups.lastError),
+    });
   });
 
   app.post(

@@ -84,7 +84,7 @@ export const secretSchema = z.strictObject({ expiresAt: isoDate.optional(), valu
 export const redirectUriSchema = z.strictObject({ uri: z.url(), kind: z.enum(['redirect', 'postLogout']).default('redirect') });
 export const faultSchema = z
   .strictObject({
-    target: z.enum(['graph', 'token', 'any']),
+    target: z.enum(['graph', 'token', 'notification', 'any']),
     kind: z.enum(['throttle', 'unavailable', 'delay', 'drop']),
     tenant: z.string().optional(),
     retryAfter: z.union([z.number().min(0).transform(String), z.string().min(1)]).optional(),
@@ -92,7 +92,8 @@ export const faultSchema = z
     share: z.number().min(0).max(1).optional(),
     count: z.number().int().min(1).optional(),
   })
-  .refine((f) => f.share === undefined || f.count === undefined, { message: 'give share or count, not both', path: ['count'] });
+  .refine((f) => f.share === undefined || f.count === undefined, { message: 'give share or count, not both', path: ['count'] })
+  .refine((f) => f.target !== 'notification' || f.kind === 'delay' || f.kind === 'drop', { message: 'notification deliveries take delay or drop', path: ['kind'] });
 export const requestsQuerySchema = z.strictObject({
   tenant: z.string().optional(),
   route: z.string().optional(),

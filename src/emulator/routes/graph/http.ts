@@ -61,11 +61,11 @@ export async function authenticateGroupReader(auth: GraphAuthenticator, request:
   return caller;
 }
 
-export function sendJson(reply: FastifyReply, body: string | Buffer, headers: Record<string, string> = {}): FastifyReply {
+export function sendJson(reply: FastifyReply, body: string | Buffer, headers: Record<string, string> = {}, status = 200): FastifyReply {
   const clientRequestId = reply.request.headers['client-request-id'];
   const requestId = randomUUID();
   return reply
-    .code(200)
+    .code(status)
     .headers({
       'content-type': GRAPH_JSON_CONTENT_TYPE,
       'cache-control': 'no-cache',
