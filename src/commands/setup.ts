@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { parseEnv } from 'node:util';
 import { environmentWithDotEnv } from '../config/config.ts';
+import { updateDotEnv, writePrivateFile } from '../config/dotenv.ts';
 import { generateAppCertificate, keyCredentialFor, keyProof, sha1Thumbprint } from '../identity/certificate.ts';
 import { loadCertificateCredential, type AppCredentials, type CertificateCredential } from '../identity/credentials.ts';
 import { signInWithDeviceCode } from '../identity/device-code.ts';
@@ -133,44 +133,17 @@ function desiredProperties(app: GraphApplication | null, publicUrl: URL): Record
   };
 }
 
-/** Writes a file in one rename, readable by its owner only: a reader sees the old file or the new one, never half of one. */
-async function writePrivateFile(path: string, content: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, content, { mode: 0o600 });
-  await chmod(temporary, 0o600);
-  await rename(temporary, path);
-}
-
 function previousPathOf(path: string): string {
   return path.endsWith('.pem') ? `${path.slice(0, -4)}.previous.pem` : `${path}.previous`;
 }
 
-/** `.env`: adds missing settings, keeps different ones unless `force`; says what it did with each. */
-async function updateDotEnv(file: string, wanted: Record<string, string>, force: boolean, replace: ReadonlySet<string>): Promise<Step[]> {
-  const original = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const current = parseEnv(original) as Record<string, string>;
-  const lines = original === '' ? [] : original.replace(/\n$/, '').split('\n');
-  const steps: Step[] = [];
-  for (const [key, value] of Object.entries(wanted)) {
+/** The `.env` changes as report lines; the secret's value is never shown. */
+async function updateDotEnvSteps(file: string, wanted: Record<string, string>, force: boolean, replace: ReadonlySet<string>): Promise<Step[]> {
+  const changes = await updateDotEnv(file, wanted, { force, replace });
+  return changes.map(({ key, status, value }) => {
     const shown = key === 'ENTRA_CLIENT_SECRET' ? '(secret)' : value;
-    if (!(key in current)) {
-      lines.push(`${key}=${value}`);
-      steps.push({ status: 'written', item: `.env ${key}`, detail: shown });
-    } else if (current[key] === value) {
-      steps.push({ status: 'unchanged', item: `.env ${key}`, detail: shown });
-    } else if (force || replace.has(key)) {
-      const pattern = new RegExp(`^\\s*(export\\s+)?${key}\\s*=`);
-      const index = lines.findIndex((line) => pattern.test(line));
-      lines[index] = `${key}=${value}`;
-      steps.push({ status: 'replaced', item: `.env ${key}`, detail: shown });
-    } else {
-      steps.push({ status: 'skipped', item: `.env ${key}`, detail: `keeps its own value (roster setup would write ${shown}); --force replaces it` });
-    }
-  }
-  const text = `${lines.join('\n')}\n`;
-  if (text !== (original.endsWith('\n') ? original : `${original}\n`) || !existsSync(file)) await writePrivateFile(file, text);
-  return steps;
+    return { status, item: `.env ${key}`, detail: status === 'skipped' ? `keeps its own value (roster setup would write ${shown}); --force replaces it` : shown };
+  });
 }
 
 /** Asks the token endpoint for an app token with exactly these credentials: proof that they are in use and accepted. */
@@ -320,7 +293,7 @@ async function runSetup(options: SetupOptions, settings: SetupSettings, http: Ou
   else steps.push({ status: 'created', item: 'service principal', detail: (await graph.createServicePrincipal(app.appId).catch(refuse)).id });
 
   // 4. The settings.
-  steps.push(...(await updateDotEnv(join(cwd, '.env'), envSettings, options.force ?? false, replace)));
+  steps.push(...(await updateDotEnvSteps(join(cwd, '.env'), envSettings, options.force ?? false, replace)));
 
   process.stdout.write('\n');
   printSteps(steps);
