@@ -1,3 +1,4 @@
+import type { EventDraft } from '../store/events.ts';
 import type { Repositories } from '../store/repositories.ts';
 
 export type RoundKind = 'full' | 'delta';
@@ -41,9 +42,9 @@ export interface KindRows<Stored, Write> {
   countMarked(tenantId: string, runId: string): Promise<number>;
   countPending(tenantId: string, runId: string, kind: RoundKind): Promise<number>;
   total(tenantId: string): Promise<number>;
-  /** Removes the objects the finished round leaves pending (and what hangs on them); returns how many. */
-  removePending(tenantId: string, runId: string, kind: RoundKind): Promise<number>;
-  /** Keeps, soft-deleted, the objects a full listing omitted but Graph holds as deleted items; returns how many changed. */
+  /** Removes the objects the finished round leaves pending (and what hangs on them), with their events; returns how many. */
+  removePending(tenantId: string, runId: string, kind: RoundKind, now: number): Promise<number>;
+  /** Keeps, soft-deleted (with their events), the objects a full listing omitted but Graph holds as deleted items; returns how many changed. */
   keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number>;
   unmarkPendingRemovals(tenantId: string, runId: string): Promise<void>;
   refreshStatistics(): Promise<void>;
@@ -69,4 +70,6 @@ export interface ObjectKind<Stored, Write> {
   /** Pure: a page's items against the stored rows, to the changes. */
   fold(items: readonly DeltaItem[], stored: ReadonlyMap<string, Stored>, context: FoldContext): ObjectChange<Write>[];
   rows(repositories: Repositories): KindRows<Stored, Write>;
+  /** Pure: the events of a page's changes, derived from what changed (a replayed page yields none). */
+  events(tenantId: string, changes: readonly ObjectChange<Write>[], stored: ReadonlyMap<string, Stored>): EventDraft[];
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { syncHealthEvent } from '../events/tenants.ts';
 import type { EntraApp } from '../identity/entra-app.ts';
 import { whenDatabaseAnswers, type Store } from '../store/database.ts';
 import { repositoriesOf, transaction, type Repositories } from '../store/repositories.ts';
@@ -149,7 +150,12 @@ export class DirectorySync {
       // A run cut off from its database is recorded as failed, with that reason, once the database is back.
       return whenDatabaseAnswers(async () => {
         await this.#repos.syncRuns.close(runId, 'failed', failure.message, this.#now());
-        await this.#repos.syncState.recordFailure(tenantId, failure.health, failure.message, this.#now());
+        await transaction(this.#store, async (tx) => {
+          const now = this.#now();
+          const health = await tx.syncState.recordFailure(tenantId, failure.health, failure.message, now);
+          const event = syncHealthEvent(tenantId, { ...health, error: failure.message, runId });
+          if (event) await tx.events.append([event], now);
+        });
         if (failure.health === 'disconnected') await this.#lifecycle.disconnect(tenantId, failure.message, this.#now());
         return toOutcome(await this.#repos.syncRuns.require(runId));
       });
@@ -213,7 +219,7 @@ export class DirectorySync {
    */
   async confirmHeldDeletion(tenantId: string): Promise<number> {
     return this.#decideHeld(tenantId, async (rows, repos, run) => {
-      const removed = await rows.removePending(tenantId, run.id, run.kind);
+      const removed = await rows.removePending(tenantId, run.id, run.kind, this.#now());
       await repos.syncRuns.settleHeld(run.id, { deleted: run.deleted + removed, now: this.#now() });
       return removed;
     });
@@ -239,7 +245,10 @@ export class DirectorySync {
         // A newer run may have taken the tenant's run id since: only a run still held can be decided.
         if (state?.health !== 'held' || run?.status !== 'held') throw new NoHeldDeletionError(`tenant ${tenantId} has no held deletion`);
         const result = await decide(this.#kind.rows(repos), repos, run);
-        await repos.syncState.settleHeld(tenantId, this.#now());
+        const now = this.#now();
+        const health = await repos.syncState.settleHeld(tenantId, now);
+        const event = syncHealthEvent(tenantId, { ...health, error: null, runId: run.id });
+        if (event) await repos.events.append([event], now);
         return result;
       });
     } finally {

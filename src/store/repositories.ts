@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Store } from './database.ts';
 import type { Database } from './schema.ts';
 import { AuthRequestRepository } from './auth-requests.ts';
+import { EventRepository } from './events.ts';
 import { SessionRepository, type SessionLimits } from './sessions.ts';
 import { SyncStatusRepository } from './sync-status.ts';
 import { SyncRunRepository } from './sync-runs.ts';
@@ -9,6 +10,7 @@ import { SyncStateRepository } from './sync-state.ts';
 import { SyncedUserRepository } from './synced-users.ts';
 import { TenantRepository } from './tenants.ts';
 import { UserRepository } from './users.ts';
+import { WebhookRepository } from './webhooks.ts';
 
 /** The repositories that change a tenant's data, all over one connection or one transaction. */
 export interface Repositories {
@@ -19,6 +21,9 @@ export interface Repositories {
   syncRuns: SyncRunRepository;
   syncState: SyncStateRepository;
   syncedUsers: SyncedUserRepository;
+  /** The outbox: `events.append(...)` inside the transaction of the change it describes. */
+  events: EventRepository;
+  webhooks: WebhookRepository;
 }
 
 function over(db: Kysely<Database>, store: Store): Repositories {
@@ -29,6 +34,8 @@ function over(db: Kysely<Database>, store: Store): Repositories {
     syncRuns: new SyncRunRepository(db),
     syncState: new SyncStateRepository(db),
     syncedUsers: new SyncedUserRepository(db, store.engine),
+    events: new EventRepository(db, store.engine, { enabled: store.eventsEnabled !== false }),
+    webhooks: new WebhookRepository(db, store.engine),
   };
 }
 
