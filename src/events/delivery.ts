@@ -57,6 +57,7 @@ export class DeliveryWorker {
   readonly #signers = new Map<string, Webhook>();
   #timer: NodeJS.Timeout | undefined;
   #stopping = false;
+  #stopped: Promise<void> | undefined;
   #failing = false;
 
   constructor(options: DeliveryWorkerOptions) {
@@ -113,11 +114,13 @@ export class DeliveryWorker {
   }
 
   /** Takes no new work, waits for the attempts in hand to be recorded, and closes the connections. */
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    clearInterval(this.#timer);
-    await Promise.allSettled(this.#lanes.values());
-    await this.#agent.close();
+  stop(): Promise<void> {
+    return (this.#stopped ??= (async () => {
+      this.#stopping = true;
+      clearInterval(this.#timer);
+      await Promise.allSettled(this.#lanes.values());
+      await this.#agent.close();
+    })());
   }
 
   async #lane(endpointId: string): Promise<void> {
@@ -128,10 +131,21 @@ export class DeliveryWorker {
       const now = this.#now();
       const claimed = await this.#repos.webhooks.claimDue(endpointId, { owner: this.#owner, now, until: now + this.#leaseMs, limit: this.#batch });
       if (claimed.length === 0) return;
-      const results = await Promise.all(claimed.map((item) => limit(() => this.#attempt(endpoint, item))));
-      await this.#repos.webhooks.recordAttempts(results, this.#now());
-      // A 410 disabled the endpoint: the rest of its deliveries wait until someone enables it again.
-      if (results.some((result) => result.disableReason)) return;
+      // After a 410 the endpoint is disabled: what is not sent yet waits, untouched, until someone enables it again.
+      let gone = false;
+      const results = await Promise.all(
+        claimed.map((item) =>
+          limit(async () => {
+            if (gone) return null;
+            const result = await this.#attempt(endpoint, item);
+            if (result.disableReason) gone = true;
+            return result;
+          }),
+        ),
+      );
+      await this.#repos.webhooks.recordAttempts(results.filter((result) => result !== null), this.#now());
+      await this.#repos.webhooks.releaseLeases(claimed.filter((_, i) => results[i] === null).map((item) => item.delivery.id), this.#owner);
+      if (gone) return;
     }
   }
 
