@@ -33,6 +33,8 @@ import { userRoutes } from './routes/users.ts';
 import { syncRoutes } from './routes/sync.ts';
 import { organisationRoutes } from './routes/organisation.ts';
 import { operatorRoutes } from './routes/operator.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { WebhookEndpoints } from '../events/endpoints.ts';
 
 export interface WebDependencies {
   publicUrl: URL;
@@ -57,6 +59,8 @@ export interface WebDependencies {
   plugins?: readonly WebExtension[];
   /** How often an open sync progress stream re-checks its session; 5 seconds unless set. */
   streamCheckMs?: number;
+  /** Webhook endpoints as the operator pages manage them (with the configured rotation window); a default one over the store otherwise. */
+  webhooks?: WebhookEndpoints;
 }
 
 const NO_SYNC: SyncControl = {
@@ -83,6 +87,7 @@ function pageServices(deps: WebDependencies): PageServices {
     }),
     lifecycle: new TenantLifecycle(deps.store),
     sync: deps.sync ?? NO_SYNC,
+    webhooks: deps.webhooks ?? new WebhookEndpoints({ store: deps.store, ...(deps.now ? { now: deps.now } : {}) }),
   };
 }
 
@@ -171,6 +176,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await app.register(syncRoutes, { pages, syncStatus, sync, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
   await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
   await app.register(operatorRoutes, { pages, tenants, syncStatus, lifecycle, sync });
+  await app.register(webhookRoutes, { pages, webhooks: services.webhooks });
   await app.register(signInRoutes, ctx);
   await app.register(signupRoutes, ctx);
   for (const extension of deps.plugins ?? []) {

@@ -9,6 +9,7 @@ import type { TenantOnboarding } from '../tenants/onboarding.ts';
 import type { TenantLifecycle } from '../tenants/lifecycle.ts';
 import type { SyncStatusRepository } from '../store/sync-status.ts';
 import type { OperatorIdentity } from '../config/config.ts';
+import type { WebhookEndpoints } from '../events/endpoints.ts';
 
 /** What the pages may ask of directory sync; the runs themselves happen in the sync daemon. */
 export interface SyncControl {
@@ -68,6 +69,7 @@ export interface PageServices {
   syncStatus: SyncStatusRepository;
   lifecycle: TenantLifecycle;
   sync: SyncControl;
+  webhooks: WebhookEndpoints;
 }
 
 /** Everything the sign-in and sign-up routes use. */
