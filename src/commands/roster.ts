@@ -20,6 +20,11 @@ const COMMANDS: Entry[] = [
   command('sync', 'sync the user directories of active tenants now ([--tenant ID] [--full])', async () => (await import('./sync.ts')).sync as Command<never>),
   command('worker', 'work the directory sync queue (PostgreSQL); run any number, on any machines', async () => (await import('./worker.ts')).worker),
   {
+    name: 'webhooks',
+    summary: 'manage webhook endpoints: list, create, rotate-secret, disable, enable, delete\n(roster webhooks --help)',
+    run: async (args) => (await import('./webhooks.ts')).webhooksMain(args),
+  },
+  {
     name: 'emulator',
     summary: 'run the offline Entra ID + Graph emulator, or drive a running one\n(roster emulator --help)',
     // The emulator parses its own options and verbs.
