@@ -19,6 +19,9 @@ const COMMANDS: Entry[] = [
   command('doctor', 'check the configuration, the database and the identity provider', async () => (await import('./doctor.ts')).doctor),
   command('sync', 'sync the user directories of active tenants now ([--tenant ID] [--full])', async () => (await import('./sync.ts')).sync as Command<never>),
   command('worker', 'work the directory sync queue (PostgreSQL); run any number, on any machines', async () => (await import('./worker.ts')).worker),
+  command('tenants', 'list, show, suspend, resume or sync a tenant (roster tenants --help)', async () => (await import('./tenants.ts')).tenants as Command<never>),
+  command('held', 'list, confirm or discard held mass deletions (roster held --help)', async () => (await import('./held.ts')).held as Command<never>),
+  command('api-keys', 'create, list or revoke API keys for /api/v1 (roster api-keys --help)', async () => (await import('./api-keys.ts')).apiKeys as Command<never>),
   {
     name: 'webhooks',
     summary: 'manage webhook endpoints: list, create, rotate-secret, disable, enable, delete\n(roster webhooks --help)',
@@ -33,7 +36,7 @@ const COMMANDS: Entry[] = [
 ];
 
 /** Commands of the design that this build does not have yet: they say so instead of pretending. */
-const NOT_YET = new Set(['tenants']);
+const NOT_YET = new Set<string>([]);
 
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length), 'help'.length) + 4;

@@ -14,14 +14,19 @@ export interface Command<Values = Record<string, unknown>> {
   usage: string;
   /** Options beyond `--help`. */
   options?: ParseArgsOptionsConfig;
-  run(values: Values): Promise<Outcome>;
+  /** Whether it takes words after its name (`roster tenants show ID`). */
+  positionals?: boolean;
+  run(values: Values, positionals: string[]): Promise<Outcome>;
 }
 
 /** Parses a command's options, answers `--help`, and turns start-up failures into a clear message and an exit code. */
 export async function runCommand<Values>(command: Command<Values>, args: string[]): Promise<Outcome> {
   let values: Values & { help?: boolean };
+  let positionals: string[];
   try {
-    values = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' }, ...command.options }, strict: true, allowPositionals: false }).values as Values & { help?: boolean };
+    const parsed = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' }, ...command.options }, strict: true, allowPositionals: command.positionals ?? false });
+    values = parsed.values as Values & { help?: boolean };
+    positionals = parsed.positionals;
   } catch (err) {
     process.stderr.write(`roster ${command.name}: ${(err as Error).message}\n`);
     return 2;
@@ -31,7 +36,7 @@ export async function runCommand<Values>(command: Command<Values>, args: string[
     return 0;
   }
   try {
-    return await command.run(values);
+    return await command.run(values, positionals);
   } catch (err) {
     return startupFailure(command.name, err);
   }

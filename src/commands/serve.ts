@@ -27,6 +27,7 @@ export async function startWebServer(roster: Roster, extra: Pick<WebDependencies
     operators: config.operators,
     metricsToken: config.metricsToken,
     trustProxy: config.trustProxy,
+    apiRateLimitPerMinute: config.apiRateLimitPerMinute,
     ...extra,
   });
   await app.listen({ host: config.host, port: config.port });

@@ -44,6 +44,8 @@ export interface RosterConfig {
   events: { enabled: boolean; retentionDays: number };
   /** Webhook delivery: how long a rotated-out secret keeps signing, and requests in flight per endpoint. */
   webhooks: { rotationWindowHours: number; concurrencyPerEndpoint: number };
+  /** Requests each API key may make per minute on `/api/v1`. */
+  apiRateLimitPerMinute: number;
 }
 
 export interface OperatorIdentity {
@@ -140,6 +142,7 @@ const envSchema = z.object({
   EVENT_RETENTION_DAYS: integer('EVENT_RETENTION_DAYS', 2, 3650),
   WEBHOOK_SECRET_ROTATION_HOURS: integer('WEBHOOK_SECRET_ROTATION_HOURS', 0, 30 * 24),
   WEBHOOK_CONCURRENCY_PER_ENDPOINT: integer('WEBHOOK_CONCURRENCY_PER_ENDPOINT', 1, 64),
+  API_RATE_LIMIT_PER_MINUTE: integer('API_RATE_LIMIT_PER_MINUTE', 1, 1_000_000),
   LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
 });
 
@@ -215,5 +218,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     trustProxy: v.TRUST_PROXY ?? false,
     events: { enabled: v.EVENTS_ENABLED !== 'false', retentionDays: v.EVENT_RETENTION_DAYS ?? 30 },
     webhooks: { rotationWindowHours: v.WEBHOOK_SECRET_ROTATION_HOURS ?? 24, concurrencyPerEndpoint: v.WEBHOOK_CONCURRENCY_PER_ENDPOINT ?? 8 },
+    apiRateLimitPerMinute: v.API_RATE_LIMIT_PER_MINUTE ?? 600,
   };
 }

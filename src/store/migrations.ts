@@ -231,6 +231,54 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('sessions').dropColumn('directory_roles').execute();
     },
   },
+  '0011_api_keys_and_audit': {
+    // Keys for programs (stored only as hashes) and the append-only audit log of operator, admin and API actions.
+    async up(db: Kysely<unknown>): Promise<void> {
+      const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('prefix', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('tenant_id', 'text')
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_at', 'bigint')
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('id', postgres ? 'bigserial' : 'integer', (c) => (postgres ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('actor_kind', 'text', (c) => c.notNull())
+        .addColumn('actor_id', 'text', (c) => c.notNull())
+        .addColumn('actor_name', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('tenant_id', 'text')
+        .addColumn('target', 'text')
+        .addColumn('detail', 'text')
+        .addColumn('source', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_log_by_tenant').on('audit_log').columns(['tenant_id', 'id']).execute();
+      await db.schema.createIndex('audit_log_by_actor').on('audit_log').columns(['actor_id', 'id']).execute();
+      await db.schema.createIndex('audit_log_by_action').on('audit_log').columns(['action', 'id']).execute();
+      // Append-only below the code as well: no statement through any connection may change or remove an entry (rule 35).
+      if (postgres) {
+        await sql`create function roster_audit_log_append_only() returns trigger language plpgsql as $$ begin raise exception 'the audit log is append-only'; end $$`.execute(db);
+        await sql`create trigger audit_log_append_only before update or delete on audit_log for each row execute function roster_audit_log_append_only()`.execute(db);
+      } else {
+        await sql`create trigger audit_log_no_update before update on audit_log begin select raise(abort, 'the audit log is append-only'); end`.execute(db);
+        await sql`create trigger audit_log_no_delete before delete on audit_log begin select raise(abort, 'the audit log is append-only'); end`.execute(db);
+      }
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await sql`drop table if exists audit_log`.execute(db);
+      if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`drop function if exists roster_audit_log_append_only()`.execute(db);
+      await sql`drop table if exists api_keys`.execute(db);
+    },
+  },
   '0012_events_and_webhooks': {
     async up(db: Kysely<unknown>): Promise<void> {
       const postgres = db.getExecutor().adapter instanceof PostgresAdapter;

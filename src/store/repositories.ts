@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import { ApiKeyRepository } from './api-keys.ts';
+import { AuditRepository } from './audit.ts';
 import type { Store } from './database.ts';
 import type { Database } from './schema.ts';
 import { AuthRequestRepository } from './auth-requests.ts';
@@ -24,6 +26,9 @@ export interface Repositories {
   /** The outbox: `events.append(...)` inside the transaction of the change it describes. */
   events: EventRepository;
   webhooks: WebhookRepository;
+  apiKeys: ApiKeyRepository;
+  /** Append-only: written in the same transaction as the action it records. */
+  audit: AuditRepository;
 }
 
 function over(db: Kysely<Database>, store: Store): Repositories {
@@ -36,6 +41,8 @@ function over(db: Kysely<Database>, store: Store): Repositories {
     syncedUsers: new SyncedUserRepository(db, store.engine),
     events: new EventRepository(db, store.engine, { enabled: store.eventsEnabled !== false }),
     webhooks: new WebhookRepository(db, store.engine),
+    apiKeys: new ApiKeyRepository(db),
+    audit: new AuditRepository(db),
   };
 }
 

@@ -184,6 +184,41 @@ export interface WebhookAttemptsTable {
   response_excerpt: string | null;
 }
 
+/** A key a program uses for `/api/v1`: only its SHA-256 is kept. */
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  /** The start of the key as shown in lists, so a person can tell keys apart without the secret. */
+  prefix: string;
+  key_hash: string;
+  /** JSON array of scopes. */
+  scopes: string;
+  /** The one tenant the key may see, or null for every tenant. */
+  tenant_id: string | null;
+  created_by: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+/** One operator, admin, CLI or API action; rows are only ever inserted (triggers refuse changes). */
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: number;
+  actor_kind: 'user' | 'api_key' | 'cli';
+  /** `tid:oid` of a person, the API key's id, or `cli`. */
+  actor_id: string;
+  actor_name: string | null;
+  action: string;
+  tenant_id: string | null;
+  /** What the action was on beyond the tenant (a user, a key). */
+  target: string | null;
+  /** JSON object with the action's particulars. */
+  detail: string | null;
+  /** The client address, or `cli`. */
+  source: string;
+}
+
 export interface MigrationsSeen {
   id: Generated<number>;
 }
@@ -199,4 +234,6 @@ export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  api_keys: ApiKeysTable;
+  audit_log: AuditLogTable;
 }

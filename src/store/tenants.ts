@@ -57,6 +57,15 @@ export class TenantRepository {
     return rows.map(toRecord);
   }
 
+  /** Tenants in id order after `after` (keyset), optionally only one (a key limited to a tenant). */
+  async pageById(page: { after?: string; limit: number; only?: string | null }): Promise<TenantRecord[]> {
+    let query = this.#db.selectFrom('tenants').selectAll();
+    if (page.only) query = query.where('id', '=', page.only.toLowerCase());
+    if (page.after !== undefined) query = query.where('id', '>', page.after);
+    const rows = await query.orderBy('id').limit(page.limit).execute();
+    return rows.map(toRecord);
+  }
+
   /**
    * Records a tenant whose consent Roster has confirmed. Idempotent: a second
    * sign-up, a reconnect after a disconnection and a return after offboarding

@@ -43,6 +43,7 @@ export interface DirectoryUser {
   rosterRole: UsersTable['roster_role'];
   lastSignInAt: number | null;
   syncedAt: number | null;
+  updatedAt: number;
   /** 'deleted' (restorable in Entra), 'disabled', 'guest' or 'active'. */
   status: 'active' | 'disabled' | 'deleted' | 'guest';
 }
@@ -70,6 +71,7 @@ function toDirectoryUser(row: UsersTable): DirectoryUser {
     rosterRole: row.roster_role,
     lastSignInAt: row.last_sign_in_at,
     syncedAt: row.synced_at,
+    updatedAt: Number(row.updated_at),
     status,
   };
 }
@@ -243,6 +245,19 @@ export class UserRepository {
       const last = rows.at(-1)!;
       after = { key: last.sort_key, id: last.id };
     }
+  }
+
+  /**
+   * One page of a tenant's users in id order for programs: keyset on the
+   * primary key (`after` is the last id of the previous page), never OFFSET,
+   * so every page costs the same however deep it is.
+   */
+  async pageById(tenantId: string, filter: UserQuery & { updatedSince?: number }, page: { after?: string; limit: number }): Promise<DirectoryUser[]> {
+    let query = applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like);
+    if (filter.updatedSince !== undefined) query = query.where('updated_at', '>=', filter.updatedSince);
+    if (page.after !== undefined) query = query.where('id', '>', page.after);
+    const rows = await query.selectAll().orderBy('id').limit(page.limit).execute();
+    return rows.map(toDirectoryUser);
   }
 
   async detail(tenantId: string, id: string): Promise<DirectoryUser | undefined> {

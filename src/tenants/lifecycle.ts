@@ -1,5 +1,6 @@
 import { tenantEvent } from '../events/tenants.ts';
 import type { Store } from '../store/database.ts';
+import type { NewAuditEntry } from '../store/audit.ts';
 import { transaction, type Repositories } from '../store/repositories.ts';
 import type { TenantState } from '../store/tenants.ts';
 
@@ -27,8 +28,9 @@ export class TenantLifecycle {
    * tenant is marked offboarded. Signing up again later starts afresh, with the
    * new signer as its first admin.
    */
-  async offboard(tenantId: string, reason: string, now: number): Promise<OffboardingResult> {
+  async offboard(tenantId: string, reason: string, now: number, audit?: NewAuditEntry): Promise<OffboardingResult> {
     return transaction(this.#store, async (tx) => {
+      if (audit) await tx.audit.record(audit, now);
       const before = await tx.tenants.get(tenantId);
       // Marking the tenant first makes a concurrent sync stop at its next page.
       await tx.tenants.changeState(tenantId, 'offboarded', reason, now, { forgetSignupAdmin: true });
@@ -42,19 +44,22 @@ export class TenantLifecycle {
   }
 
   /** An operator stops an active tenant: no syncs, no sign-ins, every session ends; its data stays. */
-  async suspend(tenantId: string, reason: string, now: number): Promise<boolean> {
+  /** `audit`, when given, is recorded in the same transaction, only if the tenant changed. */
+  async suspend(tenantId: string, reason: string, now: number, audit?: NewAuditEntry): Promise<boolean> {
     return transaction(this.#store, async (tx) => {
       if (!(await tx.tenants.changeState(tenantId, 'suspended', reason, now, { from: 'active' }))) return false;
       await tx.sessions.destroyForTenant(tenantId);
       await appendTenantEvent(tx, tenantId, 'tenant.suspended', now);
+      if (audit) await tx.audit.record(audit, now);
       return true;
     });
   }
 
-  async resume(tenantId: string, now: number): Promise<boolean> {
+  async resume(tenantId: string, now: number, audit?: NewAuditEntry): Promise<boolean> {
     return transaction(this.#store, async (tx) => {
       if (!(await tx.tenants.changeState(tenantId, 'active', null, now, { from: 'suspended' }))) return false;
       await appendTenantEvent(tx, tenantId, 'tenant.resumed', now);
+      if (audit) await tx.audit.record(audit, now);
       return true;
     });
   }

@@ -19,6 +19,10 @@ import type { OperatorIdentity } from '../config/config.ts';
 import { formatters } from './format.ts';
 import { registerObservability } from './observability.ts';
 import { TenantLifecycle } from '../tenants/lifecycle.ts';
+import { OperatorActions } from '../tenants/operator-actions.ts';
+import { ApiKeys } from '../tenants/api-keys.ts';
+import { AuditRepository } from '../store/audit.ts';
+import { API_PREFIX, registerApi } from '../api/plugin.ts';
 import type { Pages, PageServices, SyncControl, WebContext } from './context.ts';
 import { pageErrorHandler } from './error-page.ts';
 import { SyncUnavailableError } from './errors.ts';
@@ -35,6 +39,7 @@ import { organisationRoutes } from './routes/organisation.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { WebhookEndpoints } from '../events/endpoints.ts';
+import { operatorAccessRoutes } from './routes/operator-access.ts';
 
 export interface WebDependencies {
   publicUrl: URL;
@@ -61,6 +66,8 @@ export interface WebDependencies {
   streamCheckMs?: number;
   /** Webhook endpoints as the operator pages manage them (with the configured rotation window); a default one over the store otherwise. */
   webhooks?: WebhookEndpoints;
+  /** Requests per API key per minute on `/api/v1` (API_RATE_LIMIT_PER_MINUTE); 600 unless set. */
+  apiRateLimitPerMinute?: number;
 }
 
 const NO_SYNC: SyncControl = {
@@ -80,14 +87,20 @@ const NO_STORE_PATHS = new Set(['/auth/callback', '/signup/callback']);
 
 /** The repositories and services behind the pages, the one place that sees the store. */
 function pageServices(deps: WebDependencies): PageServices {
+  const now = deps.now ?? Date.now;
+  const lifecycle = new TenantLifecycle(deps.store);
+  const sync = deps.sync ?? NO_SYNC;
   return {
     ...webRepositoriesOf(deps.store, {
       session: { idleMs: deps.session.idleMinutes * 60_000, absoluteMs: deps.session.absoluteHours * 3_600_000 },
       authRequestTtlMs: AUTH_REQUEST_TTL_MS,
     }),
-    lifecycle: new TenantLifecycle(deps.store),
-    sync: deps.sync ?? NO_SYNC,
-    webhooks: deps.webhooks ?? new WebhookEndpoints({ store: deps.store, ...(deps.now ? { now: deps.now } : {}) }),
+    lifecycle,
+    sync,
+    actions: new OperatorActions({ store: deps.store, lifecycle, sync, now }),
+    apiKeys: new ApiKeys(deps.store, now),
+    audit: new AuditRepository(deps.store.db),
+    webhooks: deps.webhooks ?? new WebhookEndpoints({ store: deps.store, now }),
   };
 }
 
@@ -152,10 +165,12 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await registerPlatform(app, deps);
   app.decorateRequest('viewer', null);
   app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?')[0]!;
+    // The API takes no cookies, only bearer keys a browser never adds by itself: no session, no cross-site forgery to refuse.
+    if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) return;
     if (!isSafeMethod(request.method) && !isSameOriginRequest(request, deps.publicUrl)) {
       return reply.code(403).type('text/plain; charset=utf-8').send('Cross-site request refused.');
     }
-    const path = request.url.split('?')[0]!;
     // Probes and assets need no session: no database work, no cookie changes.
     if (SESSIONLESS_PATHS.has(path) || path.startsWith('/assets/')) return;
     request.viewer = await resumeViewer(viewers, ctx.cookieNames.session, request, reply);
@@ -171,14 +186,19 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
 
   const { tenants, users, syncStatus, lifecycle, sync } = services;
   await app.register(overviewRoutes, { pages, syncStatus, users });
-  await app.register(adminClaimRoutes, { pages, users });
-  await app.register(userRoutes, { pages, users, syncStatus });
-  await app.register(syncRoutes, { pages, syncStatus, sync, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
+  await app.register(adminClaimRoutes, { pages, users, audit: services.audit });
+  await app.register(userRoutes, { pages, users, syncStatus, audit: services.audit });
+  await app.register(syncRoutes, { pages, syncStatus, sync, actions: services.actions, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
   await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
-  await app.register(operatorRoutes, { pages, tenants, syncStatus, lifecycle, sync });
-  await app.register(webhookRoutes, { pages, webhooks: services.webhooks });
+  await app.register(operatorRoutes, { pages, tenants, syncStatus, actions: services.actions });
+  await app.register(operatorAccessRoutes, { pages, tenants, apiKeys: services.apiKeys, audit: services.audit });
+    await app.register(webhookRoutes, { pages, webhooks: services.webhooks });
   await app.register(signInRoutes, ctx);
   await app.register(signupRoutes, ctx);
+  await registerApi(app, {
+    services: { tenants, users, actions: services.actions, keys: services.apiKeys },
+    rateLimit: { max: deps.apiRateLimitPerMinute ?? 600, timeWindowMs: 60_000 },
+  });
   for (const extension of deps.plugins ?? []) {
     await app.register(extension.plugin, { pages, tenants, users, syncStatus, ...(extension.prefix ? { prefix: extension.prefix } : {}) });
   }

@@ -8,6 +8,9 @@ import type { UserRecord, UserRepository } from '../store/users.ts';
 import type { TenantOnboarding } from '../tenants/onboarding.ts';
 import type { TenantLifecycle } from '../tenants/lifecycle.ts';
 import type { SyncStatusRepository } from '../store/sync-status.ts';
+import type { AuditRepository } from '../store/audit.ts';
+import type { ApiKeys } from '../tenants/api-keys.ts';
+import type { OperatorActions } from '../tenants/operator-actions.ts';
 import type { OperatorIdentity } from '../config/config.ts';
 import type { WebhookEndpoints } from '../events/endpoints.ts';
 
@@ -70,6 +73,11 @@ export interface PageServices {
   lifecycle: TenantLifecycle;
   sync: SyncControl;
   webhooks: WebhookEndpoints;
+  /** Suspend, resume, sync now and held decisions, audited; shared with the API and the CLI. */
+  actions: OperatorActions;
+  apiKeys: ApiKeys;
+  /** Read-only here: entries are written by the actions themselves. */
+  audit: AuditRepository;
 }
 
 /** Everything the sign-in and sign-up routes use. */

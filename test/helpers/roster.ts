@@ -43,7 +43,7 @@ async function freePort(): Promise<number> {
  * the test moves and syncs that run only when a page or the test asks.
  */
 export async function startTestRoster(
-  options: { engine?: Engine; emulator?: TestEmulator; operators?: OperatorIdentity[]; metricsToken?: string; web?: Pick<WebDependencies, 'trustProxy' | 'plugins' | 'streamCheckMs'> } = {},
+  options: { engine?: Engine; emulator?: TestEmulator; operators?: OperatorIdentity[]; metricsToken?: string; web?: Pick<WebDependencies, 'trustProxy' | 'plugins' | 'streamCheckMs'>; env?: Record<string, string> } = {},
 ): Promise<TestRoster> {
   const emulator = options.emulator ?? (await startTestEmulator());
   const db = await openTestStore(options.engine ?? 'sqlite');
@@ -63,7 +63,7 @@ export async function startTestRoster(
     },
   });
   const config = {
-    ...loadConfig({ PORT: String(port), PUBLIC_URL: url }),
+    ...loadConfig({ ...options.env, PORT: String(port), PUBLIC_URL: url }),
     operators: options.operators ?? [],
     metricsToken: options.metricsToken ?? null,
     trustProxy: options.web?.trustProxy ?? false,

@@ -3,7 +3,9 @@ import { Type, type Static } from 'typebox';
 import type { TenantOverview } from '../../store/sync-status.ts';
 import type { Pages, PageServices } from '../context.ts';
 import { explainSyncHealth } from '../explain.ts';
-import { viewerOf } from '../guards.ts';
+import type { AuditActor } from '../../store/audit.ts';
+import { TenantNotFoundError, TenantStateConflictError } from '../../tenants/errors.ts';
+import { viewerActor } from '../actor.ts';
 import type { PagePlugin } from '../plugins.ts';
 import { formBody, GuidIdParams, HeldDecisionBody } from '../schemas.ts';
 import { syncSnapshot } from '../sync-watch.ts';
@@ -13,14 +15,13 @@ type OperatorView = (typeof OPERATOR_VIEWS)[number];
 const ConsoleQuery = Type.Object({ show: Type.Optional(Type.Enum(OPERATOR_VIEWS)) }, { additionalProperties: false });
 const ActionBody = formBody({});
 
-type ActionInput = { tenantId: string; body: Static<typeof HeldDecisionBody> | Static<typeof ActionBody>; request: FastifyRequest; reply: FastifyReply };
+type ActionInput = { tenantId: string; request: FastifyRequest; reply: FastifyReply };
 
 export interface OperatorRouteOptions {
   pages: Pages;
   tenants: PageServices['tenants'];
   syncStatus: PageServices['syncStatus'];
-  lifecycle: PageServices['lifecycle'];
-  sync: PageServices['sync'];
+  actions: PageServices['actions'];
 }
 
 /** An active tenant whose sync is not healthy: failing, disconnected, missing a permission, or waiting for a decision. */
@@ -28,8 +29,8 @@ function needsAttention(t: TenantOverview): boolean {
   return t.state === 'active' && t.health !== null && t.health !== 'ok';
 }
 
-/** The operator console: every tenant, and per tenant its runs, Sync now, suspend and resume, held deletions. */
-export const operatorRoutes: PagePlugin<OperatorRouteOptions> = async (app, { pages, tenants, syncStatus, lifecycle, sync }) => {
+/** The operator console: every tenant, and per tenant its runs, Sync now, suspend and resume, held deletions (each audited). */
+export const operatorRoutes: PagePlugin<OperatorRouteOptions> = async (app, { pages, tenants, syncStatus, actions }) => {
   const operator = pages.guard('operator');
 
   app.get('/operator', { schema: { querystring: ConsoleQuery }, preHandler: operator }, async (request, reply) => {
@@ -58,47 +59,32 @@ export const operatorRoutes: PagePlugin<OperatorRouteOptions> = async (app, { pa
     return pages.render(reply, 'operator-tenant', { title: tenant.displayName, wide: true, tenant, snapshot, runs, users: tenant.userCount, problem: explainSyncHealth(snapshot.health, snapshot.lastError) });
   });
 
-  /** A POST on one tenant: `run` returns the log line of what it did, or the page it answered with. */
-  const action = (path: string, body: typeof ActionBody | typeof HeldDecisionBody, run: (input: ActionInput) => Promise<string | FastifyReply>) =>
+  /** A POST on one tenant through the operator actions the API and the CLI share; a refusal is a page, success the tenant page. */
+  const action = (path: string, body: typeof ActionBody | typeof HeldDecisionBody, run: (tenantId: string, actor: AuditActor, body: Static<typeof HeldDecisionBody> | Static<typeof ActionBody>) => Promise<unknown>) =>
     app.post(`/operator/tenants/:id/${path}`, { schema: { params: GuidIdParams, body }, preHandler: operator }, async (request, reply) => {
-      const tenant = await tenants.get(request.params.id);
-      if (!tenant) return notFound(pages, request, reply);
-      const outcome = await run({ tenantId: tenant.id, body: request.body, request, reply });
-      if (typeof outcome !== 'string') return outcome;
-      const viewer = viewerOf(request);
-      request.log.warn({ tenant: tenant.id, operator: `${viewer.tenant.id}:${viewer.user.id}`, action: path }, outcome);
-      return reply.redirect(`/operator/tenants/${tenant.id}`, 303);
+      const tenantId = request.params.id.toLowerCase();
+      const actor = viewerActor(request);
+      try {
+        await run(tenantId, actor, request.body);
+      } catch (err) {
+        if (err instanceof TenantNotFoundError) return notFound(pages, request, reply);
+        if (err instanceof TenantStateConflictError) return conflict(pages, { tenantId, request, reply }, err.message);
+        throw err;
+      }
+      request.log.warn({ tenant: tenantId, operator: actor.id, action: path }, 'operator action');
+      return reply.redirect(`/operator/tenants/${tenantId}`, 303);
     });
 
-  action('sync', ActionBody, async ({ tenantId, request, reply }) => {
-    const tenant = await tenants.get(tenantId);
-    if (tenant?.state !== 'active') return conflict(pages, { tenantId, request, reply }, 'Only an active tenant can be synced.');
-    await syncStatus.request(tenantId, pages.now());
-    sync.requestSync(tenantId);
-    return 'operator requested a sync';
-  });
-  action('suspend', ActionBody, async ({ tenantId, request, reply }) => {
-    const done = await lifecycle.suspend(tenantId, `suspended by an operator on ${new Date(pages.now()).toISOString().slice(0, 10)}`, pages.now());
-    return done ? 'tenant suspended' : conflict(pages, { tenantId, request, reply }, 'Only an active tenant can be suspended.');
-  });
-  action('resume', ActionBody, async ({ tenantId, request, reply }) => {
-    if (!(await lifecycle.resume(tenantId, pages.now()))) return conflict(pages, { tenantId, request, reply }, 'Only a suspended tenant can be resumed.');
-    sync.requestSync(tenantId);
-    return 'tenant resumed';
-  });
-  action('held', HeldDecisionBody, async ({ tenantId, body, request, reply }) => {
-    const snapshot = await syncSnapshot(syncStatus, tenantId, pages.now());
-    if (snapshot.state !== 'held') return conflict(pages, { tenantId, request, reply }, 'This tenant has no sync waiting for a decision.');
-    if ('decision' in body && body.decision === 'confirm') await sync.confirmHeldDeletion(tenantId);
-    else await sync.discardHeldDeletion(tenantId);
-    return 'operator decided a held mass deletion';
-  });
+  action('sync', ActionBody, (tenantId, actor) => actions.requestSync(tenantId, actor));
+  action('suspend', ActionBody, (tenantId, actor) => actions.suspend(tenantId, actor));
+  action('resume', ActionBody, (tenantId, actor) => actions.resume(tenantId, actor));
+  action('held', HeldDecisionBody, (tenantId, actor, body) => actions.decideHeld(tenantId, 'decision' in body && body.decision === 'confirm' ? 'confirm' : 'discard', actor));
 };
 
 function notFound(pages: Pages, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return pages.message(request, reply, 404, { title: 'Tenant not found', message: 'Roster has no tenant with this id.', links: [{ href: '/operator', label: 'Back to the console', primary: true }] });
 }
 
-function conflict(pages: Pages, { tenantId, request, reply }: Omit<ActionInput, 'body'>, message: string): FastifyReply {
+function conflict(pages: Pages, { tenantId, request, reply }: ActionInput, message: string): FastifyReply {
   return pages.message(request, reply, 409, { title: 'Not possible now', message, links: [{ href: `/operator/tenants/${tenantId}`, label: 'Back to the tenant', primary: true }] });
 }

@@ -1,6 +1,7 @@
 import { Type } from 'typebox';
 import type { Pages, PageServices } from '../context.ts';
 import { explainSyncHealth } from '../explain.ts';
+import { viewerActor } from '../actor.ts';
 import { viewerOf } from '../guards.ts';
 import type { PagePlugin } from '../plugins.ts';
 import { formBody } from '../schemas.ts';
@@ -35,7 +36,7 @@ export const organisationRoutes: PagePlugin<OrganisationRouteOptions> = async (a
         links: [{ href: '/app/organisation', label: 'Back to the organisation page', primary: true }],
       });
     }
-    const result = await lifecycle.offboard(viewer.tenant.id, `left Roster (by ${viewer.user.id})`, pages.now());
+    const result = await lifecycle.offboard(viewer.tenant.id, `left Roster (by ${viewer.user.id})`, pages.now(), { actor: viewerActor(request), action: 'organisation.leave', tenantId: viewer.tenant.id });
     request.log.warn({ tenant: viewer.tenant.id, by: viewer.user.id, ...result }, 'organisation offboarded');
     reply.clearCookie(sessionCookie, { path: '/' });
     request.viewer = null;

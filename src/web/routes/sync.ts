@@ -1,6 +1,7 @@
 import { Type } from 'typebox';
 import type { Pages, PageServices } from '../context.ts';
 import { explainSyncHealth } from '../explain.ts';
+import { viewerActor } from '../actor.ts';
 import { viewerOf } from '../guards.ts';
 import type { PagePlugin } from '../plugins.ts';
 import { formBody, HeldDecisionBody } from '../schemas.ts';
@@ -14,13 +15,15 @@ export interface SyncRouteOptions {
   pages: Pages;
   syncStatus: PageServices['syncStatus'];
   sync: PageServices['sync'];
+  /** Held decisions go through the operator actions, so an admin's decision is audited like an operator's. */
+  actions: PageServices['actions'];
   viewers: ViewerSource;
   /** How often an open progress stream re-checks its session (it ends when the session does). */
   streamCheckMs: number;
 }
 
 /** The sync page, "Sync now", the live progress stream and held deletions. */
-export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syncStatus, sync, viewers, streamCheckMs }) => {
+export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syncStatus, sync, actions, viewers, streamCheckMs }) => {
   const watch = new SyncWatch(syncStatus, pages.now);
   app.addHook('onClose', async () => watch.close());
 
@@ -82,13 +85,8 @@ export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syn
     const viewer = viewerOf(request);
     const snapshot = await syncSnapshot(syncStatus, viewer.tenant.id, pages.now());
     if (snapshot.state !== 'held') return reply.redirect('/app/sync', 303);
-    if (request.body.decision === 'confirm') {
-      const removed = await sync.confirmHeldDeletion(viewer.tenant.id);
-      request.log.warn({ tenant: viewer.tenant.id, by: viewer.user.id, removed }, 'held mass deletion confirmed');
-    } else {
-      await sync.discardHeldDeletion(viewer.tenant.id);
-      request.log.warn({ tenant: viewer.tenant.id, by: viewer.user.id }, 'held mass deletion discarded');
-    }
+    const { removed } = await actions.decideHeld(viewer.tenant.id, request.body.decision, viewerActor(request));
+    request.log.warn({ tenant: viewer.tenant.id, by: viewer.user.id, ...(removed === null ? {} : { removed }) }, `held mass deletion ${request.body.decision === 'confirm' ? 'confirmed' : 'discarded'}`);
     return reply.redirect('/app/sync', 303);
   });
 };

@@ -3,6 +3,7 @@ import { stringify } from 'csv-stringify';
 import { Type, type Static } from 'typebox';
 import { USER_SORTS, USER_STATES, type DirectoryUser, type UserQuery } from '../../store/users.ts';
 import type { Pages, PageServices } from '../context.ts';
+import { viewerActor } from '../actor.ts';
 import { viewerOf } from '../guards.ts';
 import type { PagePlugin } from '../plugins.ts';
 import { formBody, GuidIdParams } from '../schemas.ts';
@@ -25,6 +26,7 @@ export interface UserRouteOptions {
   pages: Pages;
   users: PageServices['users'];
   syncStatus: PageServices['syncStatus'];
+  audit: PageServices['audit'];
 }
 
 
@@ -72,7 +74,7 @@ function toFilter(query: ListQuery): UserQuery {
 }
 
 /** The organisation's users: the list, the CSV export, each user's page, and the admin role. */
-export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, users, syncStatus }) => {
+export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, users, syncStatus, audit }) => {
   const member = pages.guard('member');
   app.get('/app/users', { schema: { querystring: ListQuery }, preHandler: member }, async (request, reply) => {
     const viewer = viewerOf(request);
@@ -149,6 +151,7 @@ export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, use
         return pages.message(request, reply, 409, { title: 'Not possible', message: 'You cannot remove your own administrator role: another administrator must do it, so the organisation is never left without one.', links: [{ href: `/app/users/${id}`, label: 'Back', primary: true }] });
       }
       await users.setRole(viewer.tenant.id, id, request.body.role, pages.now());
+      await audit.record({ actor: viewerActor(request), action: 'user.role', tenantId: viewer.tenant.id, target: id, detail: { role: request.body.role } }, pages.now());
       request.log.info({ tenant: viewer.tenant.id, by: viewer.user.id, user: id, role: request.body.role }, 'roster role changed');
       return reply.redirect(`/app/users/${id}`, 303);
     },
