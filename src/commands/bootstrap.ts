@@ -2,6 +2,8 @@ import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { RosterConfig } from '../config/config.ts';
 import { GraphReader } from '../directory/graph-reader.ts';
+import { DeliveryWorker } from '../events/delivery.ts';
+import { WebhookEndpoints } from '../events/endpoints.ts';
 import { DirectorySync } from '../directory/sync.ts';
 import { GraphSubscriptions } from '../directory/subscriptions.ts';
 import { NotificationCounters } from '../web/graph-notifications.ts';
@@ -68,6 +70,10 @@ export interface Roster {
   scheduler: SyncScheduler;
   /** The shared pg-boss queue, when this process works it. */
   queue: SyncQueue | null;
+  /** Webhook endpoints: create, rotate, enable, replay (console, CLI and API). */
+  webhooks: WebhookEndpoints;
+  /** The webhook sender, when this process works jobs (`scheduled`). */
+  deliveries: DeliveryWorker | null;
   /** What the pages may ask of this process's sync. */
   syncControl: SyncControl;
   /** Graph change notifications, when NOTIFICATIONS is on: the subscriptions, and what the receiving endpoints may do. */
@@ -111,6 +117,7 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
   const { provider, logger } = options;
   const now = options.now ?? Date.now;
   const store = options.store ?? (await openStore(config.database, { logger: options.logger }));
+  store.eventsEnabled ??= config.events.enabled;
   const http = new OutboundHttp(provider.trustedCaPem ? { trustedCaPem: provider.trustedCaPem } : {});
   const release = async () => {
     await http.close();
@@ -125,7 +132,7 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
     const { graphBaseUrl } = provider;
     const entra = new EntraApp({ credentials: provider.credentials, metadata, http, graphBaseUrl, ...(provider.reloadCredentials ? { reloadCredentials: provider.reloadCredentials } : {}) });
     const repositories = repositoriesOf(store);
-    const jobs = new JobsRepository(store, { sessionIdleMs: config.session.idleMinutes * 60_000 });
+    const jobs = new JobsRepository(store, { sessionIdleMs: config.session.idleMinutes * 60_000, eventRetentionMs: config.events.retentionDays * 86_400_000 });
     const budget = pLimit(GRAPH_CONCURRENCY);
     const reader = new GraphReader({ http, budget: (request) => budget(request), ...(options.onGraphWait ? { onWait: options.onGraphWait } : {}) });
     const sync = new DirectorySync({ store, entra, reader, graphBaseUrl, now, ...(options.consentGraceMs === undefined ? {} : { consentGraceMs: options.consentGraceMs }) });
@@ -137,12 +144,15 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
     const keepSubscriptions = (tenantId: string) => {
       void subscriptions?.maintain().catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'keeping Graph subscriptions failed; the next tick tries again'));
     };
+    // Webhooks are sent beside the syncs, never inside them; on PostgreSQL every worker process sends, each delivery leased to one.
+    const deliveries = options.jobs === 'scheduled' ? new DeliveryWorker({ store, logger, now, perEndpoint: config.webhooks.concurrencyPerEndpoint }) : null;
+    deliveries?.start();
 
     let stopping: Promise<void> | undefined;
     const stopWork = () =>
       (stopping ??= (async () => {
         shutdown.abort();
-        await Promise.all([scheduler.stop(), queue?.stop()]);
+        await Promise.all([scheduler.stop(), queue?.stop(), deliveries?.stop()]);
       })());
     let closing: Promise<void> | undefined;
     return {
@@ -156,8 +166,10 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
       entra,
       validator: new IdTokenValidator(http, metadata, entra.clientId, now),
       sync,
-      onboarding: new TenantOnboarding({ tenants: repositories.tenants, entra, http, graphBaseUrl, now }),
+      onboarding: new TenantOnboarding({ store, entra, http, graphBaseUrl, now }),
       lifecycle: new TenantLifecycle(store, subscriptions ? { onChange: keepSubscriptions } : {}),
+      webhooks: new WebhookEndpoints({ store, now, rotationWindowMs: config.webhooks.rotationWindowHours * 3_600_000 }),
+      deliveries,
       scheduler,
       queue,
       syncControl: {

@@ -24,6 +24,11 @@ const COMMANDS: Entry[] = [
   command('held', 'list, confirm or discard held mass deletions (roster held --help)', async () => (await import('./held.ts')).held as Command<never>),
   command('api-keys', 'create, list or revoke API keys for /api/v1 (roster api-keys --help)', async () => (await import('./api-keys.ts')).apiKeys as Command<never>),
   {
+    name: 'webhooks',
+    summary: 'manage webhook endpoints: list, create, rotate-secret, disable, enable, delete\n(roster webhooks --help)',
+    run: async (args) => (await import('./webhooks.ts')).webhooksMain(args),
+  },
+  {
     name: 'emulator',
     summary: 'run the offline Entra ID + Graph emulator, or drive a running one\n(roster emulator --help)',
     // The emulator parses its own options and verbs.

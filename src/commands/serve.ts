@@ -23,6 +23,7 @@ export async function startWebServer(roster: Roster, extra: Pick<WebDependencies
     logger: roster.logger,
     now: roster.now,
     sync: roster.syncControl,
+    webhooks: roster.webhooks,
     operators: config.operators,
     metricsToken: config.metricsToken,
     trustProxy: config.trustProxy,

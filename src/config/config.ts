@@ -40,6 +40,10 @@ export interface RosterConfig {
   shutdownSeconds: number;
   /** Proxies whose X-Forwarded-For gives the client address (rate limits): none, a hop count, or addresses and CIDRs. */
   trustProxy: false | number | readonly string[];
+  /** The outbox: whether changes append events, and how long the feed keeps them. */
+  events: { enabled: boolean; retentionDays: number };
+  /** Webhook delivery: how long a rotated-out secret keeps signing, and requests in flight per endpoint. */
+  webhooks: { rotationWindowHours: number; concurrencyPerEndpoint: number };
   /** Requests each API key may make per minute on `/api/v1`. */
   apiRateLimitPerMinute: number;
   /**
@@ -140,6 +144,10 @@ const envSchema = z.object({
       .transform((v) => (/^\d{1,2}$/.test(v) ? (Number(v) === 0 ? (false as const) : Number(v)) : v.split(',').map((entry) => entry.trim())))
       .optional(),
   ),
+  EVENTS_ENABLED: optionalText.pipe(z.enum(['true', 'false'], { message: 'EVENTS_ENABLED must be true or false' }).optional()),
+  EVENT_RETENTION_DAYS: integer('EVENT_RETENTION_DAYS', 2, 3650),
+  WEBHOOK_SECRET_ROTATION_HOURS: integer('WEBHOOK_SECRET_ROTATION_HOURS', 0, 30 * 24),
+  WEBHOOK_CONCURRENCY_PER_ENDPOINT: integer('WEBHOOK_CONCURRENCY_PER_ENDPOINT', 1, 64),
   API_RATE_LIMIT_PER_MINUTE: integer('API_RATE_LIMIT_PER_MINUTE', 1, 1_000_000),
   LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
   NOTIFICATIONS: optionalText.pipe(z.enum(['on', 'off'], { message: 'NOTIFICATIONS must be on or off' }).optional()),
@@ -224,6 +232,8 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     metricsToken: v.METRICS_TOKEN ?? null,
     shutdownSeconds: v.SHUTDOWN_TIMEOUT_SECONDS ?? 30,
     trustProxy: v.TRUST_PROXY ?? false,
+    events: { enabled: v.EVENTS_ENABLED !== 'false', retentionDays: v.EVENT_RETENTION_DAYS ?? 30 },
+    webhooks: { rotationWindowHours: v.WEBHOOK_SECRET_ROTATION_HOURS ?? 24, concurrencyPerEndpoint: v.WEBHOOK_CONCURRENCY_PER_ENDPOINT ?? 8 },
     apiRateLimitPerMinute: v.API_RATE_LIMIT_PER_MINUTE ?? 600,
     notifications,
   };

@@ -200,4 +200,6 @@ export const GROUPS: ObjectKind<StoredGroup, GroupWrite> = {
   rows: (repositories) => new GroupRows(repositories),
   runs: (repositories) => repositories.groupSyncRuns,
   cursor: (repositories) => repositories.groupSyncState,
+  // Not emitted yet: exactly-once `group.user_added`/`group.user_removed` need the batched membership writes to say which rows were new.
+  events: () => [],
 };

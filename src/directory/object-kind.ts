@@ -1,3 +1,4 @@
+import type { EventDraft } from '../store/events.ts';
 import type { Repositories } from '../store/repositories.ts';
 import type { SyncRunRepository } from '../store/sync-runs.ts';
 import type { SyncCursorRepository } from '../store/sync-state.ts';
@@ -44,9 +45,9 @@ export interface KindRows<Stored, Write> {
   countMarked(tenantId: string, runId: string): Promise<number>;
   countPending(tenantId: string, runId: string, kind: RoundKind): Promise<number>;
   total(tenantId: string): Promise<number>;
-  /** Removes the objects the finished round leaves pending (and what hangs on them); returns how many. */
-  removePending(tenantId: string, runId: string, kind: RoundKind): Promise<number>;
-  /** Keeps, soft-deleted, the objects a full listing omitted but Graph holds as deleted items; returns how many changed. */
+  /** Removes the objects the finished round leaves pending (and what hangs on them), with their events; returns how many. */
+  removePending(tenantId: string, runId: string, kind: RoundKind, now: number): Promise<number>;
+  /** Keeps, soft-deleted (with their events), the objects a full listing omitted but Graph holds as deleted items; returns how many changed. */
   keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number>;
   unmarkPendingRemovals(tenantId: string, runId: string): Promise<void>;
   /** Ids of the objects stored as soft-deleted: kept by a full listing when Graph cannot list its deleted items. */
@@ -79,4 +80,6 @@ export interface ObjectKind<Stored, Write> {
   cursor(repositories: Repositories): SyncCursorRepository;
   /** Where the kind's runs are recorded. */
   runs(repositories: Repositories): SyncRunRepository;
+  /** Pure: the events of a page's changes, derived from what changed (a replayed page yields none). */
+  events(tenantId: string, changes: readonly ObjectChange<Write>[], stored: ReadonlyMap<string, Stored>): EventDraft[];
 }

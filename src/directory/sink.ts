@@ -1,4 +1,5 @@
 import type { Store } from '../store/database.ts';
+import { syncHealthEvent } from '../events/tenants.ts';
 import { transaction } from '../store/repositories.ts';
 import type { SyncRunCounters } from '../store/sync-runs.ts';
 import type { GraphPage } from './graph-reader.ts';
@@ -54,6 +55,7 @@ export class PageSink<Stored, Write> {
       const stored = await rows.stored(tenantId, items);
       const changes = kind.fold(items, stored, { runId, kind: round.kind, now });
       await rows.apply(tenantId, changes);
+      const events = kind.events(tenantId, changes, stored);
       for (const change of changes) {
         if (change.change === 'created') counters.created += 1;
         else if (change.change === 'updated') counters.updated += 1;
@@ -75,10 +77,13 @@ export class PageSink<Stored, Write> {
         if (decision.hold) {
           status = 'held';
           error = decision.reason;
-        } else counters.deleted += await rows.removePending(tenantId, runId, round.kind);
+        } else counters.deleted += await rows.removePending(tenantId, runId, round.kind, now);
       }
       await kind.runs(repos).record(runId, counters, { status, error, now });
-      await kind.cursor(repos).savePage(tenantId, { nextLink, deltaLink: page['@odata.deltaLink'] ?? null, status, error, now });
+      const health = await kind.cursor(repos).savePage(tenantId, { nextLink, deltaLink: page['@odata.deltaLink'] ?? null, status, error, now });
+      const healthEvent = health && syncHealthEvent(tenantId, { ...health, error, runId, objects: kind.objects });
+      // Last, so the outbox's turn (on PostgreSQL) is held only until the commit that follows.
+      await repos.events.append(healthEvent ? [...events, healthEvent] : events, now);
       return status === 'running' ? 'continue' : status;
     });
     round.counters = counters;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { syncHealthEvent } from '../events/tenants.ts';
 import type { EntraApp } from '../identity/entra-app.ts';
 import { whenDatabaseAnswers, type Store } from '../store/database.ts';
 import { repositoriesOf, transaction, type Repositories } from '../store/repositories.ts';
@@ -163,7 +164,12 @@ export class DirectorySync {
       // A run cut off from its database is recorded as failed, with that reason, once the database is back.
       return whenDatabaseAnswers(async () => {
         await runs.close(runId, 'failed', failure.message, this.#now());
-        await cursor.recordFailure(tenantId, failure.health, failure.message, this.#now());
+        await transaction(this.#store, async (tx) => {
+          const now = this.#now();
+          const health = await kind.cursor(tx).recordFailure(tenantId, failure.health, failure.message, now);
+          const event = syncHealthEvent(tenantId, { ...health, error: failure.message, runId, objects: kind.objects });
+          if (event) await tx.events.append([event], now);
+        });
         if (failure.health === 'disconnected') await this.#lifecycle.disconnect(tenantId, failure.message, this.#now());
         return toOutcome(await runs.require(runId));
       });
@@ -229,7 +235,7 @@ export class DirectorySync {
    */
   async confirmHeldDeletion(tenantId: string): Promise<number> {
     return this.#decideHeld(tenantId, async (rows, runs, run) => {
-      const removed = await rows.removePending(tenantId, run.id, run.kind);
+      const removed = await rows.removePending(tenantId, run.id, run.kind, this.#now());
       await runs.settleHeld(run.id, { deleted: run.deleted + removed, now: this.#now() });
       return removed;
     });
@@ -257,7 +263,10 @@ export class DirectorySync {
           // A newer run may have taken the tenant's run id since: only a run still held can be decided.
           if (state?.health !== 'held' || run?.status !== 'held') continue;
           const result = await decide(kind.rows(repos), kind.runs(repos), run);
-          await cursor.settleHeld(tenantId, this.#now());
+          const now = this.#now();
+          const health = await cursor.settleHeld(tenantId, now);
+          const event = syncHealthEvent(tenantId, { ...health, error: null, runId: run.id, objects: kind.objects });
+          if (event) await repos.events.append([event], now);
           return result;
         }
         throw new NoHeldDeletionError(`tenant ${tenantId} has no held deletion`);

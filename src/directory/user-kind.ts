@@ -1,3 +1,4 @@
+import { userChangeEvents, userEvents } from '../events/users.ts';
 import type { Repositories } from '../store/repositories.ts';
 import type { UsersTable } from '../store/schema.ts';
 import { USER_DATA_COLUMNS, type StoredUser, type UserDataColumn, type UserWrite } from '../store/synced-users.ts';
@@ -119,16 +120,23 @@ class UserRows implements KindRows<StoredUser, UserWrite> {
     return this.#repos.users.countInTenant(tenantId);
   }
 
-  async removePending(tenantId: string, runId: string, kind: RoundKind): Promise<number> {
-    const pending = await this.#repos.syncedUsers.pendingIds(tenantId, runId, kind);
+  async removePending(tenantId: string, runId: string, kind: RoundKind, now: number): Promise<number> {
+    const pending = await this.#repos.syncedUsers.pendingRows(tenantId, runId, kind);
     if (pending.length === 0) return 0;
-    await this.#repos.sessions.destroyForUsers(tenantId, pending);
-    return this.#repos.syncedUsers.removePending(tenantId, runId, kind);
+    const ids = pending.map((row) => row.id);
+    await this.#repos.sessions.destroyForUsers(tenantId, ids);
+    const removed = await this.#repos.syncedUsers.removePending(tenantId, runId, kind);
+    await this.#repos.events.append(userEvents('user.deleted', tenantId, pending), now);
+    return removed;
   }
 
   async keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number> {
     const newly = await this.#repos.syncedUsers.keepSoftDeleted(tenantId, runId, ids, now);
     await this.#repos.sessions.destroyForUsers(tenantId, newly);
+    if (newly.length > 0 && this.#repos.events.enabled) {
+      const rows = await this.#repos.syncedUsers.stored(tenantId, newly);
+      await this.#repos.events.append(userEvents('user.soft_deleted', tenantId, [...rows.values()]), now);
+    }
     return newly.length;
   }
 
@@ -157,4 +165,5 @@ export const USERS: ObjectKind<StoredUser, UserWrite> = {
   rows: (repositories) => new UserRows(repositories),
   runs: (repositories) => repositories.syncRuns,
   cursor: (repositories) => repositories.syncState,
+  events: userChangeEvents,
 };

@@ -98,7 +98,7 @@ export class SyncQueue {
     });
     await this.#boss.work(PURGE_QUEUE, { pollingIntervalSeconds: 5 }, async () => {
       const purged = await jobs.purgeExpired(now());
-      if (purged.authRequests + purged.sessions > 0) this.#logger.info(purged, 'expired sign-in requests and sessions purged');
+      if (purged.authRequests + purged.sessions + purged.events > 0) this.#logger.info(purged, 'expired sign-in requests, sessions and events purged');
     });
   }
 

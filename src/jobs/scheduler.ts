@@ -110,7 +110,7 @@ export class SyncScheduler {
   /** Deletes expired sign-in requests and sessions; logs how many when there were any. */
   async purgeExpired(): Promise<void> {
     const purged = await this.#jobs.purgeExpired(this.#now());
-    if (purged.authRequests + purged.sessions > 0) this.#options.logger.info(purged, 'expired sign-in requests and sessions purged');
+    if (purged.authRequests + purged.sessions + purged.events > 0) this.#options.logger.info(purged, 'expired sign-in requests, sessions and events purged');
   }
 
   /** "Sync now": starts (or, with a queue, queues) a run unless one is under way; resolves when it ends here. */

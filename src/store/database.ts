@@ -15,6 +15,8 @@ export interface Store {
   engine: Engine;
   /** Where the data lives, without credentials (for logs and `roster doctor`). */
   location: string;
+  /** Whether changes append events to the outbox (`EVENTS_ENABLED`); on unless set to false. */
+  eventsEnabled?: boolean;
   close(): Promise<void>;
 }
 

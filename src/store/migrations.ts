@@ -371,6 +371,70 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('graph_subscriptions').execute();
     },
   },
+  '0012_events_and_webhooks': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+      // The sequence is the feed's order and its cursor: it must only grow (SQLite's AUTOINCREMENT never reuses a number).
+      const serial = (table: string, column: string) =>
+        db.schema.createTable(table).addColumn(column, postgres ? 'bigserial' : 'integer', (c) => (postgres ? c.primaryKey() : c.primaryKey().autoIncrement()));
+      await serial('events', 'sequence')
+        .addColumn('id', 'text', (c) => c.notNull().unique())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('tenant_id', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('previous_attributes', 'text')
+        .execute();
+      await db.schema.createIndex('events_by_tenant').on('events').columns(['tenant_id', 'sequence']).execute();
+      await db.schema
+        .createTable('webhook_endpoints')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('event_types', 'text', (c) => c.notNull())
+        .addColumn('tenant_id', 'text')
+        .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('disabled_reason', 'text')
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .addColumn('previous_secret', 'text')
+        .addColumn('previous_secret_expires_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('endpoint_id', 'text', (c) => c.notNull().references('webhook_endpoints.id').onDelete('cascade'))
+        .addColumn('event_sequence', 'bigint', (c) => c.notNull().references('events.sequence').onDelete('cascade'))
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('schedule_step', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('next_attempt_at', 'bigint')
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'bigint')
+        .addColumn('last_status_code', 'integer')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('webhook_deliveries_once', ['endpoint_id', 'event_sequence'])
+        .execute();
+      await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['endpoint_id', 'status', 'next_attempt_at']).execute();
+      // Pruning an event deletes its deliveries through this index.
+      await db.schema.createIndex('webhook_deliveries_by_event').on('webhook_deliveries').column('event_sequence').execute();
+      await serial('webhook_attempts', 'id')
+        .addColumn('delivery_id', 'text', (c) => c.notNull().references('webhook_deliveries.id').onDelete('cascade'))
+        .addColumn('attempted_at', 'bigint', (c) => c.notNull())
+        .addColumn('status_code', 'integer')
+        .addColumn('latency_ms', 'integer', (c) => c.notNull())
+        .addColumn('error', 'text')
+        .addColumn('response_excerpt', 'text')
+        .execute();
+      await db.schema.createIndex('webhook_attempts_by_delivery').on('webhook_attempts').columns(['delivery_id', 'attempted_at']).execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      for (const table of ['webhook_attempts', 'webhook_deliveries', 'webhook_endpoints', 'events']) await sql`drop table if exists ${sql.table(table)}`.execute(db);
+    },
+  },
 };
 
 const USER_SORT_INDEXES = [

@@ -5,6 +5,7 @@ import type { Store } from './database.ts';
 import type { Database } from './schema.ts';
 import { AuthRequestRepository } from './auth-requests.ts';
 import { GroupRepository } from './groups.ts';
+import { EventRepository } from './events.ts';
 import { SessionRepository, type SessionLimits } from './sessions.ts';
 import { SyncStatusRepository } from './sync-status.ts';
 import { SyncRunRepository } from './sync-runs.ts';
@@ -13,6 +14,7 @@ import { SyncedGroupRepository } from './synced-groups.ts';
 import { SyncedUserRepository } from './synced-users.ts';
 import { TenantRepository } from './tenants.ts';
 import { UserRepository } from './users.ts';
+import { WebhookRepository } from './webhooks.ts';
 
 /** The repositories that change a tenant's data, all over one connection or one transaction. */
 export interface Repositories {
@@ -28,6 +30,9 @@ export interface Repositories {
   groupSyncState: SyncCursorRepository;
   groupSyncRuns: SyncRunRepository;
   groups: GroupRepository;
+  /** The outbox: `events.append(...)` inside the transaction of the change it describes. */
+  events: EventRepository;
+  webhooks: WebhookRepository;
   apiKeys: ApiKeyRepository;
   /** Append-only: written in the same transaction as the action it records. */
   audit: AuditRepository;
@@ -45,6 +50,8 @@ function over(db: Kysely<Database>, store: Store): Repositories {
     groupSyncState: new SyncCursorRepository(db, 'group_sync_state'),
     groupSyncRuns: new SyncRunRepository(db, 'group_sync_runs'),
     groups: new GroupRepository(db, store.engine),
+    events: new EventRepository(db, store.engine, { enabled: store.eventsEnabled !== false }),
+    webhooks: new WebhookRepository(db, store.engine),
     apiKeys: new ApiKeyRepository(db),
     audit: new AuditRepository(db),
   };

@@ -159,6 +159,69 @@ export interface GroupMembersTable {
   seen_run_id: string | null;
 }
 
+/** The outbox: one row per change, written in the change's own transaction; `sequence` is the feed's order. */
+export interface EventsTable {
+  sequence: Generated<number>;
+  /** `evt_<random>`: the public id, and the `webhook-id` of its deliveries. */
+  id: string;
+  type: string;
+  tenant_id: string | null;
+  created_at: number;
+  /** JSON: the object after the change. */
+  data: string;
+  /** JSON: the changed keys with their old values (updates only). */
+  previous_attributes: string | null;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  url: string;
+  description: string | null;
+  /** JSON array of event types; empty means every type. */
+  event_types: string;
+  /** Only this tenant's events, when set. */
+  tenant_id: string | null;
+  enabled: number;
+  disabled_reason: string | null;
+  /** `whsec_<base64>`: kept to sign with (an HMAC key cannot be hashed). */
+  secret: string;
+  /** The secret before the last rotation: it keeps signing next to the new one until `previous_secret_expires_at`. */
+  previous_secret: string | null;
+  previous_secret_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  endpoint_id: string;
+  event_sequence: number;
+  status: 'pending' | 'succeeded' | 'failed';
+  /** Attempts made so far, replays included. */
+  attempts: number;
+  /** Where in the retry schedule the next attempt stands (back to 0 on a replay). */
+  schedule_step: number;
+  next_attempt_at: number | null;
+  /** The process sending it now; a crashed sender's lease lapses and another takes the delivery. */
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<number>;
+  delivery_id: string;
+  attempted_at: number;
+  status_code: number | null;
+  latency_ms: number;
+  error: string | null;
+  /** The start of the response body, as text, capped. */
+  response_excerpt: string | null;
+}
+
 /** A key a program uses for `/api/v1`: only its SHA-256 is kept. */
 export interface ApiKeysTable {
   id: string;
@@ -228,6 +291,10 @@ export interface Database {
   group_sync_state: GroupSyncStateTable;
   /** The groups' runs: the same record as the users'. */
   group_sync_runs: SyncRunsTable;
+  events: EventsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
   api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
   graph_subscriptions: GraphSubscriptionsTable;

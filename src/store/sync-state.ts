@@ -5,6 +5,11 @@ import { newGroupSyncState, newSyncState } from './sync-status.ts';
 export type SyncStateRow = Selectable<SyncStateTable>;
 export type SyncHealthValue = SyncStateTable['health'];
 
+export interface HealthChange {
+  from: SyncHealthValue;
+  to: SyncHealthValue;
+}
+
 /** Where a page leaves the tenant's sync: the cursor, and the run's end when the page ended it. */
 export interface PageCursor {
   nextLink: string | null;
@@ -60,14 +65,20 @@ export class SyncCursorRepository {
     await this.#set(tenantId, { delta_link: null, run_id: null, run_kind: null, next_link: null, updated_at: now });
   }
 
-  /** A failed run starts over next time: its next link may be stale by then. */
-  async recordFailure(tenantId: string, health: SyncHealthValue, error: string, now: number): Promise<void> {
+  /** A failed run starts over next time: its next link may be stale by then. Returns the health before and after. */
+  async recordFailure(tenantId: string, health: SyncHealthValue, error: string, now: number): Promise<HealthChange> {
+    const from = await this.#health(tenantId);
     await this.#set(tenantId, { health, last_error: error, run_id: null, run_kind: null, next_link: null, updated_at: now });
+    return { from, to: health };
   }
 
-  /** Saves a page's cursor; written in the page's transaction, so a crash resumes after the last committed page. */
-  async savePage(tenantId: string, cursor: PageCursor): Promise<void> {
+  /**
+   * Saves a page's cursor; written in the page's transaction, so a crash resumes after the last committed page.
+   * Returns the health before and after when the page ended the run (succeeded or held), null otherwise.
+   */
+  async savePage(tenantId: string, cursor: PageCursor): Promise<HealthChange | null> {
     const { nextLink, deltaLink, status, error, now } = cursor;
+    const from = status === 'running' ? null : await this.#health(tenantId);
     await this.#set(tenantId, {
       next_link: status === 'held' ? null : nextLink,
       ...(deltaLink ? { delta_link: deltaLink } : {}),
@@ -75,11 +86,19 @@ export class SyncCursorRepository {
       ...(status === 'held' ? { last_error: error, health: 'held' } : {}),
       updated_at: now,
     });
+    return from === null ? null : { from, to: status === 'held' ? 'held' : 'ok' };
   }
 
-  /** A held run was decided: the tenant is healthy and free to sync again. */
-  async settleHeld(tenantId: string, now: number): Promise<void> {
+  /** A held run was decided: the tenant is healthy and free to sync again. Returns the health before and after. */
+  async settleHeld(tenantId: string, now: number): Promise<HealthChange> {
+    const from = await this.#health(tenantId);
     await this.#set(tenantId, { health: 'ok', last_error: null, run_id: null, run_kind: null, last_success_at: now, updated_at: now });
+    return { from, to: 'ok' };
+  }
+
+  async #health(tenantId: string): Promise<SyncHealthValue> {
+    const row = await this.#db.selectFrom('sync_state').select('health').where('tenant_id', '=', tenantId).executeTakeFirst();
+    return row?.health ?? 'ok';
   }
 
   async #set(tenantId: string, values: CursorValues): Promise<void> {

@@ -104,9 +104,9 @@ export class SyncedUserRepository {
     return Number(row.n);
   }
 
-  async pendingIds(tenantId: string, runId: string, kind: RoundKind): Promise<string[]> {
-    const rows = await this.#db.selectFrom('users').select('id').where(pending(tenantId, runId, kind)).execute();
-    return rows.map((row) => row.id);
+  /** The users the round would remove, as they are before the removal (their events show them so). */
+  async pendingRows(tenantId: string, runId: string, kind: RoundKind): Promise<StoredUser[]> {
+    return this.#db.selectFrom('users').select(['id', 'seen_run_id', ...USER_DATA_COLUMNS]).where(pending(tenantId, runId, kind)).execute();
   }
 
   /** Removes, in one statement, the users the round leaves pending. */

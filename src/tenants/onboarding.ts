@@ -2,7 +2,10 @@ import { GraphReader, GraphRequestError } from '../directory/graph-reader.ts';
 import type { EntraApp } from '../identity/entra-app.ts';
 import { AppNotInTenantError, ConsentMissingError, IdentityError } from '../identity/errors.ts';
 import type { OutboundHttp } from '../identity/http.ts';
+import type { Store } from '../store/database.ts';
+import { repositoriesOf, transaction } from '../store/repositories.ts';
 import type { TenantRecord, TenantRepository } from '../store/tenants.ts';
+import { activationEvent, appendTenantEvent } from './lifecycle.ts';
 
 export type ConfirmOutcome =
   | { kind: 'active'; tenant: TenantRecord }
@@ -30,14 +33,16 @@ const ORGANIZATION_READ_ATTEMPTS = 2;
  * nothing: anyone can craft that redirect.
  */
 export class TenantOnboarding {
+  readonly #store: Store;
   readonly #tenants: TenantRepository;
   readonly #entra: EntraApp;
   readonly #graph: GraphReader;
   readonly #graphBaseUrl: URL;
   readonly #now: () => number;
 
-  constructor(options: { tenants: TenantRepository; entra: EntraApp; http: OutboundHttp; graphBaseUrl: URL; now?: () => number }) {
-    this.#tenants = options.tenants;
+  constructor(options: { store: Store; entra: EntraApp; http: OutboundHttp; graphBaseUrl: URL; now?: () => number }) {
+    this.#store = options.store;
+    this.#tenants = repositoriesOf(options.store).tenants;
     this.#entra = options.entra;
     this.#graph = new GraphReader({ http: options.http, maxAttempts: ORGANIZATION_READ_ATTEMPTS });
     this.#graphBaseUrl = options.graphBaseUrl;
@@ -73,16 +78,24 @@ export class TenantOnboarding {
     if (!organization || organization.id.toLowerCase() !== id) {
       return { kind: 'mismatch', detail: `Graph answered for organization ${organization?.id ?? '(none)'}, not ${id}` };
     }
-    const tenant = await this.#tenants.activate(
-      {
-        id,
-        displayName: organization.displayName,
-        domains: organization.verifiedDomains.map((d) => d.name),
-        signedUpByOid: signup.signedUpByOid,
-        signupContext: signup.signupContext,
-      },
-      this.#now(),
-    );
+    const now = this.#now();
+    // The activation and its event (signed up, or reconnected) commit together.
+    const tenant = await transaction(this.#store, async (tx) => {
+      const before = await tx.tenants.get(id);
+      const activated = await tx.tenants.activate(
+        {
+          id,
+          displayName: organization.displayName,
+          domains: organization.verifiedDomains.map((d) => d.name),
+          signedUpByOid: signup.signedUpByOid,
+          signupContext: signup.signupContext,
+        },
+        now,
+      );
+      const event = activationEvent(before?.state, activated.state);
+      if (event) await appendTenantEvent(tx, id, event, now);
+      return activated;
+    });
     return tenant.state === 'suspended' ? { kind: 'suspended', tenant } : { kind: 'active', tenant };
   }
 }

@@ -38,6 +38,8 @@ import { userRoutes } from './routes/users.ts';
 import { syncRoutes } from './routes/sync.ts';
 import { organisationRoutes } from './routes/organisation.ts';
 import { operatorRoutes } from './routes/operator.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { WebhookEndpoints } from '../events/endpoints.ts';
 import { operatorAccessRoutes } from './routes/operator-access.ts';
 import { graphNotificationRoutes } from './routes/graph-notifications.ts';
 import type { NotificationReceiver } from './graph-notifications.ts';
@@ -67,6 +69,8 @@ export interface WebDependencies {
   plugins?: readonly WebExtension[];
   /** How often an open sync progress stream re-checks its session; 5 seconds unless set. */
   streamCheckMs?: number;
+  /** Webhook endpoints as the operator pages manage them (with the configured rotation window); a default one over the store otherwise. */
+  webhooks?: WebhookEndpoints;
   /** Requests per API key per minute on `/api/v1` (API_RATE_LIMIT_PER_MINUTE); 600 unless set. */
   apiRateLimitPerMinute?: number;
   /** Graph change notifications (NOTIFICATIONS=on): the endpoints Graph calls are served only with it. */
@@ -105,6 +109,7 @@ function pageServices(deps: WebDependencies): PageServices {
     actions: new OperatorActions({ store: deps.store, lifecycle, sync, now }),
     apiKeys: new ApiKeys(deps.store, now),
     audit: new AuditRepository(deps.store.db),
+    webhooks: deps.webhooks ?? new WebhookEndpoints({ store: deps.store, now }),
   };
 }
 
@@ -198,6 +203,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
   await app.register(operatorRoutes, { pages, tenants, syncStatus, actions: services.actions });
   await app.register(operatorAccessRoutes, { pages, tenants, apiKeys: services.apiKeys, audit: services.audit });
+    await app.register(webhookRoutes, { pages, webhooks: services.webhooks });
   await app.register(signInRoutes, ctx);
   await app.register(signupRoutes, ctx);
   await registerApi(app, {

@@ -13,6 +13,7 @@ import type { AuditRepository } from '../store/audit.ts';
 import type { ApiKeys } from '../tenants/api-keys.ts';
 import type { OperatorActions } from '../tenants/operator-actions.ts';
 import type { OperatorIdentity } from '../config/config.ts';
+import type { WebhookEndpoints } from '../events/endpoints.ts';
 
 /** What the pages may ask of directory sync; the runs themselves happen in the sync daemon. */
 export interface SyncControl {
@@ -75,6 +76,7 @@ export interface PageServices {
   groups: GroupRepository;
   lifecycle: TenantLifecycle;
   sync: SyncControl;
+  webhooks: WebhookEndpoints;
   /** Suspend, resume, sync now and held decisions, audited; shared with the API and the CLI. */
   actions: OperatorActions;
   apiKeys: ApiKeys;

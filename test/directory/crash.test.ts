@@ -18,7 +18,36 @@ const USERS = 20_000;
 const KILLS = 10;
 
 
-/** Rule 7 the hard way: `roster sync` killed with SIGKILL at random moments, restarted each time. */
+/** The user events written for a tenant after `after`, by user id (each list should hold exactly one). */
+async function userEventsById(db: TestStore, tenantId: string, after: number): Promise<Map<string, string[]>> {
+  const rows = await db.store.db.selectFrom('events').select(['type', 'data']).where('tenant_id', '=', tenantId).where('sequence', '>', after).where('type', 'like', 'user.%').orderBy('sequence').execute();
+  const byId = new Map<string, string[]>();
+  for (const row of rows) {
+    const id = (JSON.parse(row.data) as { id: string }).id;
+    byId.set(id, [...(byId.get(id) ?? []), row.type]);
+  }
+  return byId;
+}
+
+/** What each user the emulator's change log names since `afterSeq` became, as the one event it is owed. */
+function expectedEvents(tenant: Tenant, afterSeq: number, existedBefore: ReadonlySet<string>): Map<string, string> {
+  const expected = new Map<string, string>();
+  for (const { seq, userId } of tenant.changeLog) {
+    if (seq <= afterSeq || expected.has(userId)) continue;
+    const type = tenant.usersById.has(userId)
+      ? existedBefore.has(userId) ? 'user.updated' : 'user.created'
+      : tenant.deletedUsers.has(userId) ? 'user.soft_deleted' : 'user.deleted';
+    expected.set(userId, type);
+  }
+  return expected;
+}
+
+async function lastSequence(db: TestStore): Promise<number> {
+  const [last] = await db.store.db.selectFrom('events').select('sequence').orderBy('sequence', 'desc').limit(1).execute();
+  return Number(last?.sequence ?? 0);
+}
+
+/** Rule 7 the hard way: `roster sync` killed with SIGKILL at random moments, restarted each time; events exactly once (sync rule 21). */
 for (const engine of ENGINES) {
   describe(`a sync killed at any instant loses and duplicates nothing (${engine})`, () => {
     let emulator: TestEmulator;
@@ -95,10 +124,16 @@ for (const engine of ENGINES) {
       const midRound = await killRepeatedly(['--full'], 2);
       assert.ok(midRound >= 5, `only ${midRound} runs were killed in the middle of the listing`);
       await assertMirrors(db.store, tenant, { deletedToo: true });
+      const events = await userEventsById(db, tenant.id, 0);
+      assert.equal(events.size, USERS);
+      for (const user of tenant.users) assert.deepEqual(events.get(user.props.id), ['user.created'], `exactly one event for ${user.props.id}`);
     });
 
     it(`a delta sync of thousands of changes, killed ${KILLS} times`, async () => {
       const d = emulator.ctx.directory;
+      const mark = await lastSequence(db);
+      const fromSeq = tenant.seq;
+      const existedBefore = new Set([...tenant.usersById.keys(), ...tenant.deletedUsers.keys()]);
       for (let i = 0; i < 3000; i++) d.editUser(tenant, tenant.users[(i * 7) % tenant.users.length]!.props.id, { jobTitle: `Title ${i}`, department: `Changed ${i % 5}` });
       for (let i = 0; i < 200; i++) d.softDeleteUser(tenant, tenant.users[i * 13]!.props.id);
       for (let i = 0; i < 100; i++) d.purgeUser(tenant, tenant.users[i * 17 + 1]!.props.id);
@@ -106,6 +141,10 @@ for (const engine of ENGINES) {
       const midRound = await killRepeatedly([], 1);
       assert.ok(midRound >= 1, `only ${midRound} runs were killed in the middle of the delta round`);
       await assertMirrors(db.store, tenant, { deletedToo: true });
+      const expected = expectedEvents(tenant, fromSeq, existedBefore);
+      const events = await userEventsById(db, tenant.id, mark);
+      assert.deepEqual(new Set(events.keys()), new Set(expected.keys()), 'an event for every user the change log names, and for no other');
+      for (const [id, type] of expected) assert.deepEqual(events.get(id), [type], `exactly one ${type} for ${id}`);
     });
   });
 }

@@ -3,7 +3,12 @@ import { after, before, describe, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Result } from 'axe-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { answerEmulatorUntil, launchChromium, signInAtEmulator } from '../helpers/chromium.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DeliveryWorker } from '../../src/events/delivery.ts';
+import { WebhookEndpoints } from '../../src/events/endpoints.ts';
+import { repositoriesOf } from '../../src/store/repositories.ts';
+import { answerEmulatorUntil, launchChromium, SCREENSHOTS, signInAtEmulator } from '../helpers/chromium.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { addOrg, type Org } from '../helpers/fixtures.ts';
 import { startTestRoster, type TestRoster } from '../helpers/roster.ts';
@@ -137,6 +142,32 @@ describe('accessibility of every page (axe-core, WCAG 2.1 AA)', () => {
     findings.push(...(await auditPaths(admin, 'admin', [...common, ['/operator', 200], [`/operator/tenants/${fabrikam.tenant.id}`, 200], ['/operator/tenants/00000000-0000-4000-8000-000000000000', 404]])));
     findings.push(...(await auditPaths(member, 'member', [...common, ['/operator', 403]])));
     assert.deepEqual(findings, [], `axe found violations:\n${report(findings)}`);
+  });
+
+  test('the webhook pages (endpoints, a secret shown once, a delivery log) have no violations', async () => {
+    const receiver = createServer((_req, res) => void res.writeHead(503, { 'retry-after': '120' }).end('busy <b>now</b>, try later'));
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+      const { endpoint } = await new WebhookEndpoints({ store: roster.db.store }).create({ url, description: 'Product backend', eventTypes: ['user.created', 'user.deleted', 'tenant.suspended'] });
+      await repositoriesOf(roster.db.store).events.append(['user.created', 'user.deleted', 'tenant.suspended'].map((type) => ({ type, tenantId: fabrikam.tenant.id, data: { id: fabrikam.member.props.id } })), Date.now());
+      const sender = new DeliveryWorker({ store: roster.db.store, timeoutMs: 2000 });
+      await sender.drain();
+      await sender.stop();
+      const findings = await auditPaths(admin, 'operator', [['/operator/webhooks', 200]]);
+      await admin.screenshot({ path: new URL('operator-webhooks.png', SCREENSHOTS).pathname, fullPage: true });
+      findings.push(...(await auditPaths(admin, 'operator', [[`/operator/webhooks/${endpoint.id}`, 200]])));
+      await admin.screenshot({ path: new URL('operator-webhook-deliveries.png', SCREENSHOTS).pathname, fullPage: true });
+      await admin.goto(`${roster.url}/operator/webhooks`);
+      await admin.getByLabel(/^URL/).fill('https://app.example.com/webhooks/roster');
+      await admin.getByRole('button', { name: 'Create endpoint' }).click();
+      await admin.getByRole('heading', { name: 'Webhook endpoint created' }).waitFor();
+      findings.push(...(await audit(admin, 'operator secret')));
+      assert.deepEqual(findings, [], `axe found violations:\n${report(findings)}`);
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 
   test('a sync held for a decision has no violations, for admin, member and operator', async () => {

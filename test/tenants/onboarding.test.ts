@@ -22,7 +22,7 @@ for (const engine of ENGINES) {
       connection = await connectToEmulator(emulator);
       db = await openTestStore(engine);
       tenants = new TenantRepository(db.store.db);
-      onboarding = new TenantOnboarding({ tenants, entra: connection.app(), http: connection.http, graphBaseUrl: connection.graphBaseUrl });
+      onboarding = new TenantOnboarding({ store: db.store, entra: connection.app(), http: connection.http, graphBaseUrl: connection.graphBaseUrl });
       contoso = addOrg(emulator.ctx, 'Contoso', 'contoso.com');
       fabrikam = addOrg(emulator.ctx, 'Fabrikam', 'fabrikam.com');
     });

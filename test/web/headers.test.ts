@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { IdTokenValidator } from '../../src/identity/id-token.ts';
-import { TenantRepository } from '../../src/store/tenants.ts';
 import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
 import { buildWebApp } from '../../src/web/app.ts';
 import { createLogger } from '../../src/web/logger.ts';
@@ -28,7 +27,7 @@ describe('served over https (production)', () => {
       store: db.store,
       entra,
       validator: new IdTokenValidator(http, metadata, entra.clientId),
-      onboarding: new TenantOnboarding({ tenants: new TenantRepository(db.store.db), entra, http, graphBaseUrl }),
+      onboarding: new TenantOnboarding({ store: db.store, entra, http, graphBaseUrl }),
       logger: createLogger('silent'),
     });
   });

@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Engine } from './database.ts';
+import type { Database, EventsTable } from './schema.ts';
+import { inBatches } from './synced-users.ts';
+
+export type EventRow = Selectable<EventsTable>;
+
+/** An event as its producer hands it over, before it has an id and a place in the feed. */
+export interface EventDraft {
+  type: string;
+  tenantId: string | null;
+  data: unknown;
+  previousAttributes?: Record<string, unknown> | null;
+}
+
+export interface EventQuery {
+  /** Only events after this sequence (the feed's cursor). */
+  after: number;
+  types?: readonly string[];
+  tenantId?: string;
+  limit: number;
+}
+
+/**
+ * Any number held by every transaction that appends events on PostgreSQL. Sequence numbers
+ * are drawn in commit order only if appenders take turns; otherwise a reader of the feed
+ * could see 11 committed while 10 is still in flight, move its cursor past 10 and never see it.
+ * On SQLite writers take turns already.
+ */
+const APPEND_LOCK = 0x526f7374;
+
+/** Rows per insert: 1,000 rows of 7 values stay far under either engine's parameter limit. */
+const INSERT_BATCH = 1000;
+
+function newId(prefix: string): string {
+  return `${prefix}_${randomBytes(16).toString('base64url')}`;
+}
+
+/**
+ * The outbox. `append` is the one writer every producer calls inside the
+ * transaction of its change (a sync page, a lifecycle step, a held decision):
+ * the events and the webhook deliveries they are owed commit with the change
+ * or not at all. With events turned off it writes nothing.
+ */
+export class EventRepository {
+  readonly #db: Kysely<Database>;
+  readonly #engine: Engine;
+  readonly #enabled: boolean;
+
+  constructor(db: Kysely<Database>, engine: Engine, options: { enabled: boolean }) {
+    this.#db = db;
+    this.#engine = engine;
+    this.#enabled = options.enabled;
+  }
+
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** Appends the events in order, and one pending delivery for each enabled endpoint that wants each. */
+  async append(drafts: readonly EventDraft[], now: number): Promise<void> {
+    if (!this.#enabled || drafts.length === 0) return;
+    if (this.#engine === 'postgres') await sql`select pg_advisory_xact_lock(${APPEND_LOCK})`.execute(this.#db);
+    const rows = drafts.map((draft) => ({
+      id: newId('evt'),
+      type: draft.type,
+      tenant_id: draft.tenantId,
+      created_at: now,
+      data: JSON.stringify(draft.data),
+      previous_attributes: draft.previousAttributes ? JSON.stringify(draft.previousAttributes) : null,
+    }));
+    const endpoints = await this.#db.selectFrom('webhook_endpoints').select(['id', 'event_types', 'tenant_id']).where('enabled', '=', 1).execute();
+    const wanted = endpoints.map((endpoint) => ({ id: endpoint.id, tenantId: endpoint.tenant_id, types: new Set(JSON.parse(endpoint.event_types) as string[]) }));
+    for (const batch of inBatches(rows, INSERT_BATCH)) {
+      if (wanted.length === 0) {
+        await this.#db.insertInto('events').values(batch).execute();
+        continue;
+      }
+      const inserted = await this.#db.insertInto('events').values(batch).returning(['sequence', 'type', 'tenant_id']).execute();
+      const deliveries = [];
+      for (const event of inserted) {
+        for (const endpoint of wanted) {
+          if (endpoint.tenantId !== null && endpoint.tenantId !== event.tenant_id) continue;
+          if (endpoint.types.size > 0 && !endpoint.types.has(event.type)) continue;
+          deliveries.push({
+            id: newId('msg'),
+            endpoint_id: endpoint.id,
+            event_sequence: Number(event.sequence),
+            status: 'pending' as const,
+            attempts: 0,
+            schedule_step: 0,
+            next_attempt_at: now,
+            created_at: now,
+            updated_at: now,
+          });
+        }
+      }
+      for (const part of inBatches(deliveries, INSERT_BATCH)) await this.#db.insertInto('webhook_deliveries').values(part).execute();
+    }
+  }
+
+  /** The feed: events after the cursor, in sequence order, optionally of some types and one tenant. */
+  async list(query: EventQuery): Promise<EventRow[]> {
+    let select = this.#db.selectFrom('events').selectAll().where('sequence', '>', query.after);
+    if (query.types?.length) select = select.where('type', 'in', query.types);
+    if (query.tenantId !== undefined) select = select.where('tenant_id', '=', query.tenantId);
+    const rows = await select.orderBy('sequence').limit(query.limit).execute();
+    return rows.map((row) => ({ ...row, sequence: Number(row.sequence) }));
+  }
+
+  async get(id: string): Promise<EventRow | undefined> {
+    const row = await this.#db.selectFrom('events').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? { ...row, sequence: Number(row.sequence) } : undefined;
+  }
+
+  /**
+   * Deletes up to `batch` of the oldest events created before `cutoff` (their
+   * deliveries and attempts go with them); returns how many. Reads from the
+   * head of the sequence, so no index on the time is needed.
+   */
+  async pruneBatch(cutoff: number, batch: number): Promise<number> {
+    const oldest = await this.#db.selectFrom('events').select(['sequence', 'created_at']).orderBy('sequence').limit(batch).execute();
+    let upTo: number | null = null;
+    for (const row of oldest) {
+      if (row.created_at >= cutoff) break;
+      upTo = Number(row.sequence);
+    }
+    if (upTo === null) return 0;
+    const result = await this.#db.deleteFrom('events').where('sequence', '<=', upTo).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

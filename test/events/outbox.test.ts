@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { before, beforeEach, describe, it } from 'node:test';
+import type { KyselyPlugin } from 'kysely';
+import { GraphReader } from '../../src/directory/graph-reader.ts';
+import { DirectorySync } from '../../src/directory/sync.ts';
+import type { Tenant } from '../../src/emulator/model.ts';
+import { toEnvelope } from '../../src/events/types.ts';
+import type { Store } from '../../src/store/database.ts';
+import type { EventRow } from '../../src/store/events.ts';
+import { JobsRepository } from '../../src/store/jobs.ts';
+import { repositoriesOf } from '../../src/store/repositories.ts';
+import { TenantLifecycle } from '../../src/tenants/lifecycle.ts';
+import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
+import type { TestEmulator } from '../helpers/emulator.ts';
+import type { EmulatorConnection } from '../helpers/entra.ts';
+import { addSignedUpTenant, useSyncTestbed } from '../helpers/mirror.ts';
+import { ENGINES, type TestStore } from '../helpers/stores.ts';
+
+/** The same database, but every insert into the outbox fails: what an event that cannot be written does to its change. */
+function storeRefusingEvents(store: Store): Store {
+  const plugin: KyselyPlugin = {
+    transformQuery(args) {
+      const node = args.node as { kind: string; into?: { table?: { identifier?: { name?: string } } } };
+      if (node.kind === 'InsertQueryNode' && node.into?.table?.identifier?.name === 'events') throw new Error('the outbox refused the event');
+      return args.node;
+    },
+    async transformResult(args) {
+      return args.result;
+    },
+  };
+  return { ...store, db: store.db.withPlugin(plugin), close: async () => {} };
+}
+
+for (const engine of ENGINES) {
+  describe(`event outbox (${engine})`, () => {
+    let emulator: TestEmulator;
+    let connection: EmulatorConnection;
+    let db: TestStore;
+    let tenant: Tenant;
+    let sync: DirectorySync;
+
+    const bed = useSyncTestbed(engine);
+    before(() => ({ emulator, connection, db } = bed));
+
+    function makeSync(store: Store = db.store, options: { maxAttempts?: number } = {}): DirectorySync {
+      return new DirectorySync({
+        store,
+        entra: connection.app(),
+        reader: new GraphReader({ http: connection.http, maxAttempts: options.maxAttempts ?? 4 }),
+        graphBaseUrl: connection.graphBaseUrl,
+        pageSize: 400,
+        consentGraceMs: 0,
+      });
+    }
+
+    async function eventsOf(tenantId: string, after = 0): Promise<EventRow[]> {
+      return repositoriesOf(db.store).events.list({ after, tenantId, limit: 100_000 });
+    }
+
+    async function lastSequence(): Promise<number> {
+      const [last] = await db.store.db.selectFrom('events').select('sequence').orderBy('sequence', 'desc').limit(1).execute();
+      return Number(last?.sequence ?? 0);
+    }
+
+    beforeEach(async () => {
+      tenant = await addSignedUpTenant(emulator, db.store, 1000, (i, domain) => ({ userPrincipalName: `u${i}@${domain}`, displayName: `User ${i}`, department: i % 2 ? 'R&D' : 'Sales' }));
+      sync = makeSync();
+    });
+
+    it('sync rule 21: a full sync emits one user.created per user; a full resync and an empty delta round of the same directory emit nothing', async () => {
+      assert.equal((await sync.run(tenant.id)).status, 'succeeded');
+      const events = await eventsOf(tenant.id);
+      assert.equal(events.length, 1000);
+      assert.ok(events.every((e) => e.type === 'user.created'));
+      assert.deepEqual(new Set(events.map((e) => (JSON.parse(e.data) as { id: string }).id)), new Set(tenant.users.map((u) => u.props.id)));
+      const first = toEnvelope(events[0]!);
+      assert.match(first.id, /^evt_[A-Za-z0-9_-]{20,}$/);
+      assert.equal(first.tenant_id, tenant.id);
+      assert.equal(first.previous_attributes, undefined);
+      assert.ok(!Number.isNaN(Date.parse(first.created_at)));
+
+      const mark = await lastSequence();
+      assert.equal((await sync.run(tenant.id, { full: true })).status, 'succeeded');
+      assert.equal((await sync.run(tenant.id)).status, 'succeeded');
+      assert.deepEqual(await eventsOf(tenant.id, mark), [], 'replayed pages change nothing and emit nothing');
+    });
+
+    it('a delta round emits created, updated with the changed keys only, soft_deleted, restored and deleted, once each, in order', async () => {
+      await sync.run(tenant.id);
+      const mark = await lastSequence();
+      const d = emulator.ctx.directory;
+      const [edited, softened, restored, purged] = [tenant.users[1]!.props.id, tenant.users[2]!.props.id, tenant.users[3]!.props.id, tenant.users[4]!.props.id];
+      d.softDeleteUser(tenant, restored);
+      await sync.run(tenant.id);
+      const beforeRound = await lastSequence();
+      const added = d.addUser(tenant, { userPrincipalName: `new@${tenant.defaultDomain}`, displayName: 'New Person' }).props.id;
+      d.editUser(tenant, edited, { department: 'Legal', jobTitle: 'Counsel' });
+      d.softDeleteUser(tenant, softened);
+      d.restoreUser(tenant, restored);
+      d.purgeUser(tenant, purged);
+      await sync.run(tenant.id);
+
+      const soft = await eventsOf(tenant.id, mark);
+      assert.deepEqual(soft.filter((e) => e.sequence <= beforeRound).map((e) => e.type), ['user.soft_deleted']);
+      const round = (await eventsOf(tenant.id, beforeRound)).map(toEnvelope);
+      const byUser = new Map(round.map((e) => [(e.data as { id: string }).id, e]));
+      assert.equal(round.length, 5, round.map((e) => e.type).join());
+      assert.equal(byUser.get(added)?.type, 'user.created');
+      const update = byUser.get(edited)!;
+      assert.equal(update.type, 'user.updated');
+      assert.deepEqual(update.previous_attributes, { department: 'R&D', job_title: null });
+      assert.equal((update.data as { department: string }).department, 'Legal');
+      assert.equal(byUser.get(softened)?.type, 'user.soft_deleted');
+      assert.equal((byUser.get(softened)?.data as { state: string }).state, 'soft_deleted');
+      assert.equal(byUser.get(restored)?.type, 'user.restored');
+      assert.equal(byUser.get(purged)?.type, 'user.deleted');
+      assert.equal((byUser.get(purged)?.data as { user_principal_name: string }).user_principal_name, `u4@${tenant.defaultDomain}`, 'a deleted user is shown as it was');
+      const sequences = round.map((e) => e.id);
+      assert.equal(new Set(sequences).size, sequences.length);
+    });
+
+    it('a held deletion emits sync.held; confirming it emits user.deleted for each removed user and sync.recovered', async () => {
+      await sync.run(tenant.id);
+      const mark = await lastSequence();
+      for (const user of tenant.users.slice(0, 400)) emulator.ctx.directory.purgeUser(tenant, user.props.id);
+      assert.equal((await sync.run(tenant.id)).status, 'held');
+      assert.deepEqual((await eventsOf(tenant.id, mark)).map((e) => e.type), ['sync.held']);
+      const held = await lastSequence();
+      assert.equal(await sync.confirmHeldDeletion(tenant.id), 400);
+      const decided = await eventsOf(tenant.id, held);
+      assert.equal(decided.filter((e) => e.type === 'user.deleted').length, 400);
+      assert.deepEqual(decided.filter((e) => e.type !== 'user.deleted').map((e) => e.type), ['sync.recovered']);
+      assert.equal(decided.at(-1)?.type, 'sync.recovered');
+    });
+
+    it('sync health events fire on a change of health only: two failed runs give one sync.failed, the next success sync.recovered', async () => {
+      await sync.run(tenant.id);
+      const mark = await lastSequence();
+      const failing = makeSync(db.store, { maxAttempts: 1 });
+      for (let i = 0; i < 2; i++) {
+        emulator.ctx.faults.add({ target: 'graph', kind: 'unavailable', tenant: tenant.id, count: 1 });
+        assert.equal((await failing.run(tenant.id)).status, 'failed');
+      }
+      assert.deepEqual((await eventsOf(tenant.id, mark)).map((e) => e.type), ['sync.failed']);
+      const failed = toEnvelope((await eventsOf(tenant.id, mark))[0]!);
+      assert.deepEqual({ ...(failed.data as object), error: null, run_id: null }, { tenant_id: tenant.id, health: 'failing', previous_health: 'ok', error: null, run_id: null });
+      assert.equal((await sync.run(tenant.id)).status, 'succeeded');
+      assert.deepEqual((await eventsOf(tenant.id, mark)).map((e) => e.type), ['sync.failed', 'sync.recovered']);
+    });
+
+    it('tenant lifecycle: each change emits its event with the tenant after it; a change that changes nothing emits nothing', async () => {
+      const lifecycle = new TenantLifecycle(db.store);
+      const mark = await lastSequence();
+      assert.equal(await lifecycle.suspend(tenant.id, 'unpaid', 1), true);
+      assert.equal(await lifecycle.suspend(tenant.id, 'unpaid', 2), false);
+      assert.equal(await lifecycle.resume(tenant.id, 3), true);
+      await lifecycle.disconnect(tenant.id, 'app removed', 4);
+      await lifecycle.disconnect(tenant.id, 'app removed', 5);
+      const events = (await eventsOf(tenant.id, mark)).map(toEnvelope);
+      assert.deepEqual(events.map((e) => e.type), ['tenant.suspended', 'tenant.resumed', 'tenant.disconnected']);
+      assert.deepEqual(events[0]!.data, { id: tenant.id, display_name: tenant.displayName, domains: tenant.domains, state: 'suspended', state_reason: 'unpaid' });
+
+      // Consent confirmed again: a reconnect; after leaving Roster, a new sign-up.
+      const onboarding = new TenantOnboarding({ store: db.store, entra: connection.app(), http: connection.http, graphBaseUrl: connection.graphBaseUrl });
+      assert.equal((await onboarding.confirm(tenant.id, { signedUpByOid: null, signupContext: null })).kind, 'active');
+      assert.equal((await onboarding.confirm(tenant.id, { signedUpByOid: null, signupContext: null })).kind, 'active');
+      await lifecycle.offboard(tenant.id, 'left', 6);
+      assert.equal((await onboarding.confirm(tenant.id, { signedUpByOid: null, signupContext: null })).kind, 'active');
+      assert.deepEqual((await eventsOf(tenant.id, mark)).map((e) => e.type).slice(3), ['tenant.reconnected', 'tenant.offboarded', 'tenant.signed_up']);
+    });
+
+    it('an event is written in the same transaction as its change: when the event cannot be written, the change does not happen', async () => {
+      const refusing = storeRefusingEvents(db.store);
+      await assert.rejects(new TenantLifecycle(refusing).suspend(tenant.id, 'unpaid', 1), /outbox refused/);
+      assert.equal((await repositoriesOf(db.store).tenants.get(tenant.id))?.state, 'active', 'the suspension rolled back with its event');
+      // The run fails, and so does the record of its failure (its sync.failed event is refused too).
+      await assert.rejects(makeSync(refusing).run(tenant.id), /outbox refused/);
+      const users = await db.store.db.selectFrom('users').select('id').where('tenant_id', '=', tenant.id).execute();
+      assert.equal(users.length, 0, 'no page committed without its events');
+      assert.deepEqual(await eventsOf(tenant.id), []);
+    });
+
+    it('EVENTS_ENABLED=false: changes commit and the outbox stays empty', async () => {
+      const off: Store = { ...db.store, eventsEnabled: false };
+      assert.equal((await makeSync(off).run(tenant.id)).status, 'succeeded');
+      await new TenantLifecycle(off).suspend(tenant.id, 'x', 1);
+      assert.deepEqual(await eventsOf(tenant.id), []);
+    });
+
+    it('the feed: after a cursor, filtered by types and tenant, limited, in sequence order', async () => {
+      const mark = await lastSequence();
+      const other = await addSignedUpTenant(emulator, db.store, 10, (i, domain) => ({ userPrincipalName: `o${i}@${domain}`, displayName: `Other ${i}` }));
+      await sync.run(tenant.id);
+      await makeSync().run(other.id);
+      await new TenantLifecycle(db.store).suspend(other.id, 'x', Date.now());
+      const events = repositoriesOf(db.store).events;
+      const all = await events.list({ after: mark, limit: 5000 });
+      assert.deepEqual(all.map((e) => e.sequence), [...all.map((e) => e.sequence)].sort((a, b) => a - b));
+      const page = await events.list({ after: all[10]!.sequence, limit: 7 });
+      assert.deepEqual(page.map((e) => e.id), all.slice(11, 18).map((e) => e.id));
+      const others = await events.list({ after: 0, tenantId: other.id, limit: 5000 });
+      assert.equal(others.length, 11);
+      assert.deepEqual(await events.list({ after: mark, types: ['tenant.suspended'], limit: 10 }).then((rows) => rows.map((r) => r.tenant_id)), [other.id]);
+      assert.equal((await events.list({ after: 0, types: ['user.created', 'tenant.suspended'], tenantId: other.id, limit: 5000 })).length, 11);
+    });
+
+    it('retention: events older than the retention are pruned in batches, the rest stay', async () => {
+      await sync.run(tenant.id);
+      const day = 86_400_000;
+      const jobs = new JobsRepository(db.store, { sessionIdleMs: 60_000, eventRetentionMs: 30 * day });
+      const inFeed = (await eventsOf(tenant.id)).length;
+      assert.equal(await jobs.pruneEvents(Date.now() + 29 * day), 0);
+      const kept = (await db.store.db.selectFrom('events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n;
+      const pruned = await jobs.pruneEvents(Date.now() + 31 * day);
+      assert.equal(pruned, Number(kept));
+      assert.ok(inFeed >= 1000);
+      assert.deepEqual(await eventsOf(tenant.id), []);
+    });
+  });
+}
