@@ -139,7 +139,7 @@ function changedGroups(tenant: Tenant, from: number, to: number, withMembers: bo
     }
     if (!withMembers && seen.props.size === 0) continue;
     // A membership touched more than once in the window is reported as it stands now (removed and re-added: a member).
-    const members = withMembers ? [...seen.members].map((m) => ({ id: m, removed: !tenant.memberOf.get(m)?.has(id) })) : [];
+    const members = withMembers ? [...seen.members].map((m) => ({ id: m, removed: !tenant.memberOf.get(m)?.includes(id) })) : [];
     out.push({ id, changed: seen.props, members, fullMembers: false });
   }
   return out;
