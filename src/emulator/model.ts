@@ -478,6 +478,11 @@ export class Directory {
       changed.push(key);
     }
     if (changed.length === 0) return group;
+    // Turning mail on gives the group the address Entra would.
+    if (next.mailEnabled && !next.mail && patch.mail === undefined) {
+      next.mail = `${next.mailNickname}@${tenant.defaultDomain}`;
+      changed.push('mail');
+    }
     if (isUnified(next) !== isUnified(group.props)) throw new DirectoryError(400, `group ${group.props.displayName}: a group cannot become or stop being a Microsoft 365 group`);
     checkGroupShape(next);
     if (changed.includes('mailNickname')) this.checkNicknameFree(tenant, next.mailNickname, group.props.id);

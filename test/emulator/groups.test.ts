@@ -58,6 +58,9 @@ describe('groups in the emulator directory', () => {
     assert.throws(() => d.editGroup(tenant, m365.props.id, { groupTypes: [] }), /cannot become or stop being a Microsoft 365 group/);
     d.editGroup(tenant, 'financeteam', { description: 'Money' });
     assert.equal(security.props.description, 'Money');
+    d.editGroup(tenant, 'financeteam', { mailEnabled: true });
+    assert.equal(security.props.mail, 'financeteam@contoso.com');
+    assert.deepEqual(tenant.groupChangeLog.at(-1)!.changed, ['mailEnabled', 'mail']);
   });
 
   test('membership rules: no strangers, no self, no nesting with Microsoft 365 groups, no duplicates', () => {
