@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -131,6 +131,30 @@ describe('groups in the emulator directory', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+test('state saved before groups existed loads with none', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'roster-groups-old-'));
+  try {
+    const d = directoryWithDemoApp();
+    const tenant = d.addTenant({ displayName: 'Contoso', domains: ['contoso.onmicrosoft.com'] });
+    d.addUser(tenant, { userPrincipalName: 'a@contoso.onmicrosoft.com' });
+    await saveState(dir, d);
+    const path = join(dir, 'state.json');
+    // What an earlier emulator wrote: no group fields on the tenant, no group records.
+    const lines = (await readFile(path, 'utf8')).split('\n').filter((line) => !line.includes('"type":"groups'));
+    const old = lines.map((line) => line.replace(/,"nextGroupOrdinal":\d+,"purgedGroupIds":\[\]/, '')).join('\n');
+    assert.ok(!old.includes('nextGroupOrdinal'));
+    await writeFile(path, old);
+    const loaded = new Directory(new Clock());
+    await loadState(dir, loaded);
+    const copy = loaded.requireTenant(tenant.id);
+    assert.deepEqual([copy.groups.length, copy.users.length, copy.nextGroupOrdinal], [0, 1, 0]);
+    loaded.addGroup(copy, { displayName: 'First', members: [copy.users[0]!.props.id] });
+    assert.equal(loaded.transitiveMemberIds(copy, 'first').length, 1);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 describe('Graph group reads', () => {
