@@ -281,3 +281,11 @@ describe('generated groups', () => {
     assert.ok(transitiveMembers(northwind!, northwind!.groups[1]!.props.id).groups.length >= 3);
   });
 });
+
+test('the group verbs check --json and --kind before they reach an emulator', async () => {
+  const { executeVerb } = await import('../../src/emulator/cli/verbs.ts');
+  await assert.rejects(executeVerb(['group', 'add', '--tenant', 't', '--name', 'n', '--json', '[1]']), /--json must be a JSON object of group properties/);
+  await assert.rejects(executeVerb(['user', 'add', '--tenant', 't', '--json', '{oops']), /--json is not valid JSON/);
+  await assert.rejects(executeVerb(['group', 'edit', 'g', '--tenant', 't', '--member', 'u']), /--id, --kind and --member are for group add/);
+  await assert.rejects(executeVerb(['group', 'member']), /roster emulator group member: missing sub-command; one of: add, remove/);
+});
