@@ -22,12 +22,12 @@ import { DatabaseSync } from 'node:sqlite';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Agent, request } from 'undici';
-import { accessTokenIssuerFor, GRAPH_AUDIENCE } from '../src/emulator/context.ts';
 import { Clock } from '../src/emulator/clock.ts';
 import { Directory, GRAPH_USER_PROPERTIES, type GraphUser, type UserInput } from '../src/emulator/model.ts';
 import { loadState, saveState } from '../src/emulator/persistence.ts';
 import { applySeed } from '../src/emulator/seed.ts';
 import { startEmulator } from '../src/emulator/server.ts';
+import { benchAppToken } from './graph-token.ts';
 
 /** Every property Roster syncs, in schema order. */
 const SELECT = GRAPH_USER_PROPERTIES;
@@ -102,19 +102,7 @@ async function serve(count: number): Promise<Served & { close(): Promise<void> }
   const tenant = ctx.directory.addTenant({ displayName: 'Contoso', domains: ['contoso.onmicrosoft.com', 'contoso.com'] });
   ctx.directory.addUsersUnchecked(tenant, generateUsers(count));
   const buildMs = performance.now() - t0;
-  const now = ctx.clock.nowSeconds();
-  const token = await ctx.keyring.sign({
-    aud: GRAPH_AUDIENCE,
-    iss: accessTokenIssuerFor(tenant.id),
-    iat: now,
-    nbf: now,
-    exp: now + 3600,
-    tid: tenant.id,
-    oid: crypto.randomUUID(),
-    appid: ctx.demoAppId,
-    idtyp: 'app',
-    roles: ['User.Read.All'],
-  });
+  const token = await benchAppToken(ctx, tenant.id, ['User.Read.All']);
   return { graphUrl: ctx.urls.graph, caCertPem: emulator.caCertPem, token, buildMs, close: () => emulator.close() };
 }
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Fault, FaultSpec, RequestLogEntry } from './faults.ts';
+import type { GraphGroup } from './groups.ts';
 import type { ChangeEntry, GraphUser, GroupMembershipClaims, UserInput } from './model.ts';
 
 /** Written by `roster emulator` into its data folder so other commands can find it. */
@@ -30,6 +31,8 @@ export interface TenantSummary {
   userCount: number;
   deletedCount: number;
   purgedCount: number;
+  groupCount: number;
+  deletedGroupCount: number;
   seq: number;
   deltaFloor: number;
   admin: string | null;
@@ -68,12 +71,21 @@ export interface EmulatorState {
 
 export type ControlUser = GraphUser & { admin: boolean };
 
+/** A group as the control API shows it: Graph's properties, its kind, and its direct member ids. */
+export type ControlGroup = GraphGroup & { kind: 'security' | 'microsoft365' | 'distribution' | 'dynamic'; memberCount: number; members?: string[] };
+
+/** What `group add` takes: Graph's properties, or a `kind` that sets them, and members by id, UPN or nickname. */
+export type NewGroup = Partial<Omit<GraphGroup, 'createdDateTime'>> & { displayName: string; kind?: ControlGroup['kind']; members?: string[] };
+export type GroupEdit = Partial<Pick<GraphGroup, 'displayName' | 'description' | 'groupTypes' | 'securityEnabled' | 'mailEnabled' | 'mail' | 'mailNickname' | 'membershipRule'>>;
+
 export interface NewTenant {
   displayName: string;
   domains?: string[];
   id?: string;
   countryLetterCode?: string;
   generateUsers?: number;
+  /** Groups generated over the tenant's users (nested, varied sizes). */
+  generateGroups?: number;
   seed?: number;
   password?: string;
   consent?: boolean;
@@ -210,9 +222,40 @@ export class ControlClient {
     return this.request('GET', `/tenants/${seg(tenant)}/changes?sinceSeq=${sinceSeq}&limit=${limit}`);
   }
 
+  // groups (by id or mail nickname)
+  addGroup(tenant: string, group: NewGroup): Promise<ControlGroup> {
+    return this.request('POST', `/tenants/${seg(tenant)}/groups`, group);
+  }
+  listGroups(tenant: string): Promise<{ tenant: string; groups: (ControlGroup & { deleted: false })[]; deletedGroups: (ControlGroup & { deleted: true; deletedDateTime: string })[] }> {
+    return this.request('GET', `/tenants/${seg(tenant)}/groups`);
+  }
+  getGroup(tenant: string, group: string): Promise<ControlGroup & { deleted: boolean }> {
+    return this.request('GET', `/tenants/${seg(tenant)}/groups/${seg(group)}`);
+  }
+  editGroup(tenant: string, group: string, patch: GroupEdit): Promise<ControlGroup> {
+    return this.request('PATCH', `/tenants/${seg(tenant)}/groups/${seg(group)}`, patch);
+  }
+  /** Microsoft 365 groups go to deleted items (`soft`); others are deleted at once (`permanent`). */
+  deleteGroup(tenant: string, group: string): Promise<{ id: string; deleted: 'soft' | 'permanent' }> {
+    return this.request('DELETE', `/tenants/${seg(tenant)}/groups/${seg(group)}`);
+  }
+  purgeGroup(tenant: string, group: string): Promise<{ id: string; deleted: 'permanent' }> {
+    return this.request('DELETE', `/tenants/${seg(tenant)}/groups/${seg(group)}?permanent=true`);
+  }
+  restoreGroup(tenant: string, group: string): Promise<ControlGroup> {
+    return this.request('POST', `/tenants/${seg(tenant)}/groups/${seg(group)}/restore`);
+  }
+  addGroupMember(tenant: string, group: string, member: string): Promise<ControlGroup> {
+    return this.request('POST', `/tenants/${seg(tenant)}/groups/${seg(group)}/members`, { member });
+  }
+  removeGroupMember(tenant: string, group: string, member: string): Promise<ControlGroup> {
+    return this.request('DELETE', `/tenants/${seg(tenant)}/groups/${seg(group)}/members/${seg(member)}`);
+  }
+
   // consent
-  grantConsent(tenant: string, appId?: string): Promise<{ tenant: string; appId: string; servicePrincipalId: string; appRoles: string[]; readyAt: string }> {
-    return this.request('POST', `/tenants/${seg(tenant)}/consent`, appId ? { appId } : {});
+  /** Admin consent; with `appRoles`, the consent grants exactly those (e.g. without the group permission). */
+  grantConsent(tenant: string, appId?: string, appRoles?: string[]): Promise<{ tenant: string; appId: string; servicePrincipalId: string; appRoles: string[]; readyAt: string }> {
+    return this.request('POST', `/tenants/${seg(tenant)}/consent`, { ...(appId ? { appId } : {}), ...(appRoles ? { appRoles } : {}) });
   }
   /** `revokeTokens`: Graph also refuses the app's tokens already issued for the tenant (else they work until they expire). */
   revokeConsent(tenant: string, appId = 'demo', options: { revokeTokens?: boolean } = {}): Promise<{ tenant: string; revoked: string; tokensRevoked: boolean }> {

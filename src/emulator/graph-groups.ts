@@ -59,18 +59,15 @@ export function groupsContext(graphBase: string, props: readonly GraphGroupPrope
 /** Members of one group per page entry: a large group is spread over many pages of a round, as Graph does. */
 export const MEMBERS_PER_SLICE = 100;
 
-/** A member entry of `members@delta`: an id that is a member, or one whose membership ended. */
-export interface MemberDelta {
-  id: string;
-  removed: boolean;
-}
-
 /** One group of a round, as it was when the round began (its properties are read when a page is served). */
 interface RoundGroup {
   id: string;
   /** Only the changed properties, for `return=minimal`; null: all of them (created, restored, listed in full). */
   changed: Set<GraphGroupProperty> | null;
-  members: MemberDelta[];
+  /** Member ids in this round's entries (a copy: later changes go to the next round). */
+  members: string[];
+  /** Which of them are reported `@removed` (change rounds only). */
+  removed?: Set<string>;
   /** `members@delta` is sent even when empty (a full group); a property-only change sends none. */
   fullMembers: boolean;
 }
@@ -109,7 +106,7 @@ export function buildGroupRound(tenant: Tenant, from: number, to: number, withMe
 }
 
 function fullRoundGroup(group: GroupRecord, withMembers: boolean): RoundGroup {
-  return { id: group.props.id, changed: null, members: withMembers ? group.members.map((id) => ({ id, removed: false })) : [], fullMembers: withMembers };
+  return { id: group.props.id, changed: null, members: withMembers ? group.members.slice() : [], fullMembers: withMembers };
 }
 
 function changedGroups(tenant: Tenant, from: number, to: number, withMembers: boolean): RoundGroup[] {
@@ -139,8 +136,9 @@ function changedGroups(tenant: Tenant, from: number, to: number, withMembers: bo
     }
     if (!withMembers && seen.props.size === 0) continue;
     // A membership touched more than once in the window is reported as it stands now (removed and re-added: a member).
-    const members = withMembers ? [...seen.members].map((m) => ({ id: m, removed: !tenant.memberOf.get(m)?.has(id) })) : [];
-    out.push({ id, changed: seen.props, members, fullMembers: false });
+    const members = withMembers ? [...seen.members] : [];
+    const removed = new Set(members.filter((m) => !tenant.memberOf.get(m)?.includes(id)));
+    out.push({ id, changed: seen.props, members, removed, fullMembers: false });
   }
   return out;
 }
@@ -185,12 +183,12 @@ function roundItemJson(tenant: Tenant, item: RoundGroup, slice: number, shape: G
   if (!shape.select.members) return json;
   const members = item.members.slice(slice * MEMBERS_PER_SLICE, (slice + 1) * MEMBERS_PER_SLICE);
   if (members.length === 0 && !item.fullMembers) return json;
-  return `${json.slice(0, -1)},"members@delta":[${members.map((m) => memberDeltaJson(tenant, m)).join(',')}]}`;
+  return `${json.slice(0, -1)},"members@delta":[${members.map((m) => memberDeltaJson(tenant, m, item.removed?.has(m) ?? false)).join(',')}]}`;
 }
 
-function memberDeltaJson(tenant: Tenant, member: MemberDelta): string {
-  const head = `{"@odata.type":"${memberODataType(tenant, member.id)}","id":${JSON.stringify(member.id)}`;
-  return member.removed ? `${head},"@removed":{"reason":"deleted"}}` : `${head}}`;
+function memberDeltaJson(tenant: Tenant, id: string, removed: boolean): string {
+  const head = `{"@odata.type":"${memberODataType(tenant, id)}","id":${JSON.stringify(id)}`;
+  return removed ? `${head},"@removed":{"reason":"deleted"}}` : `${head}}`;
 }
 
 const ROUNDS_KEPT = 32;

@@ -171,7 +171,7 @@ export function transitiveMemberOf(tenant: Tenant, memberId: string): string[] {
 export function directMemberOf(tenant: Tenant, memberId: string): string[] {
   const ids = tenant.memberOf.get(memberId);
   if (!ids) return [];
-  return tenant.groups.filter((g) => ids.has(g.props.id)).map((g) => g.props.id);
+  return ids.filter((id) => tenant.groupsById.has(id)).sort((a, b) => tenant.groupsById.get(a)!.ordinal - tenant.groupsById.get(b)!.ordinal);
 }
 
 /** `#microsoft.graph.user` or `#microsoft.graph.group`, for a member id (gone objects included). */

@@ -146,8 +146,11 @@ export interface Tenant {
   nextGroupOrdinal: number;
   /** Group changes; sequence numbers are shared with `changeLog`, so one delta floor expires both. */
   groupChangeLog: GroupChangeEntry[];
-  /** Reverse index of memberships: member id -> ids of the groups (active or deleted) that hold it. */
-  memberOf: Map<string, Set<string>>;
+  /**
+   * Reverse index of memberships: member id -> ids of the groups (active or deleted) that hold it.
+   * Arrays, not sets: a user is in a handful of groups, and a million small sets cost seconds to build.
+   */
+  memberOf: Map<string, string[]>;
 }
 
 export interface ClientSecret {
@@ -503,6 +506,7 @@ export class Directory {
    */
   addGroupsUnchecked(tenant: Tenant, inputs: Iterable<GroupInput & { id: string; members: string[] }>): void {
     for (const input of inputs) {
+      if (this.groupIdTaken(tenant, input.id)) throw new DirectoryError(409, `object ${input.id} already exists in tenant ${tenant.id}`);
       const group: GroupRecord = { props: groupProps(tenant, input.id, input, this.clock.nowIso()), members: input.members, ordinal: tenant.nextGroupOrdinal++ };
       for (const member of group.members) indexMembership(tenant, member, input.id);
       tenant.groups.push(group);
@@ -522,6 +526,11 @@ export class Directory {
       changed.push(key);
     }
     if (changed.length === 0) return group;
+    // Turning mail on gives the group the address Entra would.
+    if (next.mailEnabled && !next.mail && patch.mail === undefined) {
+      next.mail = `${next.mailNickname}@${tenant.defaultDomain}`;
+      changed.push('mail');
+    }
     if (isUnified(next) !== isUnified(group.props)) throw new DirectoryError(400, `group ${group.props.displayName}: a group cannot become or stop being a Microsoft 365 group`);
     checkGroupShape(next);
     if (changed.includes('mailNickname')) this.checkNicknameFree(tenant, next.mailNickname, group.props.id);
@@ -576,7 +585,7 @@ export class Directory {
   addGroupMember(tenant: Tenant, groupRef: string, memberRef: string): void {
     const group = this.requireGroup(tenant, groupRef);
     const memberId = this.resolveMemberId(tenant, memberRef);
-    if (tenant.memberOf.get(memberId)?.has(group.props.id)) throw new DirectoryError(409, `${memberRef} is already a member of group ${group.props.displayName}`);
+    if (tenant.memberOf.get(memberId)?.includes(group.props.id)) throw new DirectoryError(409, `${memberRef} is already a member of group ${group.props.displayName}`);
     this.checkMember(tenant, group, memberId);
     group.members.push(memberId);
     indexMembership(tenant, memberId, group.props.id);
@@ -796,19 +805,17 @@ export function emptyGroups(): Pick<Tenant, 'groups' | 'groupsById' | 'deletedGr
 }
 
 export function indexMembership(tenant: Tenant, memberId: string, groupId: string): void {
-  let groups = tenant.memberOf.get(memberId);
-  if (!groups) {
-    groups = new Set();
-    tenant.memberOf.set(memberId, groups);
-  }
-  groups.add(groupId);
+  const groups = tenant.memberOf.get(memberId);
+  if (!groups) tenant.memberOf.set(memberId, [groupId]);
+  else if (!groups.includes(groupId)) groups.push(groupId);
 }
 
 function unindexMembership(tenant: Tenant, memberId: string, groupId: string): void {
   const groups = tenant.memberOf.get(memberId);
-  if (!groups) return;
-  groups.delete(groupId);
-  if (groups.size === 0) tenant.memberOf.delete(memberId);
+  const index = groups ? groups.indexOf(groupId) : -1;
+  if (index === -1) return;
+  groups!.splice(index, 1);
+  if (groups!.length === 0) tenant.memberOf.delete(memberId);
 }
 
 /** First index of the tenant's active groups whose ordinal is >= `ordinal`. */

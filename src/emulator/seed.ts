@@ -4,13 +4,19 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { asciiSlug } from './ascii.ts';
 import { seededRandom } from './random.ts';
+import { generateGroups } from './seed-groups.ts';
 import { GROUP_MEMBERSHIP_CLAIMS, isGuid, type AppRegistration, type Directory, type Tenant, type TenantInput, type UserInput } from './model.ts';
+
+/** Mixed into a seed for the group stream, so generated group ids never repeat the users'. */
+export const GROUP_SEED_SALT = 0x6709;
 
 /** Password of every generated user unless told otherwise. */
 export const DEFAULT_PASSWORD = 'roster-demo';
 
 export interface GeneratedTenantSpec {
   users: number;
+  /** Groups generated over those users (none when absent). */
+  groups?: number;
   /** Grant admin consent to the demo app at seeding time. */
   consented?: boolean;
 }
@@ -20,6 +26,8 @@ export type SeedSource =
       kind: 'generate';
       tenants: number;
       usersPerTenant: number;
+      /** Groups per tenant (`--groups`); none when absent. */
+      groupsPerTenant?: number;
       seed: number;
       /** The first N tenants start with admin consent granted to the demo app. */
       consentedTenants?: number;
@@ -31,9 +39,9 @@ export type SeedSource =
 
 /** The demo seed: a consented mid-size tenant, a newcomer, and a large consented tenant. */
 export const DEMO_TENANTS: readonly GeneratedTenantSpec[] = [
-  { users: 300, consented: true },
-  { users: 60, consented: false },
-  { users: 25_000, consented: true },
+  { users: 300, groups: 8, consented: true },
+  { users: 60, groups: 4, consented: false },
+  { users: 25_000, groups: 300, consented: true },
 ];
 const DEMO_SEED = 2024;
 
@@ -41,7 +49,7 @@ export async function applySeed(directory: Directory, source: SeedSource, demoAp
   switch (source.kind) {
     case 'generate': {
       const consented = source.consentedTenants ?? 0;
-      const specs = Array.from({ length: source.tenants }, (_, i) => ({ users: source.usersPerTenant, consented: i < consented }));
+      const specs = Array.from({ length: source.tenants }, (_, i) => ({ users: source.usersPerTenant, groups: source.groupsPerTenant ?? 0, consented: i < consented }));
       generateTenants(directory, specs, { seed: source.seed, password: source.password ?? DEFAULT_PASSWORD, demoAppId });
       return;
     }
@@ -266,6 +274,7 @@ export function generateTenants(
     const input = generatedTenantInput(options.seed, index);
     const tenant = directory.addTenant(input);
     directory.addUsersUnchecked(tenant, generateUsers(tenant, { count: spec.users, seed: mixSeed(options.seed ^ 0x5eed, index), password: options.password }));
+    if (spec.groups) directory.addGroupsUnchecked(tenant, generateGroups(tenant, { count: spec.groups, seed: mixSeed(options.seed ^ GROUP_SEED_SALT, index), guid: seededGuid }));
     if (spec.consented) grantSeededConsent(directory, tenant, app, seededRandom(mixSeed(options.seed ^ 0xc0, index)));
     return tenant;
   });

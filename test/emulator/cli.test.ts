@@ -298,6 +298,59 @@ describe('roster emulator verbs', () => {
     await verb(dataDir, ['tenant', 'remove', 'treyresearch.com']);
   });
 
+  test('groups and memberships: add, list, show, edit, member add|remove, delete, restore, purge; consent with exact roles', async () => {
+    type Group = { id: string; displayName: string; kind: string; mail: string | null; description: string | null; members?: string[]; memberCount: number; deleted?: boolean };
+    const tenant = await verb<{ id: string; groupCount: number }>(dataDir, ['tenant', 'add', '--name', 'Alpine Ski House', '--users', '12', '--groups', '4', '--seed', '9']);
+    assert.equal(tenant.groupCount, 4);
+    const listed = await verb<{ groups: Group[] }>(dataDir, ['group', 'list', '--tenant', 'alpineskihouse.com']);
+    assert.equal(listed.groups[0]!.displayName, 'All Company');
+    const admin = await verb<{ id: string }>(dataDir, ['user', 'show', 'admin@alpineskihouse.com', '--tenant', 'alpineskihouse.com']);
+
+    const team = await verb<Group>(dataDir, ['group', 'add', '--tenant', tenant.id, '--name', 'Project Falcon', '--kind', 'microsoft365', '--member', 'admin@alpineskihouse.com']);
+    assert.deepEqual([team.kind, team.mail, team.members], ['microsoft365', 'projectfalcon@alpineskihouse.com', [admin.id]]);
+    const dynamic = await verb<Group & { membershipRule: string }>(dataDir, ['group', 'add', '--tenant', tenant.id, '--name', 'Sales', '--kind', 'dynamic', '--rule', 'user.department -eq "Sales"']);
+    assert.deepEqual([dynamic.kind, dynamic.membershipRule], ['dynamic', 'user.department -eq "Sales"']);
+    const leads = await verb<Group>(dataDir, ['group', 'add', '--tenant', tenant.id, '--name', 'Leads', '--description', 'People who lead']);
+    assert.equal(leads.kind, 'security');
+    await verb(dataDir, ['group', 'member', 'add', 'leads', 'admin@alpineskihouse.com', '--tenant', tenant.id]);
+    const nested = await verb<Group>(dataDir, ['group', 'member', 'add', 'allcompany', 'leads', '--tenant', tenant.id]);
+    assert.equal(nested.memberCount, listed.groups[0]!.memberCount + 1);
+    const refused = await run(['emulator', 'group', 'member', 'add', 'allcompany', 'projectfalcon', '--tenant', tenant.id, '--data-dir', dataDir]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /Microsoft 365 group and cannot be nested/);
+    await verb(dataDir, ['group', 'member', 'remove', 'allcompany', leads.id, '--tenant', tenant.id]);
+    const edited = await verb<Group>(dataDir, ['group', 'edit', 'leads', '--tenant', tenant.id, '--name', 'Team leads']);
+    assert.deepEqual([edited.displayName, edited.description], ['Team leads', 'People who lead']);
+
+    assert.deepEqual(await verb(dataDir, ['group', 'delete', 'projectfalcon', '--tenant', tenant.id]), { id: team.id, deleted: 'soft' });
+    assert.equal((await verb<Group>(dataDir, ['group', 'show', 'projectfalcon', '--tenant', tenant.id])).deleted, true);
+    assert.deepEqual((await verb<Group>(dataDir, ['group', 'restore', team.id, '--tenant', tenant.id])).members, [admin.id]);
+    assert.deepEqual(await verb(dataDir, ['group', 'purge', 'projectfalcon', '--tenant', tenant.id]), { id: team.id, deleted: 'permanent' });
+    assert.deepEqual(await verb(dataDir, ['group', 'delete', 'leads', '--tenant', tenant.id]), { id: leads.id, deleted: 'permanent' });
+    const restore = await run(['emulator', 'group', 'restore', leads.id, '--tenant', tenant.id, '--data-dir', dataDir]);
+    assert.equal(restore.code, 1);
+    assert.match(restore.stderr, /only Microsoft 365 groups can be restored/);
+
+    const consent = await verb<{ appRoles: string[] }>(dataDir, ['consent', 'grant', '--tenant', tenant.id, '--role', 'User.Read.All']);
+    assert.deepEqual(consent.appRoles, ['User.Read.All']);
+    assert.deepEqual((await verb<{ appRoles: string[] }>(dataDir, ['consent', 'grant', '--tenant', tenant.id])).appRoles, ['User.Read.All', 'GroupMember.Read.All']);
+    await verb(dataDir, ['tenant', 'remove', tenant.id]);
+
+    const usage: [string[], RegExp][] = [
+      [['group', 'add', '--tenant', 'x'], /--name is required/],
+      [['group', 'add', '--tenant', 'x', '--name', 'y', '--kind', 'club'], /--kind must be security, microsoft365, distribution, dynamic, not "club"/],
+      [['group', 'frob'], /roster emulator group: unknown sub-command "frob"; one of: add, list, show, edit, delete, purge, restore, member/],
+      [['group', 'member', 'frob'], /roster emulator group member: unknown sub-command "frob"; one of: add, remove/],
+      [['group', 'member', 'add', 'g', '--tenant', 'x'], /missing MEMBER/],
+      [['group', 'edit', 'g', '--tenant', 'x'], /give at least one property/],
+    ];
+    for (const [args, message] of usage) {
+      const result = await run(['emulator', ...args, '--data-dir', dataDir]);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+    }
+  });
+
   test('keys, delta, app, clock, settings', async () => {
     const rotated = await verb<{ kid: string; kids: string[]; saved: boolean }>(dataDir, ['keys', 'rotate', '--drop-previous']);
     assert.deepEqual(rotated.kids, [rotated.kid]);
@@ -370,11 +423,11 @@ describe('roster', () => {
   test('roster emulator --demo seeds the demo tenants and prints their accounts', async () => {
     const emu = await start(['emulator', '--demo', '--memory', ...FREE_PORTS]);
     assert.deepEqual(
-      emu.ready.tenants.map((t) => [t.displayName, t.users, t.consented, t.admin?.username, t.admin?.password]),
+      emu.ready.tenants.map((t) => [t.displayName, t.users, t.groups, t.consented, t.admin?.username, t.admin?.password]),
       [
-        ['Contoso', 300, true, 'admin@contoso.com', 'roster-demo'],
-        ['Fabrikam', 60, false, 'admin@fabrikam.com', 'roster-demo'],
-        ['Northwind Traders', 25_000, true, 'admin@northwindtraders.com', 'roster-demo'],
+        ['Contoso', 300, 8, true, 'admin@contoso.com', 'roster-demo'],
+        ['Fabrikam', 60, 4, false, 'admin@fabrikam.com', 'roster-demo'],
+        ['Northwind Traders', 25_000, 300, true, 'admin@northwindtraders.com', 'roster-demo'],
       ],
     );
     assert.equal(await emu.stop(), 0);

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Clock } from '../../src/emulator/clock.ts';
-import { groupKind, type GroupRecord } from '../../src/emulator/groups.ts';
+import { groupKind, isDynamic, transitiveMembers, type GroupRecord } from '../../src/emulator/groups.ts';
 import { Directory, type Tenant } from '../../src/emulator/model.ts';
 import { loadState, saveState } from '../../src/emulator/persistence.ts';
+import { applySeed } from '../../src/emulator/seed.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
-import { directoryWithDemoApp } from '../helpers/fixtures.ts';
+import { DEMO_APP_ID, directoryWithDemoApp } from '../helpers/fixtures.ts';
 import { appToken } from '../helpers/tokens.ts';
 
 type Json = Record<string, unknown>;
@@ -57,6 +58,9 @@ describe('groups in the emulator directory', () => {
     assert.throws(() => d.editGroup(tenant, m365.props.id, { groupTypes: [] }), /cannot become or stop being a Microsoft 365 group/);
     d.editGroup(tenant, 'financeteam', { description: 'Money' });
     assert.equal(security.props.description, 'Money');
+    d.editGroup(tenant, 'financeteam', { mailEnabled: true });
+    assert.equal(security.props.mail, 'financeteam@contoso.com');
+    assert.deepEqual(tenant.groupChangeLog.at(-1)!.changed, ['mailEnabled', 'mail']);
   });
 
   test('membership rules: no strangers, no self, no nesting with Microsoft 365 groups, no duplicates', () => {
@@ -127,6 +131,30 @@ describe('groups in the emulator directory', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+test('state saved before groups existed loads with none', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'roster-groups-old-'));
+  try {
+    const d = directoryWithDemoApp();
+    const tenant = d.addTenant({ displayName: 'Contoso', domains: ['contoso.onmicrosoft.com'] });
+    d.addUser(tenant, { userPrincipalName: 'a@contoso.onmicrosoft.com' });
+    await saveState(dir, d);
+    const path = join(dir, 'state.json');
+    // What an earlier emulator wrote: no group fields on the tenant, no group records.
+    const lines = (await readFile(path, 'utf8')).split('\n').filter((line) => !line.includes('"type":"groups'));
+    const old = lines.map((line) => line.replace(/,"nextGroupOrdinal":\d+,"purgedGroupIds":\[\]/, '')).join('\n');
+    assert.ok(!old.includes('nextGroupOrdinal'));
+    await writeFile(path, old);
+    const loaded = new Directory(new Clock());
+    await loadState(dir, loaded);
+    const copy = loaded.requireTenant(tenant.id);
+    assert.deepEqual([copy.groups.length, copy.users.length, copy.nextGroupOrdinal], [0, 1, 0]);
+    loaded.addGroup(copy, { displayName: 'First', members: [copy.users[0]!.props.id] });
+    assert.equal(loaded.transitiveMemberIds(copy, 'first').length, 1);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 describe('Graph group reads', () => {
@@ -202,4 +230,62 @@ describe('Graph group reads', () => {
     assert.equal(res.status, 400);
     assert.equal((res.body.error as Json).code, 'Directory_ExpiredPageToken');
   });
+});
+
+describe('generated groups', () => {
+  const generated = async (groups: number, seed: number) => {
+    const d = directoryWithDemoApp();
+    await applySeed(d, { kind: 'generate', tenants: 2, usersPerTenant: 3000, groupsPerTenant: groups, seed }, DEMO_APP_ID);
+    return [...d.tenants.values()];
+  };
+
+  test('--groups N is deterministic: the same seed gives the same groups and members, another seed others', async () => {
+    const shape = (tenants: Tenant[]) => tenants.map((t) => t.groups.map((g) => [g.props, g.members]));
+    const [a, b, c] = [await generated(40, 7), await generated(40, 7), await generated(40, 8)];
+    assert.deepEqual(shape(a), shape(b));
+    assert.notDeepEqual(shape(a), shape(c));
+    assert.equal(a[0]!.groups.length, 40);
+  });
+
+  test('generated groups: one holds most users, sizes vary, nesting is three deep without cycles, dynamic members match their rule, ids never clash', async () => {
+    const [tenant] = await generated(120, 11);
+    const t = tenant!;
+    const everyone = t.groups[0]!;
+    assert.equal(everyone.props.displayName, 'All Company');
+    assert.ok(everyone.members.length > t.users.length * 0.85, 'most users are in All Company');
+    const sizes = t.groups.slice(1).map((g) => g.members.length);
+    assert.ok(Math.min(...sizes) < 20 && Math.max(...sizes) > 500, `sizes vary: ${Math.min(...sizes)}..${Math.max(...sizes)}`);
+    assert.deepEqual(new Set(t.groups.map((g) => groupKind(g.props))), new Set(['security', 'microsoft365', 'distribution']));
+    // Depth: group 1 reaches groups 2, 3 and 4 through the chain.
+    const chain = transitiveMembers(t, t.groups[1]!.props.id).groups;
+    assert.ok([2, 3, 4].every((i) => chain.includes(t.groups[i]!.props.id)), 'nested three deep');
+    for (const group of t.groups) assert.ok(!transitiveMembers(t, group.props.id).groups.includes(group.props.id), `no cycle through ${group.props.displayName}`);
+    const dynamic = t.groups.filter((g) => isDynamic(g.props));
+    assert.ok(dynamic.length > 0);
+    for (const group of dynamic) {
+      const [, department, office] = /user\.department -eq "([^"]*)"\) and \(user\.officeLocation -eq "([^"]*)"/.exec(group.props.membershipRule!)!;
+      const expected = t.users.filter((u) => u.props.department === department && u.props.officeLocation === office).map((u) => u.props.id);
+      assert.deepEqual(group.members, expected, group.props.displayName);
+    }
+    const userIds = new Set(t.users.map((u) => u.props.id));
+    assert.ok(t.groups.every((g) => !userIds.has(g.props.id)));
+    assert.ok(t.groups.every((g) => g.members.every((m) => userIds.has(m) || t.groupsById.has(m))), 'members are the tenant\'s own users and groups');
+  });
+
+  test('the demo: Northwind has 300 groups, All Company with most of its 25,000 users; the others a handful', async () => {
+    const d = directoryWithDemoApp();
+    await applySeed(d, { kind: 'demo' }, DEMO_APP_ID);
+    const [contoso, fabrikam, northwind] = [...d.tenants.values()];
+    assert.deepEqual([contoso!.groups.length, fabrikam!.groups.length, northwind!.groups.length], [8, 4, 300]);
+    assert.ok(northwind!.groups[0]!.members.length > 20_000);
+    assert.ok(transitiveMembers(northwind!, northwind!.groups[1]!.props.id).groups.length >= 3);
+  });
+});
+
+test('the group verbs check --json and --kind before they reach an emulator', async () => {
+  const { executeVerb } = await import('../../src/emulator/cli/verbs.ts');
+  await assert.rejects(executeVerb(['group', 'add', '--tenant', 't', '--name', 'n', '--json', '[1]']), /--json must be a JSON object of group properties/);
+  await assert.rejects(executeVerb(['user', 'add', '--tenant', 't', '--json', '{oops']), /--json is not valid JSON/);
+  await assert.rejects(executeVerb(['group', 'edit', 'g', '--tenant', 't', '--member', 'u']), /--id, --kind and --member are for group add/);
+  await assert.rejects(executeVerb(['group', 'member']), /roster emulator group member: missing sub-command; one of: add, remove/);
 });

@@ -14,6 +14,7 @@ const START_OPTIONS = {
   'http-port': { type: 'string' },
   tenants: { type: 'string' },
   users: { type: 'string' },
+  groups: { type: 'string' },
   seed: { type: 'string' },
   fixture: { type: 'string' },
   demo: { type: 'boolean' },
@@ -44,12 +45,13 @@ export function planStart(args: string[]): StartPlan | 'help' {
   if (httpsPort !== 0 && httpsPort === httpPort) throw new UsageError('--https-port and --http-port must differ');
   const tenants = intFlag('tenants', values.tenants, 0, 10_000);
   const users = intFlag('users', values.users, 0, 5_000_000);
+  const groups = intFlag('groups', values.groups, 0, 100_000);
   const seed = intFlag('seed', values.seed, -2147483648, 4294967295);
   const consented = intFlag('consented', values.consented, 0, 10_000);
   const consentDelay = numberFlag('consent-delay', values['consent-delay'], 0, 86_400);
-  const generateGiven = tenants !== undefined || users !== undefined || seed !== undefined || consented !== undefined;
+  const generateGiven = tenants !== undefined || users !== undefined || groups !== undefined || seed !== undefined || consented !== undefined;
   const demo = values.demo === true;
-  const chosen = [generateGiven && '--tenants/--users/--seed/--consented', values.fixture !== undefined && '--fixture', demo && '--demo'].filter(Boolean);
+  const chosen = [generateGiven && '--tenants/--users/--groups/--seed/--consented', values.fixture !== undefined && '--fixture', demo && '--demo'].filter(Boolean);
   if (chosen.length > 1) throw new UsageError(`choose one way to seed: ${chosen.join(' or ')}`);
   if (values.password !== undefined && values.fixture !== undefined) throw new UsageError('--password applies to generated accounts; a fixture sets passwords per user');
   for (const uri of [...(values['redirect-uri'] ?? []), ...(values['post-logout-redirect-uri'] ?? [])]) {
@@ -65,6 +67,7 @@ export function planStart(args: string[]): StartPlan | 'help' {
       kind: 'generate',
       tenants: tenants ?? DEFAULT_GENERATE.tenants,
       usersPerTenant: users ?? DEFAULT_GENERATE.users,
+      groupsPerTenant: groups ?? DEFAULT_GENERATE.groups,
       seed: seed ?? DEFAULT_GENERATE.seed,
       consentedTenants: consented ?? 0,
       ...(values.password ? { password: values.password } : {}),
@@ -92,7 +95,7 @@ export interface ReadyLine {
   caCertPem?: string;
   dataDir: string | null;
   app: { clientId: string; clientSecret: string; redirectUris: string[] };
-  tenants: { id: string; displayName: string; domain: string; users: number; consented: boolean; admin: { username: string; password: string } | null }[];
+  tenants: { id: string; displayName: string; domain: string; users: number; groups: number; consented: boolean; admin: { username: string; password: string } | null }[];
 }
 
 export function readyLine(emulator: RunningEmulator): ReadyLine {
@@ -115,6 +118,7 @@ export function readyLine(emulator: RunningEmulator): ReadyLine {
         displayName: t.displayName,
         domain: t.defaultDomain,
         users: t.users.length,
+        groups: t.groups.length,
         consented: t.servicePrincipals.has(ctx.demoAppId),
         admin: admin ? { username: admin.props.userPrincipalName, password: admin.password } : null,
       };
@@ -209,8 +213,9 @@ async function stopOnSignals(emulator: RunningEmulator, dataDir: string | null, 
 function announce(emulator: RunningEmulator, startedAt: number, controlPath: string | null): void {
   const ready = readyLine(emulator);
   const users = ready.tenants.reduce((n, t) => n + t.users, 0);
+  const groups = ready.tenants.reduce((n, t) => n + t.groups, 0);
   log(
-    `Roster emulator ready in ${Math.round(performance.now() - startedAt)} ms: ${ready.tenants.length} tenants, ${users} users.\n` +
+    `Roster emulator ready in ${Math.round(performance.now() - startedAt)} ms: ${ready.tenants.length} tenants, ${users} users, ${groups} groups.\n` +
       `  authority/Graph (https): ${ready.authority}   CA: ${ready.caCertPath ?? '(in memory; caCertPem in the ready line)'}\n` +
       `  pages (http):            ${ready.pages}\n` +
       `  control API:             ${ready.control}   (token in the ready line${controlPath ? ` and ${controlPath}` : ''})`,

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { ControlClient, type FaultInput, type NewTenant, type Settings } from '../control-client.ts';
+import { ControlClient, type FaultInput, type NewGroup, type NewTenant, type Settings } from '../control-client.ts';
 import type { FaultKind, FaultTarget } from '../faults.ts';
 import type { UserInput } from '../model.ts';
 import { intFlag, numberFlag, parse, UsageError } from './flags.ts';
@@ -34,6 +34,19 @@ const USER_OPTIONS = {
   json: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
+const GROUP_OPTIONS = {
+  tenant: { type: 'string' },
+  name: { type: 'string' },
+  kind: { type: 'string' },
+  rule: { type: 'string' },
+  description: { type: 'string' },
+  nickname: { type: 'string' },
+  mail: { type: 'string' },
+  id: { type: 'string' },
+  member: { type: 'string', multiple: true },
+  json: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
 type Values = Record<string, string | boolean | string[] | undefined>;
 
 interface Verb {
@@ -46,17 +59,22 @@ interface Verb {
 
 const str = (v: Values, k: string): string | undefined => v[k] as string | undefined;
 
-function userInputFrom(values: Values): UserInput {
-  let input: UserInput = {};
+/** The `--json` flag as an object of properties (empty when absent). */
+function jsonFlag<T extends object>(values: Values, what: string): T {
   const json = str(values, 'json');
-  if (json !== undefined) {
-    try {
-      input = JSON.parse(json) as UserInput;
-    } catch (err) {
-      throw new UsageError(`--json is not valid JSON: ${(err as Error).message}`);
-    }
-    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new UsageError('--json must be a JSON object of user properties');
+  if (json === undefined) return {} as T;
+  let input: unknown;
+  try {
+    input = JSON.parse(json);
+  } catch (err) {
+    throw new UsageError(`--json is not valid JSON: ${(err as Error).message}`);
   }
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new UsageError(`--json must be a JSON object of ${what} properties`);
+  return input as T;
+}
+
+function userInputFrom(values: Values): UserInput {
+  const input = jsonFlag<UserInput>(values, 'user');
   const map: [string, keyof UserInput][] = [
     ['upn', 'userPrincipalName'],
     ['id', 'id'],
@@ -82,6 +100,21 @@ function userInputFrom(values: Values): UserInput {
   return input;
 }
 
+const GROUP_KIND_NAMES = ['security', 'microsoft365', 'distribution', 'dynamic'] as const;
+
+/** `group add` and `group edit` flags (and `--json` for any Graph property) as control API input. */
+function groupInputFrom(values: Values): NewGroup {
+  const input = jsonFlag<Partial<NewGroup>>(values, 'group');
+  const kind = str(values, 'kind');
+  if (kind !== undefined) {
+    if (!(GROUP_KIND_NAMES as readonly string[]).includes(kind)) throw new UsageError(`--kind must be ${GROUP_KIND_NAMES.join(', ')}, not "${kind}"`);
+    input.kind = kind as NewGroup['kind'];
+  }
+  Object.assign(input, copiedFlags(values, [['name', 'displayName'], ['rule', 'membershipRule'], ['description', 'description'], ['nickname', 'mailNickname'], ['mail', 'mail'], ['id', 'id']]));
+  if (values.member) input.members = values.member as string[];
+  return input as NewGroup;
+}
+
 const TENANT_ONLY = { tenant: { type: 'string' } } as const;
 
 /** Flags whose value is copied as given when present: `[flag, field]`. */
@@ -96,12 +129,14 @@ function copiedFlags(values: Values, pairs: readonly (readonly [string, string])
 
 function newTenantFrom(v: Values): NewTenant {
   const users = intFlag('users', str(v, 'users'), 0, 2_000_000);
+  const groups = intFlag('groups', str(v, 'groups'), 0, 100_000);
   const seed = intFlag('seed', str(v, 'seed'), -2147483648, 4294967295);
   return {
     displayName: str(v, 'name')!,
     ...(v.domain ? { domains: v.domain as string[] } : {}),
     ...copiedFlags(v, [['id', 'id'], ['country', 'countryLetterCode'], ['password', 'password']]),
     ...(users !== undefined ? { generateUsers: users } : {}),
+    ...(groups !== undefined ? { generateGroups: groups } : {}),
     ...(seed !== undefined ? { seed } : {}),
     ...(v.consent ? { consent: true } : {}),
   };
@@ -161,7 +196,7 @@ const VERBS: Record<string, Verb> = {
   state: { options: {}, run: (c) => c.state() },
   'tenant list': { options: {}, run: async (c) => (await c.state()).tenants },
   'tenant add': {
-    options: { name: { type: 'string' }, domain: { type: 'string', multiple: true }, id: { type: 'string' }, country: { type: 'string' }, users: { type: 'string' }, seed: { type: 'string' }, password: { type: 'string' }, consent: { type: 'boolean' } },
+    options: { name: { type: 'string' }, domain: { type: 'string', multiple: true }, id: { type: 'string' }, country: { type: 'string' }, users: { type: 'string' }, groups: { type: 'string' }, seed: { type: 'string' }, password: { type: 'string' }, consent: { type: 'boolean' } },
     required: ['name'],
     run: (c, v) => c.addTenant(newTenantFrom(v)),
   },
@@ -202,7 +237,34 @@ const VERBS: Record<string, Verb> = {
     required: ['tenant'],
     run: (c, v) => c.deleteManyUsers(str(v, 'tenant')!, deleteManyFrom(v)),
   },
-  'consent grant': { options: { tenant: { type: 'string' }, app: { type: 'string' } }, required: ['tenant'], run: (c, v) => c.grantConsent(str(v, 'tenant')!, str(v, 'app')) },
+  'group add': {
+    options: GROUP_OPTIONS,
+    required: ['tenant', 'name'],
+    run: (c, v) => c.addGroup(str(v, 'tenant')!, groupInputFrom(v)),
+  },
+  'group list': { options: TENANT_ONLY, required: ['tenant'], run: (c, v) => c.listGroups(str(v, 'tenant')!) },
+  'group show': { options: TENANT_ONLY, positionals: ['GROUP'], required: ['tenant'], run: (c, v, p) => c.getGroup(str(v, 'tenant')!, p[0]!) },
+  'group edit': {
+    options: GROUP_OPTIONS,
+    positionals: ['GROUP'],
+    required: ['tenant'],
+    run: (c, v, p) => {
+      const { id, kind, members, ...patch } = groupInputFrom(v);
+      if (id !== undefined || kind !== undefined || members !== undefined) throw new UsageError('group edit: --id, --kind and --member are for group add (members change with group member add|remove)');
+      if (Object.keys(patch).length === 0) throw new UsageError('group edit: give at least one property to change (e.g. --description "...")');
+      return c.editGroup(str(v, 'tenant')!, p[0]!, patch);
+    },
+  },
+  'group delete': { options: TENANT_ONLY, positionals: ['GROUP'], required: ['tenant'], run: (c, v, p) => c.deleteGroup(str(v, 'tenant')!, p[0]!) },
+  'group purge': { options: TENANT_ONLY, positionals: ['GROUP'], required: ['tenant'], run: (c, v, p) => c.purgeGroup(str(v, 'tenant')!, p[0]!) },
+  'group restore': { options: TENANT_ONLY, positionals: ['GROUP'], required: ['tenant'], run: (c, v, p) => c.restoreGroup(str(v, 'tenant')!, p[0]!) },
+  'group member add': { options: TENANT_ONLY, positionals: ['GROUP', 'MEMBER'], required: ['tenant'], run: (c, v, p) => c.addGroupMember(str(v, 'tenant')!, p[0]!, p[1]!) },
+  'group member remove': { options: TENANT_ONLY, positionals: ['GROUP', 'MEMBER'], required: ['tenant'], run: (c, v, p) => c.removeGroupMember(str(v, 'tenant')!, p[0]!, p[1]!) },
+  'consent grant': {
+    options: { tenant: { type: 'string' }, app: { type: 'string' }, role: { type: 'string', multiple: true } },
+    required: ['tenant'],
+    run: (c, v) => c.grantConsent(str(v, 'tenant')!, str(v, 'app'), v.role as string[] | undefined),
+  },
   'consent revoke': {
     options: { tenant: { type: 'string' }, app: { type: 'string' }, 'revoke-tokens': { type: 'boolean' } },
     required: ['tenant'],
@@ -278,13 +340,19 @@ class DeferredClient extends ControlClient {
 
 /** Runs one verb (`["user", "add", "--tenant", ...]`) and returns its result; throws UsageError or ControlError. */
 export async function executeVerb(args: string[]): Promise<unknown> {
-  const [word, second] = args;
+  const [word, second, third] = args;
   const twoWord = `${word} ${second}`;
-  const name = second !== undefined && VERBS[twoWord] ? twoWord : word!;
+  const threeWord = `${twoWord} ${third}`;
+  const name = third !== undefined && VERBS[threeWord] ? threeWord : second !== undefined && VERBS[twoWord] ? twoWord : word!;
   const verb = VERBS[name];
   if (!verb) {
-    const subs = Object.keys(VERBS).filter((k) => k.startsWith(`${word} `)).map((k) => k.split(' ')[1]);
-    throw new UsageError(`roster emulator ${word}: ${second === undefined ? 'missing' : `unknown`} sub-command${second === undefined ? '' : ` "${second}"`}; one of: ${subs.join(', ')}`);
+    // `group member` lists add and remove; `group` lists its own words (member once).
+    const nested = second !== undefined && Object.keys(VERBS).some((k) => k.startsWith(`${twoWord} `));
+    const prefix = nested ? twoWord : word!;
+    const asked = nested ? third : second;
+    const depth = prefix.split(' ').length;
+    const subs = [...new Set(Object.keys(VERBS).filter((k) => k.startsWith(`${prefix} `)).map((k) => k.split(' ')[depth]))];
+    throw new UsageError(`roster emulator ${prefix}: ${asked === undefined ? 'missing' : 'unknown'} sub-command${asked === undefined ? '' : ` "${asked}"`}; one of: ${subs.join(', ')}`);
   }
   const rest = args.slice(name.split(' ').length);
   const { values, positionals } = parse(rest, { ...CONNECTION_OPTIONS, ...verb.options }, `roster emulator ${name}`);

@@ -5,7 +5,9 @@ import { asciiSlug } from '../../ascii.ts';
 import { ControlInputError } from '../../errors.ts';
 import { DirectoryError, type Tenant, type UserInput } from '../../model.ts';
 import { seededRandom } from '../../random.ts';
-import { DEFAULT_PASSWORD, generateUsers } from '../../seed.ts';
+import { generateGroups } from '../../seed-groups.ts';
+import { DEFAULT_PASSWORD, generateUsers, GROUP_SEED_SALT, seededGuid } from '../../seed.ts';
+import { registerGroupControl } from './groups.ts';
 import { consentSchema, deleteManySchema, findDeleted, parse, resolveApp, tenantCreateSchema, tenantPatchSchema, tenantSummary, userCreateSchema, userPatchSchema, userView, type Params } from './shared.ts';
 
 /** Tenants, their users, consent, the change log and delta expiry. */
@@ -27,6 +29,7 @@ export function registerDirectoryControl(scope: FastifyInstance, ctx: EmulatorCo
     if (body.generateUsers) {
       d.addUsersUnchecked(tenant, generateUsers(tenant, { count: body.generateUsers, seed: body.seed ?? 1, password: body.password ?? DEFAULT_PASSWORD }));
     }
+    if (body.generateGroups) d.addGroupsUnchecked(tenant, generateGroups(tenant, { count: body.generateGroups, seed: (body.seed ?? 1) ^ GROUP_SEED_SALT, guid: seededGuid }));
     if (body.consent) d.grantAdminConsent(tenant, resolveApp(ctx, 'demo'));
     return reply.code(201).send(tenantSummary(ctx, tenant));
   });
@@ -106,6 +109,7 @@ export function registerDirectoryControl(scope: FastifyInstance, ctx: EmulatorCo
     return { tenant: tenant.id, deleted: body.permanent ? 'permanent' : 'soft', count, remaining: tenant.users.length, users: chosen.map((u) => u.props.userPrincipalName) };
   });
   registerConsentControl(scope, ctx, tenantOf);
+  registerGroupControl(scope, ctx, tenantOf);
 }
 
 /** Consent grants and revocations, the change log that delta replays, and delta expiry. */
