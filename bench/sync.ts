@@ -250,7 +250,7 @@ async function main(): Promise<void> {
         company_name: u.companyName, mobile_phone: u.mobilePhone, business_phones: JSON.stringify(u.businessPhones), deleted_at: null,
         roster_role: 'member' as const, last_sign_in_at: null, synced_at: Date.now(), seen_run_id: 'bench', updated_at: Date.now(),
       }));
-      let t0 = performance.now();
+      const t0 = performance.now();
       await db.store.db.transaction().execute(async (trx) => {
         // 23 columns a row: batches stay under SQLite's and PostgreSQL's parameter limits.
         for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('users').values(rows.slice(i, i + 1000) as never).execute();
