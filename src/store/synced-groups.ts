@@ -115,11 +115,12 @@ export class SyncedGroupRepository {
     return Number(row.n);
   }
 
-  /** Groups and memberships the round leaves pending: the mass-deletion guard weighs them together. */
+  /** Groups and memberships the round leaves pending (a removed group's with it): the mass-deletion guard weighs them together. */
   async countPending(tenantId: string, runId: string, kind: RoundKind): Promise<number> {
     const groups = await this.#db.selectFrom('groups').select((eb) => eb.fn.countAll<number>().as('n')).where(pendingGroups(tenantId, runId, kind)).executeTakeFirstOrThrow();
-    if (kind === 'delta') return Number(groups.n);
-    const members = await this.#db.selectFrom('group_members').select((eb) => eb.fn.countAll<number>().as('n')).where(unseenMemberships(tenantId, runId)).executeTakeFirstOrThrow();
+    const going = (eb: ExpressionBuilder<Database, 'group_members'>) =>
+      kind === 'full' ? unseenMemberships(tenantId, runId)(eb) : eb.and([eb('tenant_id', '=', tenantId), eb('group_id', 'in', eb.selectFrom('groups').select('groups.id').where(pendingGroups(tenantId, runId, kind)))]);
+    const members = await this.#db.selectFrom('group_members').select((eb) => eb.fn.countAll<number>().as('n')).where(going).executeTakeFirstOrThrow();
     return Number(groups.n) + Number(members.n);
   }
 

@@ -98,8 +98,9 @@ export const operatorRoutes: PagePlugin<OperatorRouteOptions> = async (app, { pa
     return 'tenant resumed';
   });
   action('held', HeldDecisionBody, async ({ tenantId, body, request, reply }) => {
-    const snapshot = await syncSnapshot(syncStatus, tenantId, pages.now());
-    if (snapshot.state !== 'held') return conflict(pages, { tenantId, request, reply }, 'This tenant has no sync waiting for a decision.');
+    const [snapshot, groups] = await Promise.all([syncSnapshot(syncStatus, tenantId, pages.now()), syncStatus.groupStatus(tenantId)]);
+    // The users' held run is decided first; a held group round next (the engine picks the one held).
+    if (snapshot.state !== 'held' && groups.health !== 'held') return conflict(pages, { tenantId, request, reply }, 'This tenant has no sync waiting for a decision.');
     if ('decision' in body && body.decision === 'confirm') await sync.confirmHeldDeletion(tenantId);
     else await sync.discardHeldDeletion(tenantId);
     return 'operator decided a held mass deletion';
