@@ -131,12 +131,12 @@ class GroupRows implements KindRows<StoredGroup, GroupWrite> {
   }
 
   stored(tenantId: string, items: readonly DeltaItem[]): Promise<Map<string, StoredGroup>> {
-    const memberIds = new Set<string>();
+    const pairs = new Map<string, readonly [string, string]>();
     for (const item of items) {
       const entries = item['members@delta'];
-      if (Array.isArray(entries)) for (const entry of entries as MemberEntry[]) if (typeof entry?.id === 'string') memberIds.add(entry.id);
+      if (Array.isArray(entries)) for (const entry of entries as MemberEntry[]) if (typeof entry?.id === 'string') pairs.set(`${item.id} ${entry.id}`, [item.id, entry.id]);
     }
-    return this.#repos.syncedGroups.stored(tenantId, [...new Set(items.map((item) => item.id))], [...memberIds]);
+    return this.#repos.syncedGroups.stored(tenantId, [...new Set(items.map((item) => item.id))], [...pairs.values()]);
   }
 
   /**

@@ -72,7 +72,8 @@ export class PageSink<Stored, Write> {
         // The round is complete: its removals are applied in one step, or held when they are too many.
         onRemoving?.();
         if (round.kind === 'full' && round.softDeleted?.size) counters.updated += await rows.keepSoftDeleted(tenantId, runId, [...round.softDeleted], now);
-        const removing = round.kind === 'full' ? await rows.countPending(tenantId, runId, 'full') : pendingRemovals;
+        // Counted by the kind: a group's removal also takes its memberships.
+        const removing = await rows.countPending(tenantId, runId, round.kind);
         const decision = decideRemovals({ kind: round.kind, removing, total: await rows.total(tenantId), share: massDeletionShare, noun: kind.noun });
         if (decision.hold) {
           status = 'held';

@@ -102,15 +102,17 @@ function decodeKey(key: string | undefined): [string, string] | null {
  * writes of a full sync of ~1,000,000 memberships and of every delta round,
  * while the walk reads one index range per nested group. `union` (not
  * `union all`) drops rows already reached, so a cycle ends the walk instead
- * of looping.
+ * of looping. The recursive step is a `cross join` from the rows reached so
+ * far: SQLite then walks them first and probes the index per row, instead of
+ * scanning the tenant's memberships at each step.
  */
 function transitiveMembersOf(tenantId: string, groupId: string): RawBuilder<unknown> {
   return sql`
     with recursive reach(member_id, member_type) as (
       select member_id, member_type from group_members where tenant_id = ${tenantId} and group_id = ${groupId}
       union
-      select m.member_id, m.member_type from group_members m join reach r on m.group_id = r.member_id
-        where r.member_type = 'group' and m.tenant_id = ${tenantId} and ${active(tenantId, sql`r.member_id`)}
+      select m.member_id, m.member_type from reach r cross join group_members m
+        where r.member_type = 'group' and m.tenant_id = ${tenantId} and m.group_id = r.member_id and ${active(tenantId, sql`r.member_id`)}
     )`;
 }
 
@@ -125,8 +127,8 @@ function transitiveGroupsOf(tenantId: string, memberId: string): RawBuilder<unkn
     with recursive up(group_id) as (
       select group_id from group_members where tenant_id = ${tenantId} and member_id = ${memberId} and ${active(tenantId, sql`group_members.group_id`)}
       union
-      select m.group_id from group_members m join up on m.member_id = up.group_id
-        where m.tenant_id = ${tenantId} and m.member_type = 'group' and ${active(tenantId, sql`m.group_id`)}
+      select m.group_id from up cross join group_members m
+        where m.tenant_id = ${tenantId} and m.member_id = up.group_id and m.member_type = 'group' and ${active(tenantId, sql`m.group_id`)}
     )`;
 }
 

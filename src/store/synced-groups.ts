@@ -39,25 +39,23 @@ export class SyncedGroupRepository {
     this.#engine = engine;
   }
 
-  /** The stored groups among `groupIds`, each with its stored memberships among `memberIds`. */
-  async stored(tenantId: string, groupIds: readonly string[], memberIds: readonly string[]): Promise<Map<string, StoredGroup>> {
+  /** The stored groups among `groupIds`, each with its stored memberships among the `[group, member]` pairs a page names. */
+  async stored(tenantId: string, groupIds: readonly string[], pairs: readonly (readonly [string, string])[]): Promise<Map<string, StoredGroup>> {
     const stored = new Map<string, StoredGroup>();
     for (const batch of inBatches(groupIds)) {
       const rows = await this.#db.selectFrom('groups').select(['id', 'seen_run_id', ...GROUP_DATA_COLUMNS]).where('tenant_id', '=', tenantId).where('id', 'in', batch).execute();
       for (const row of rows) stored.set(row.id, { ...row, members: new Map() });
     }
-    if (stored.size === 0 || memberIds.length === 0) return stored;
-    for (const groups of inBatches([...stored.keys()])) {
-      for (const members of inBatches(memberIds)) {
-        const rows = await this.#db
-          .selectFrom('group_members')
-          .select(['group_id', 'member_id', 'member_type', 'seen_run_id'])
-          .where('tenant_id', '=', tenantId)
-          .where('group_id', 'in', groups)
-          .where('member_id', 'in', members)
-          .execute();
-        for (const row of rows) stored.get(row.group_id)!.members.set(row.member_id, { member_type: row.member_type, seen_run_id: row.seen_run_id });
-      }
+    // Pairs, not the product of groups and members: one index probe each on both engines.
+    const known = pairs.filter(([group]) => stored.has(group));
+    for (const batch of inBatches(known, 500)) {
+      const rows = await this.#db
+        .selectFrom('group_members')
+        .select(['group_id', 'member_id', 'member_type', 'seen_run_id'])
+        .where('tenant_id', '=', tenantId)
+        .where(sql<boolean>`(group_id, member_id) in (values ${sql.join(batch.map(([group, member]) => sql`(${group}, ${member})`))})`)
+        .execute();
+      for (const row of rows) stored.get(row.group_id)!.members.set(row.member_id, { member_type: row.member_type, seen_run_id: row.seen_run_id });
     }
     return stored;
   }
@@ -115,11 +113,12 @@ export class SyncedGroupRepository {
     return Number(row.n);
   }
 
-  /** Groups and memberships the round leaves pending: the mass-deletion guard weighs them together. */
+  /** Groups and memberships the round leaves pending (a removed group's with it): the mass-deletion guard weighs them together. */
   async countPending(tenantId: string, runId: string, kind: RoundKind): Promise<number> {
     const groups = await this.#db.selectFrom('groups').select((eb) => eb.fn.countAll<number>().as('n')).where(pendingGroups(tenantId, runId, kind)).executeTakeFirstOrThrow();
-    if (kind === 'delta') return Number(groups.n);
-    const members = await this.#db.selectFrom('group_members').select((eb) => eb.fn.countAll<number>().as('n')).where(unseenMemberships(tenantId, runId)).executeTakeFirstOrThrow();
+    const going = (eb: ExpressionBuilder<Database, 'group_members'>) =>
+      kind === 'full' ? unseenMemberships(tenantId, runId)(eb) : eb.and([eb('tenant_id', '=', tenantId), eb('group_id', 'in', eb.selectFrom('groups').select('groups.id').where(pendingGroups(tenantId, runId, kind)))]);
+    const members = await this.#db.selectFrom('group_members').select((eb) => eb.fn.countAll<number>().as('n')).where(going).executeTakeFirstOrThrow();
     return Number(groups.n) + Number(members.n);
   }
 

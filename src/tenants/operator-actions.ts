@@ -19,6 +19,8 @@ export type HeldDecision = 'confirm' | 'discard';
 export interface HeldDeletion {
   tenant: TenantRecord;
   run: SyncRun;
+  /** Whose removals the run holds: users, or groups and memberships. */
+  objects: 'users' | 'groups';
 }
 
 /**
@@ -82,12 +84,16 @@ export class OperatorActions {
   async heldDeletion(tenantId: string): Promise<HeldDeletion | null> {
     const tenant = await this.#tenant(tenantId);
     const status = await this.#syncStatus.status(tenant.id);
-    return status.current?.status === 'held' ? { tenant, run: status.current } : null;
+    if (status.current?.status === 'held') return { tenant, run: status.current, objects: 'users' };
+    // The engine decides the users' held run first, then a held group round.
+    const [groupRun] = await this.#syncStatus.runs(tenant.id, 1, 'groups');
+    return groupRun?.status === 'held' ? { tenant, run: groupRun, objects: 'groups' } : null;
   }
 
   /** Every tenant with a held mass deletion, optionally only one tenant. */
   async heldDeletions(only: string | null = null): Promise<HeldDeletion[]> {
-    const held = (await this.#syncStatus.overview()).filter((t) => t.health === 'held' && (only === null || t.id === only));
+    const [overview, groupHealth] = await Promise.all([this.#syncStatus.overview(), this.#syncStatus.groupHealthByTenant()]);
+    const held = overview.filter((t) => (t.health === 'held' || groupHealth.get(t.id)?.health === 'held') && (only === null || t.id === only));
     const found = await Promise.all(held.map((t) => this.heldDeletion(t.id)));
     return found.filter((h): h is HeldDeletion => h !== null);
   }

@@ -161,6 +161,30 @@ for (const engine of ENGINES) {
       assert.ok(users.delta_link);
     });
 
+    it('rules 9 and 23: a round that would remove most groups and memberships is held for a decision; users keep syncing; a confirmation applies it', async () => {
+      const sync = makeSync();
+      await sync.run(tenant.id);
+      const d = emulator.ctx.directory;
+      for (const name of ['Everyone', 'Top', 'Mid', 'Low']) d.purgeGroup(tenant, byName(name).props.id);
+      const held = await sync.run(tenant.id);
+      assert.equal(held.status, 'succeeded', 'the users part is not held');
+      assert.equal(held.groups?.status, 'held');
+      assert.match(held.groups?.error ?? '', /groups and memberships/);
+      assert.equal((await db.store.db.selectFrom('group_sync_state').select('health').where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).health, 'held');
+      assert.ok(await groups.get(tenant.id, byName('Newsletter').props.id), 'nothing removed while held');
+      assert.equal(await db.store.db.selectFrom('groups').select('id').where('tenant_id', '=', tenant.id).execute().then((r) => r.length), 6);
+      // Users still sync while the groups wait.
+      d.editUser(tenant, tenant.users[2]!.props.id, { jobTitle: 'Still syncing' });
+      const next = await sync.run(tenant.id);
+      assert.equal(next.status, 'succeeded');
+      assert.equal(next.groups, undefined, 'held groups are not synced over');
+      await assertMirrors(db.store, tenant);
+      assert.ok((await sync.confirmHeldDeletion(tenant.id)) > 0);
+      await assertGroupsMirror(db.store, tenant);
+      const after = await sync.run(tenant.id);
+      assert.equal(after.groups?.status, 'succeeded');
+    });
+
     it('rule 25: without a group permission users keep syncing; groups show missing permission with the fix, and recover after consent', async () => {
       emulator.ctx.directory.setConsentedAppRoles(tenant, demoApp(emulator.ctx), ['User.Read.All']);
       const sync = makeSync();
