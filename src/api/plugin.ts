@@ -2,9 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ApiKeyRejectedError } from '../tenants/errors.ts';
+import { ApiKeyRejectedError, InvalidInputError } from '../tenants/errors.ts';
 import type { ApiRoutePlugin, ApiServices } from './context.ts';
-import { InvalidFieldError, RateLimitedError } from './errors.ts';
+import { RateLimitedError } from './errors.ts';
 import { problemErrorHandler, sendProblem } from './problems.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import { tenantRoutes } from './routes/tenants.ts';
@@ -41,7 +41,7 @@ function strictQueryNumbers(request: FastifyRequest): void {
   for (const [name, schema] of Object.entries(properties)) {
     const value = query[name];
     if (schema.type === 'integer' && value !== undefined && (typeof value !== 'string' || !/^-?\d{1,15}$/.test(value))) {
-      throw new InvalidFieldError(name, `"${name}" must be a whole number.`);
+      throw new InvalidInputError(name, `"${name}" must be a whole number.`);
     }
   }
 }
