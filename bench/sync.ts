@@ -4,19 +4,26 @@
  *  - a full sync of a tenant against (a) fetching the same pages and discarding
  *    them and (b) inserting the same rows directly, in one transaction;
  *  - an incremental (delta) sync after 1% of the users changed, against the full sync;
- *  - the process's RSS growth during the full sync.
+ *  - the process's RSS growth during the full sync;
+ *  - groups (5,000 groups, ~1,000,000 direct memberships, some nested): their
+ *    full sync against fetching and against inserting the same rows, a delta
+ *    round after 1% of the memberships changed against it, and "is U in G"
+ *    lookups through nesting per second against a plain indexed lookup.
  *
- *   node_modules/.bin/node bench/sync.ts [--users 100000] [--engines sqlite,postgres]
+ *   node_modules/.bin/node bench/sync.ts [--users 100000] [--groups 5000] [--members-per-group 200] [--engines sqlite,postgres]
  *
  * The emulator runs in the same process on its own thread (a worker), as Graph
  * is another machine in production: its serving does not compete with the
  * synchronous SQLite writes for one event loop.
  */
+import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import pLimit from 'p-limit';
 import { GraphReader } from '../src/directory/graph-reader.ts';
+import { SYNCED_GROUP_PROPERTIES } from '../src/directory/group-kind.ts';
 import { DirectorySync, SYNCED_PROPERTIES } from '../src/directory/sync.ts';
+import { GroupRepository } from '../src/store/groups.ts';
 import type { Engine } from '../src/store/database.ts';
 import { TenantRepository } from '../src/store/tenants.ts';
 import { startTestEmulator } from '../test/helpers/emulator.ts';
@@ -32,10 +39,26 @@ interface Served {
   tenantId: string;
   domains: string[];
 }
-type ToWorker = { type: 'edit'; count: number; tag: string } | { type: 'close' };
+type ToWorker = { type: 'edit'; count: number; tag: string } | { type: 'edit-members'; count: number } | { type: 'close' };
+interface Shape {
+  users: number;
+  groups: number;
+  membersPerGroup: number;
+}
+
+/** Groups of `membersPerGroup` users each (a deterministic spread); every 50th group also holds the next 10 groups, so nesting goes several levels deep. */
+function groupInputs(userIds: readonly string[], shape: Shape): { id: string; displayName: string; securityEnabled: boolean; mailNickname: string; members: string[] }[] {
+  const ids = Array.from({ length: shape.groups }, () => randomUUID());
+  return ids.map((id, g) => {
+    const members = new Set<string>();
+    for (let k = 0; k < shape.membersPerGroup; k++) members.add(userIds[(g * 7919 + k * 104_729) % userIds.length]!);
+    if (g % 50 === 0) for (let n = 1; n <= 10 && g + n < ids.length; n++) members.add(ids[g + n]!);
+    return { id, displayName: `Group ${g}`, securityEnabled: true, mailNickname: `group${g}`, members: [...members] };
+  });
+}
 
 /** The emulator's thread: builds the tenant, then edits users when asked. */
-async function emulatorThread(users: number): Promise<void> {
+async function emulatorThread({ users, groups, membersPerGroup }: Shape): Promise<void> {
   const emulator = await startTestEmulator();
   const tenant = emulator.ctx.directory.addTenant({ displayName: 'Benchco', domains: ['benchco.onmicrosoft.com', 'benchco.com'] });
   emulator.ctx.directory.addUsersUnchecked(
@@ -53,9 +76,24 @@ async function emulatorThread(users: number): Promise<void> {
       businessPhones: i % 2 ? ['+1 425 555 0100'] : [],
     })),
   );
+  if (groups > 0) emulator.ctx.directory.addGroupsUnchecked(tenant, groupInputs(tenant.users.map((u) => u.props.id), { users, groups, membersPerGroup }));
   emulator.ctx.directory.grantAdminConsent(tenant, demoApp(emulator.ctx));
   parentPort!.on('message', (message: ToWorker) => {
-    if (message.type === 'edit') {
+    if (message.type === 'edit-members') {
+      // Half removals, half additions, spread over the groups.
+      const d = emulator.ctx.directory;
+      for (let i = 0; i < message.count; i++) {
+        const group = tenant.groups[(i * 31) % tenant.groups.length]!;
+        if (i % 2 === 0) {
+          const member = group.members.find((m) => !tenant.groupsById.has(m));
+          if (member) d.removeGroupMember(tenant, group.props.id, member);
+        } else {
+          const user = tenant.users[(i * 7717) % tenant.users.length]!.props.id;
+          if (!group.members.includes(user)) d.addGroupMember(tenant, group.props.id, user);
+        }
+      }
+      parentPort!.postMessage('edited');
+    } else if (message.type === 'edit') {
       for (let i = 0; i < message.count; i++) emulator.ctx.directory.editUser(tenant, tenant.users[(i * 97) % users]!.props.id, { jobTitle: `Changed ${i} ${message.tag}` });
       parentPort!.postMessage('edited');
     } else void emulator.close().then(() => parentPort!.close());
@@ -64,18 +102,22 @@ async function emulatorThread(users: number): Promise<void> {
 }
 
 if (!isMainThread) {
-  await emulatorThread((workerData as { users: number }).users);
+  await emulatorThread(workerData as Shape);
 } else {
   await main();
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, engines: { type: 'string', default: 'sqlite,postgres' } } });
+  const { values } = parseArgs({
+    options: { users: { type: 'string', default: '100000' }, groups: { type: 'string', default: '5000' }, 'members-per-group': { type: 'string', default: '200' }, engines: { type: 'string', default: 'sqlite,postgres' } },
+  });
   const USERS = Number(values.users);
+  const GROUPS = Number(values.groups);
+  const MEMBERS_PER_GROUP = Number(values['members-per-group']);
   const ENGINES = values.engines!.split(',') as Engine[];
   const MB = 1024 * 1024;
 
-  const worker = new Worker(new URL(import.meta.url), { workerData: { users: USERS } });
+  const worker = new Worker(new URL(import.meta.url), { workerData: { users: USERS, groups: GROUPS, membersPerGroup: MEMBERS_PER_GROUP } satisfies Shape });
   const served = await new Promise<Served>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
@@ -92,7 +134,7 @@ async function main(): Promise<void> {
   const tenant = { id: served.tenantId, domains: served.domains };
 
   const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  console.log(`bench/sync.ts: ${USERS.toLocaleString('en-US')} users, pages of 999, Node ${process.version}\n`);
+  console.log(`bench/sync.ts: ${USERS.toLocaleString('en-US')} users, ${GROUPS.toLocaleString('en-US')} groups of ${MEMBERS_PER_GROUP} members, pages of 999, Node ${process.version}\n`);
 
   type ListedUser = Record<string, unknown> & { id: string; accountEnabled: boolean; businessPhones: string[] };
 
@@ -121,6 +163,78 @@ async function main(): Promise<void> {
     return users;
   }
 
+  type GroupItem = { id: string; displayName: string; securityEnabled: boolean; mailEnabled: boolean; groupTypes: string[]; 'members@delta'?: { id: string; '@odata.type': string }[] };
+
+  /** Every page of the full group listing, fetched and parsed; `keep` collects the items. */
+  async function readGroups(keep: GroupItem[] | null): Promise<number> {
+    const token = async () => (await entra.appToken(tenant.id)).accessToken;
+    const t0 = performance.now();
+    let url: string | undefined = `${connection.graphBaseUrl.origin}/v1.0/groups/delta?$select=${SYNCED_GROUP_PROPERTIES.join(',')}`;
+    while (url) {
+      const page: { value: GroupItem[]; '@odata.nextLink'?: string } = await reader.getPage(url, token, { prefer: 'odata.maxpagesize=999, return=minimal' });
+      if (keep) for (const item of page.value) keep.push(item);
+      url = page['@odata.nextLink'];
+    }
+    return performance.now() - t0;
+  }
+
+  async function benchGroups(db: Awaited<ReturnType<typeof openTestStore>>, sync: DirectorySync, full: Awaited<ReturnType<DirectorySync['run']>>): Promise<void> {
+    const g = full.groups;
+    if (g?.status !== 'succeeded') throw new Error(`group sync ${g?.status}: ${g?.error}`);
+    const fullMs = Number(g.finished_at) - Number(g.started_at);
+    const memberships = Number((await db.store.db.selectFrom('group_members').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).n);
+    const fetchMs = await readGroups(null);
+    // (b) the same group rows and memberships inserted directly, in one transaction, into a scratch tenant (items read once, untimed).
+    const items: GroupItem[] = [];
+    await readGroups(items);
+    const scratch = randomUUID();
+    await new TenantRepository(db.store.db).activate({ id: scratch, displayName: 'Scratch', domains: ['scratch.example'], signedUpByOid: null, signupContext: null }, Date.now());
+    const groupRows = new Map<string, Record<string, unknown>>();
+    const memberRows: Record<string, unknown>[] = [];
+    for (const item of items) {
+      if (item.displayName !== undefined) groupRows.set(item.id, { tenant_id: scratch, id: item.id, display_name: item.displayName, group_types: JSON.stringify(item.groupTypes ?? []), security_enabled: item.securityEnabled ? 1 : 0, mail_enabled: item.mailEnabled ? 1 : 0, kind: 'security', dynamic: 0, seen_run_id: 'bench', synced_at: Date.now(), updated_at: Date.now() });
+      for (const m of item['members@delta'] ?? []) memberRows.push({ tenant_id: scratch, group_id: item.id, member_id: m.id, member_type: m['@odata.type'].endsWith('group') ? 'group' : 'user', seen_run_id: 'bench' });
+    }
+    let t0 = performance.now();
+    await db.store.db.transaction().execute(async (trx) => {
+      const groupList = [...groupRows.values()];
+      for (let i = 0; i < groupList.length; i += 1000) await trx.insertInto('groups').values(groupList.slice(i, i + 1000) as never).execute();
+      for (let i = 0; i < memberRows.length; i += 1000) await trx.insertInto('group_members').values(memberRows.slice(i, i + 1000) as never).execute();
+    });
+    const insertMs = performance.now() - t0;
+    await db.store.db.deleteFrom('tenants').where('id', '=', scratch).execute();
+
+    const changed = Math.round(memberships / 100);
+    await ask({ type: 'edit-members', count: changed });
+    const delta = await sync.run(tenant.id);
+    const dg = delta.groups;
+    if (dg?.kind !== 'delta' || dg.status !== 'succeeded') throw new Error(`group delta: ${dg?.kind} ${dg?.status} ${dg?.error}`);
+    const deltaMs = Number(dg.finished_at) - Number(dg.started_at);
+
+    // "Is U in G": through nesting (recursive query) against the plain indexed lookup of a direct membership.
+    const repo = new GroupRepository(db.store.db, db.store.engine);
+    const pairs = await db.store.db.selectFrom('group_members').select(['group_id', 'member_id']).where('tenant_id', '=', tenant.id).where('member_type', '=', 'user').limit(2000).execute();
+    const groupIds = [...groupRows.keys()];
+    const lookups = pairs.map((p, i) => ({ user: p.member_id, group: i % 2 ? p.group_id : groupIds[(i * 37) % groupIds.length]! }));
+    t0 = performance.now();
+    for (const { user, group } of lookups) await repo.isMemberTransitively(tenant.id, group, user);
+    const transitivePerS = lookups.length / ((performance.now() - t0) / 1000);
+    t0 = performance.now();
+    for (const { user, group } of lookups) await repo.isDirectMember(tenant.id, group, user);
+    const directPerS = lookups.length / ((performance.now() - t0) / 1000);
+
+    const baseline = Math.max(fetchMs, insertMs);
+    console.log(`  groups: ${groupRows.size.toLocaleString('en-US')} groups, ${memberships.toLocaleString('en-US')} memberships, ${g.pages} pages`);
+    console.log(`  (a) fetch every group page, discard    ${seconds(fetchMs)}`);
+    console.log(`  (b) insert the same rows directly      ${seconds(insertMs)}`);
+    console.log(`  full group sync                        ${seconds(fullMs)}   ${Math.round(memberships / (fullMs / 1000)).toLocaleString('en-US')} memberships/s`);
+    console.log(`    ratio full sync / max(a, b)          ${(fullMs / baseline).toFixed(2)}x   (aim: at most 1.3x)`);
+    console.log(`  group delta after 1% changed (${changed}) ${seconds(deltaMs)}`);
+    console.log(`    ratio delta / full                   ${((deltaMs / fullMs) * 100).toFixed(1)}%   (aim: at most 5%)`);
+    console.log(`  "is U in G" through nesting            ${Math.round(transitivePerS).toLocaleString('en-US')}/s`);
+    console.log(`  "is U directly in G" (indexed lookup)  ${Math.round(directPerS).toLocaleString('en-US')}/s   ratio ${(directPerS / transitivePerS).toFixed(1)}x\n`);
+  }
+
   for (const engine of ENGINES) {
     const db = await openTestStore(engine);
     try {
@@ -136,7 +250,7 @@ async function main(): Promise<void> {
         company_name: u.companyName, mobile_phone: u.mobilePhone, business_phones: JSON.stringify(u.businessPhones), deleted_at: null,
         roster_role: 'member' as const, last_sign_in_at: null, synced_at: Date.now(), seen_run_id: 'bench', updated_at: Date.now(),
       }));
-      let t0 = performance.now();
+      const t0 = performance.now();
       await db.store.db.transaction().execute(async (trx) => {
         // 23 columns a row: batches stay under SQLite's and PostgreSQL's parameter limits.
         for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('users').values(rows.slice(i, i + 1000) as never).execute();
@@ -149,17 +263,16 @@ async function main(): Promise<void> {
       const rss0 = process.memoryUsage.rss();
       let peak = rss0;
       const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 50);
-      t0 = performance.now();
       const full = await sync.run(tenant.id, { full: true });
-      const fullMs = performance.now() - t0;
+      // The run reads users, then groups: each part timed by its own run record.
+      const fullMs = Number(full.finished_at) - Number(full.started_at);
       clearInterval(sampler);
       if (full.status !== 'succeeded' || full.created !== USERS) throw new Error(`full sync ${full.status}: ${full.error}`);
 
       const changed = Math.max(1, Math.round(USERS / 100));
       await ask({ type: 'edit', count: changed, tag: engine });
-      t0 = performance.now();
       const delta = await sync.run(tenant.id);
-      const deltaMs = performance.now() - t0;
+      const deltaMs = Number(delta.finished_at) - Number(delta.started_at);
       if (delta.kind !== 'delta' || delta.updated !== changed) throw new Error(`delta sync: ${delta.kind} ${delta.updated}`);
 
       const baseline = Math.max(fetchMs, insertMs);
@@ -171,6 +284,7 @@ async function main(): Promise<void> {
       console.log(`  delta sync after 1% changed (${changed})   ${seconds(deltaMs)}`);
       console.log(`    ratio delta / full                   ${((deltaMs / fullMs) * 100).toFixed(1)}%   (aim: at most 5%)`);
       console.log(`  RSS growth during the full sync        ${((peak - rss0) / MB).toFixed(0)} MB (peak ${(peak / MB).toFixed(0)} MB)\n`);
+      if (GROUPS > 0) await benchGroups(db, sync, full);
     } finally {
       await db.drop();
     }

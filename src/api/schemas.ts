@@ -90,12 +90,13 @@ export type ApiUser = Static<typeof UserSchema>;
 export const HeldDeletionSchema = Type.Object(
   {
     tenant_id: Type.String(),
+    objects: Type.Union([Type.Literal('users'), Type.Literal('groups')], { description: 'Whose sync run is held.' }),
     run_id: Type.String(),
     kind: Type.Union([Type.Literal('full'), Type.Literal('delta')]),
     started_at: Time('When the held run started.'),
     listed: Type.Integer({ description: 'Users the held run read.' }),
   },
-  { title: 'HeldDeletion', description: 'A sync run that would remove more than 30% of the tenant\'s users and waits for a decision.' },
+  { title: 'HeldDeletion', description: 'A sync run that would remove more than 30% of the tenant\'s users (or groups) and waits for a decision.' },
 );
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -132,5 +133,5 @@ export function userOut(tenantId: string, u: DirectoryUser): ApiUser {
 }
 
 export function heldOut(h: HeldDeletion): Static<typeof HeldDeletionSchema> {
-  return { tenant_id: h.tenant.id, run_id: h.run.id, kind: h.run.kind, started_at: iso(h.run.startedAt), listed: h.run.listed };
+  return { tenant_id: h.tenant.id, objects: h.objects, run_id: h.run.id, kind: h.run.kind, started_at: iso(h.run.startedAt), listed: h.run.listed };
 }

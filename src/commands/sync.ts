@@ -81,6 +81,11 @@ function progressReporter(tenant: TenantRecord, known: number, interactive: bool
   let bar: cliProgress.SingleBar | null = null;
   return {
     update: (p) => {
+      // The bar counts users; the groups that follow them get a line per page off a terminal.
+      if (p.objects === 'groups') {
+        if (!interactive && p.phase !== 'done') log(`${tenant.displayName}: groups ${p.kind} sync, page ${p.pages}, ${p.users} groups (${p.created} new, ${p.updated} updated, ${p.deleted} removed)`);
+        return;
+      }
       if (!interactive) {
         if (p.phase !== 'done') log(`${tenant.displayName}: ${p.kind} sync, page ${p.pages}, ${p.users} users (${p.created} new, ${p.updated} updated, ${p.deleted} removed)`);
         return;

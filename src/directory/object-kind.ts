@@ -1,4 +1,6 @@
 import type { Repositories } from '../store/repositories.ts';
+import type { SyncRunRepository } from '../store/sync-runs.ts';
+import type { SyncCursorRepository } from '../store/sync-state.ts';
 
 export type RoundKind = 'full' | 'delta';
 
@@ -35,7 +37,8 @@ export interface ObjectChange<Write> {
  * The sink and the run use only these, so a kind brings its own tables.
  */
 export interface KindRows<Stored, Write> {
-  stored(tenantId: string, ids: readonly string[]): Promise<Map<string, Stored>>;
+  /** The stored rows the page's items name (a kind may load more than the rows, e.g. a group's memberships the page mentions). */
+  stored(tenantId: string, items: readonly DeltaItem[]): Promise<Map<string, Stored>>;
   apply(tenantId: string, changes: readonly ObjectChange<Write>[]): Promise<void>;
   /** Objects the run has marked: seen by a full listing, or to be removed by a delta round. */
   countMarked(tenantId: string, runId: string): Promise<number>;
@@ -46,17 +49,20 @@ export interface KindRows<Stored, Write> {
   /** Keeps, soft-deleted, the objects a full listing omitted but Graph holds as deleted items; returns how many changed. */
   keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number>;
   unmarkPendingRemovals(tenantId: string, runId: string): Promise<void>;
+  /** Ids of the objects stored as soft-deleted: kept by a full listing when Graph cannot list its deleted items. */
+  softDeletedIds(tenantId: string): Promise<string[]>;
   refreshStatistics(): Promise<void>;
 }
 
 /**
  * A kind of directory object the engine mirrors: where Graph lists it, what it
- * selects, how a page folds into rows, and where the rows live. Groups with
- * their memberships (`members@delta` slices merged across pages, see
- * spec/groups.md) are a second descriptor whose fold also yields membership
- * changes and whose rows write them.
+ * selects, how a page folds into rows, and where the rows and the kind's own
+ * cursor live. Users (`user-kind.ts`) and groups with their memberships
+ * (`group-kind.ts`) are the two.
  */
 export interface ObjectKind<Stored, Write> {
+  /** What it is called in progress reports. */
+  objects: 'users' | 'groups';
   /** Plural noun for messages ("users"). */
   noun: string;
   /** The delta function that lists the kind, e.g. `/v1.0/users/delta`. */
@@ -69,4 +75,8 @@ export interface ObjectKind<Stored, Write> {
   /** Pure: a page's items against the stored rows, to the changes. */
   fold(items: readonly DeltaItem[], stored: ReadonlyMap<string, Stored>, context: FoldContext): ObjectChange<Write>[];
   rows(repositories: Repositories): KindRows<Stored, Write>;
+  /** The kind's cursor and health, one row per tenant. */
+  cursor(repositories: Repositories): SyncCursorRepository;
+  /** Where the kind's runs are recorded. */
+  runs(repositories: Repositories): SyncRunRepository;
 }

@@ -37,11 +37,15 @@ export function describeOutcome(tenant: { id: string; displayName?: string }, re
     const stopped = o.status === 'failed' && o.error === STOPPED_REASON;
     const status = stopped ? 'stopped' : o.status;
     const counts = `${o.pages} pages, ${o.created} created, ${o.updated} updated, ${o.deleted} removed`;
+    const g = o.groups;
+    // The groups' part is reported beside the users' and never changes its level: a missing group permission leaves users syncing (rule 25).
+    const groups = g ? { groups: { run: g.id, kind: g.kind, status: g.status, pages: g.pages, created: g.created, updated: g.updated, deleted: g.deleted, error: g.error } } : {};
+    const groupsLine = g ? `; groups ${g.kind} sync ${g.status}: ${g.pages} pages, ${g.created} created, ${g.updated} updated, ${g.deleted} removed${g.error ? ` (${g.error})` : ''}` : '';
     return {
       level: o.status === 'failed' && !stopped ? 'warn' : 'info',
-      fields: { tenant: tenant.id, run: o.id, kind: o.kind, status, pages: o.pages, created: o.created, updated: o.updated, deleted: o.deleted, error: o.error },
+      fields: { tenant: tenant.id, run: o.id, kind: o.kind, status, pages: o.pages, created: o.created, updated: o.updated, deleted: o.deleted, error: o.error, ...groups },
       message: stopped ? 'sync run stopped; the next run resumes it' : 'sync run finished',
-      line: stopped ? `${name}: ${o.kind} sync stopped after ${counts}; the next run resumes it` : `${name}: ${o.kind} sync ${status}: ${counts}${o.error ? ` (${o.error})` : ''}`,
+      line: stopped ? `${name}: ${o.kind} sync stopped after ${counts}; the next run resumes it` : `${name}: ${o.kind} sync ${status}: ${counts}${o.error ? ` (${o.error})` : ''}${groupsLine}`,
     };
   }
   const { error } = result;

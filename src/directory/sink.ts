@@ -51,7 +51,7 @@ export class PageSink<Stored, Write> {
       await lock.renew(repos.syncState, tenantId);
       const rows = kind.rows(repos);
       const items = page.value ?? [];
-      const stored = await rows.stored(tenantId, [...new Set(items.map((item) => item.id))]);
+      const stored = await rows.stored(tenantId, items);
       const changes = kind.fold(items, stored, { runId, kind: round.kind, now });
       await rows.apply(tenantId, changes);
       for (const change of changes) {
@@ -70,15 +70,16 @@ export class PageSink<Stored, Write> {
         // The round is complete: its removals are applied in one step, or held when they are too many.
         onRemoving?.();
         if (round.kind === 'full' && round.softDeleted?.size) counters.updated += await rows.keepSoftDeleted(tenantId, runId, [...round.softDeleted], now);
-        const removing = round.kind === 'full' ? await rows.countPending(tenantId, runId, 'full') : pendingRemovals;
+        // Counted by the kind: a group's removal also takes its memberships.
+        const removing = await rows.countPending(tenantId, runId, round.kind);
         const decision = decideRemovals({ kind: round.kind, removing, total: await rows.total(tenantId), share: massDeletionShare, noun: kind.noun });
         if (decision.hold) {
           status = 'held';
           error = decision.reason;
         } else counters.deleted += await rows.removePending(tenantId, runId, round.kind);
       }
-      await repos.syncRuns.record(runId, counters, { status, error, now });
-      await repos.syncState.savePage(tenantId, { nextLink, deltaLink: page['@odata.deltaLink'] ?? null, status, error, now });
+      await kind.runs(repos).record(runId, counters, { status, error, now });
+      await kind.cursor(repos).savePage(tenantId, { nextLink, deltaLink: page['@odata.deltaLink'] ?? null, status, error, now });
       return status === 'running' ? 'continue' : status;
     });
     round.counters = counters;

@@ -1,4 +1,4 @@
-import type { AccessTokenSource, GraphPage, GraphReader } from './graph-reader.ts';
+import { GraphRequestError, type AccessTokenSource, type GraphPage, type GraphReader } from './graph-reader.ts';
 import type { DeltaItem, ObjectKind } from './object-kind.ts';
 
 /**
@@ -31,17 +31,32 @@ export class GraphSource {
     return this.#reader.getPage<DeltaItem>(url, this.#token, { prefer: `odata.maxpagesize=${this.#pageSize}, return=minimal` });
   }
 
-  /** Every soft-deleted object of the kind, by lower-cased id (small: they are purged after 30 days). */
-  async softDeletedIds(kind: ObjectKind<unknown, unknown>): Promise<Set<string>> {
+  /**
+   * Every soft-deleted object of the kind, by lower-cased id (small: they are
+   * purged after 30 days); null when the service has no such listing (404, or
+   * Graph's 400 for an unknown segment), in which case the caller keeps what it
+   * already holds as soft-deleted.
+   */
+  async softDeletedIds(kind: ObjectKind<unknown, unknown>): Promise<Set<string> | null> {
     const ids = new Set<string>();
     const first = new URL(kind.deletedItemsPath, this.#graphBaseUrl);
     first.searchParams.set('$select', 'id');
     first.searchParams.set('$top', String(this.#pageSize));
     for (let url: string | undefined = first.href; url; ) {
-      const page: GraphPage<{ id: string }> = await this.#reader.getPage<{ id: string }>(url, this.#token);
+      let page: GraphPage<{ id: string }>;
+      try {
+        page = await this.#reader.getPage<{ id: string }>(url, this.#token);
+      } catch (err) {
+        if (url === first.href && isUnknownResource(err)) return null;
+        throw err;
+      }
       for (const item of page.value ?? []) ids.add(item.id.toLowerCase());
       url = page['@odata.nextLink'];
     }
     return ids;
   }
+}
+
+function isUnknownResource(err: unknown): boolean {
+  return err instanceof GraphRequestError && (err.status === 404 || (err.status === 400 && /resource not found for the segment/i.test(err.message)));
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntraApp } from '../identity/entra-app.ts';
 import { whenDatabaseAnswers, type Store } from '../store/database.ts';
 import { repositoriesOf, transaction, type Repositories } from '../store/repositories.ts';
-import type { SyncRunRow } from '../store/sync-runs.ts';
+import type { SyncRunRepository, SyncRunRow } from '../store/sync-runs.ts';
 import { TenantLifecycle } from '../tenants/lifecycle.ts';
 import { HeldDeletionError, NoHeldDeletionError, SyncStoppedError, TenantBusyError, TenantNotActiveError } from './errors.ts';
 import { classifyFailure, isExpiredDeltaLink } from './failures.ts';
@@ -12,6 +12,7 @@ import type { DeltaItem, KindRows, ObjectKind, RoundKind } from './object-kind.t
 import { PageSink, type PageOutcome, type Round } from './sink.ts';
 import { GraphSource } from './source.ts';
 import { TenantLock } from './tenant-lock.ts';
+import { GROUPS } from './group-kind.ts';
 import { USERS } from './user-kind.ts';
 
 export { HeldDeletionError, TenantBusyError };
@@ -25,6 +26,8 @@ export const STOPPED_REASON = 'stopped: Roster was shutting down';
 
 export interface SyncProgress {
   runId: string;
+  /** Which kind the run is mirroring: users first, then groups. */
+  objects: 'users' | 'groups';
   kind: RoundKind;
   phase: 'listing' | 'removing' | 'waiting' | 'done';
   pages: number;
@@ -35,7 +38,11 @@ export interface SyncProgress {
   detail?: string;
 }
 
-export type SyncOutcome = Omit<SyncRunRow, 'tenant_id'> & { tenantId: string };
+export type SyncOutcome = Omit<SyncRunRow, 'tenant_id'> & {
+  tenantId: string;
+  /** The groups' run that followed a successful users' run; absent when it did not run (users failed, groups held, stopped). */
+  groups?: SyncOutcome;
+};
 
 export interface RunOptions {
   full?: boolean;
@@ -67,10 +74,12 @@ type ListingEnd = Exclude<PageOutcome, 'continue'> | 'stopped' | { expired: stri
 type Kind = ObjectKind<unknown, unknown>;
 
 /**
- * Keeps one tenant's users equal to what Graph reports: full listings through
- * `/users/delta` (which ends with a delta link), then incremental rounds from
- * that link. Pages flow from the Graph source through the kind's fold into the
- * page sink, which commits each page's writes with the cursor that follows it.
+ * Keeps one tenant's users, then its groups and memberships, equal to what
+ * Graph reports: full listings through the kind's delta function (which ends
+ * with a delta link), then incremental rounds from that link. Pages flow from
+ * the Graph source through the kind's fold into the page sink, which commits
+ * each page's writes with the cursor that follows it. Each kind has its own
+ * cursor and health; the tenant's lease covers both.
  */
 export class DirectorySync {
   readonly #store: Store;
@@ -83,7 +92,6 @@ export class DirectorySync {
   readonly #massDeletionShare: number;
   readonly #consentGraceMs: number;
   readonly #pageSize: number;
-  readonly #kind: Kind = USERS as Kind;
 
   constructor(options: DirectorySyncOptions) {
     this.#store = options.store;
@@ -114,59 +122,66 @@ export class DirectorySync {
     try {
       // A new run would replace the held one, and with it the decision an admin or operator owes.
       if ((await this.#repos.syncState.ensure(tenantId, this.#now())).health === 'held') throw new HeldDeletionError(`tenant ${tenantId} has a mass deletion waiting for a decision`);
-      return await this.#run(tenantId, tenant.updatedAt, lock, options);
+      const users = await this.#run(tenantId, tenant.updatedAt, lock, options, USERS as Kind);
+      // Groups follow users in the same run. Their failure (a missing group permission, rule 25) is their own: users' outcome and health stand.
+      if (users.status !== 'succeeded' || options.signal?.aborted) return users;
+      if ((await GROUPS.cursor(this.#repos).ensure(tenantId, this.#now())).health === 'held') return users;
+      return { ...users, groups: await this.#run(tenantId, tenant.updatedAt, lock, options, GROUPS as Kind) };
     } finally {
       // Given back once the database answers again, or the tenant would wait out the lease.
       await whenDatabaseAnswers(() => lock.release(tenantId));
     }
   }
 
-  async #run(tenantId: string, signedUpAt: number, lock: TenantLock, options: RunOptions): Promise<SyncOutcome> {
+  async #run(tenantId: string, signedUpAt: number, lock: TenantLock, options: RunOptions, kind: Kind): Promise<SyncOutcome> {
     const token: AccessTokenSource = async ({ fresh }) => (await this.#entra.appToken(tenantId, { forceRefresh: fresh })).accessToken;
     const source = new GraphSource({ reader: this.#reader, graphBaseUrl: this.#graphBaseUrl, pageSize: this.#pageSize, token });
-    const { round, url } = await this.#openRound(tenantId, source, options.full ?? false);
+    const cursor = kind.cursor(this.#repos);
+    const runs = kind.runs(this.#repos);
+    const { round, url } = await this.#openRound(tenantId, source, options.full ?? false, kind);
     const { runId } = round;
     try {
-      const end = await this.#list(round, url, source, lock, options);
+      const end = await this.#list(round, url, source, lock, options, kind);
       if (typeof end === 'object') {
         // The delta link expired: start over with a full listing, which removes what vanished meanwhile.
-        await this.#repos.syncRuns.close(runId, 'failed', `delta link expired (${end.expired}); full resync started`, this.#now());
-        await this.#repos.syncState.forgetDeltaLink(tenantId, this.#now());
-        return this.#run(tenantId, signedUpAt, lock, { ...options, full: true });
+        await runs.close(runId, 'failed', `delta link expired (${end.expired}); full resync started`, this.#now());
+        await cursor.forgetDeltaLink(tenantId, this.#now());
+        return this.#run(tenantId, signedUpAt, lock, { ...options, full: true }, kind);
       }
       if (end === 'stopped') {
         // The cursor stays: the next run picks the round up where this one stopped.
-        await this.#repos.syncRuns.close(runId, 'failed', STOPPED_REASON, this.#now());
-        return toOutcome(await this.#repos.syncRuns.require(runId));
+        await runs.close(runId, 'failed', STOPPED_REASON, this.#now());
+        return toOutcome(await runs.require(runId));
       }
-      const closed = await this.#repos.syncRuns.require(runId);
-      if (closed.created >= ANALYZE_AFTER_CREATED) await this.#kind.rows(this.#repos).refreshStatistics();
-      options.onProgress?.({ ...progressOf(round, 'done') });
+      const closed = await runs.require(runId);
+      if (closed.created >= ANALYZE_AFTER_CREATED) await kind.rows(this.#repos).refreshStatistics();
+      options.onProgress?.({ ...progressOf(round, 'done', kind) });
       return toOutcome(closed);
     } catch (err) {
       if (err instanceof TenantBusyError) throw err;
-      const failure = classifyFailure(err, { now: this.#now(), signedUpAt, consentGraceMs: this.#consentGraceMs, permission: this.#kind.permission, reading: `list ${this.#kind.noun}` });
+      const failure = classifyFailure(err, { now: this.#now(), signedUpAt, consentGraceMs: this.#consentGraceMs, permission: kind.permission, reading: `list ${kind.noun}` });
       // A run cut off from its database is recorded as failed, with that reason, once the database is back.
       return whenDatabaseAnswers(async () => {
-        await this.#repos.syncRuns.close(runId, 'failed', failure.message, this.#now());
-        await this.#repos.syncState.recordFailure(tenantId, failure.health, failure.message, this.#now());
+        await runs.close(runId, 'failed', failure.message, this.#now());
+        await cursor.recordFailure(tenantId, failure.health, failure.message, this.#now());
         if (failure.health === 'disconnected') await this.#lifecycle.disconnect(tenantId, failure.message, this.#now());
-        return toOutcome(await this.#repos.syncRuns.require(runId));
+        return toOutcome(await runs.require(runId));
       });
     }
   }
 
   /** Resumes the round whose cursor was saved, or starts a new one (a delta round when a delta link is known). */
-  async #openRound(tenantId: string, source: GraphSource, full: boolean): Promise<{ round: Round; url: string }> {
+  async #openRound(tenantId: string, source: GraphSource, full: boolean, objectKind: Kind): Promise<{ round: Round; url: string }> {
     const now = this.#now();
-    const { syncRuns, syncState } = this.#repos;
+    const syncRuns = objectKind.runs(this.#repos);
+    const syncState = objectKind.cursor(this.#repos);
     const state = await syncState.ensure(tenantId, now);
     if (state.run_id && state.run_kind && state.next_link && !full) {
       await syncRuns.reopen(state.run_id);
       const run = await syncRuns.require(state.run_id);
       const round: Round = { tenantId, runId: run.id, kind: state.run_kind, counters: { pages: run.pages, listed: run.listed, created: run.created, updated: run.updated, deleted: run.deleted }, pendingRemovals: 0 };
       // Resumed after a crash or a stop: the committed pages' marks are in the database; a delta round marks whom it will remove.
-      if (round.kind === 'delta') round.pendingRemovals = await this.#kind.rows(this.#repos).countMarked(tenantId, run.id);
+      if (round.kind === 'delta') round.pendingRemovals = await objectKind.rows(this.#repos).countMarked(tenantId, run.id);
       return { round, url: state.next_link };
     }
     if (state.run_id) await syncRuns.close(state.run_id, 'failed', 'superseded by a new run', now);
@@ -175,12 +190,12 @@ export class DirectorySync {
     await syncRuns.start({ id: runId, tenantId, kind, now });
     await syncState.beginRun(tenantId, runId, kind, now);
     const round: Round = { tenantId, runId, kind, counters: { pages: 0, listed: 0, created: 0, updated: 0, deleted: 0 }, pendingRemovals: 0 };
-    return { round, url: kind === 'full' ? source.fullListingUrl(this.#kind) : state.delta_link! };
+    return { round, url: kind === 'full' ? source.fullListingUrl(objectKind) : state.delta_link! };
   }
 
   /** Reads the round's pages and sinks each; the next page is read while this one is written. */
-  async #list(round: Round, url: string, source: GraphSource, lock: TenantLock, options: RunOptions): Promise<ListingEnd> {
-    const sink = new PageSink({ store: this.#store, kind: this.#kind, lock, massDeletionShare: this.#massDeletionShare, now: this.#now });
+  async #list(round: Round, url: string, source: GraphSource, lock: TenantLock, options: RunOptions, kind: Kind): Promise<ListingEnd> {
+    const sink = new PageSink({ store: this.#store, kind, lock, massDeletionShare: this.#massDeletionShare, now: this.#now });
     let next = source.page(url);
     for (;;) {
       let page: GraphPage<DeltaItem> | undefined;
@@ -198,49 +213,54 @@ export class DirectorySync {
         next.catch(() => {});
       }
       // A full listing omits soft-deleted objects; read them before the last page's transaction so they are kept as such (rule 3).
-      if (round.kind === 'full' && !nextLink) round.softDeleted = await source.softDeletedIds(this.#kind);
+      if (round.kind === 'full' && !nextLink) round.softDeleted = (await source.softDeletedIds(kind)) ?? new Set(await kind.rows(this.#repos).softDeletedIds(round.tenantId));
       let phase: SyncProgress['phase'] = 'listing';
       const outcome = await sink.write(round, page, () => (phase = 'removing'));
-      options.onProgress?.(progressOf(round, phase));
+      options.onProgress?.(progressOf(round, phase, kind));
       if (outcome !== 'continue') return outcome;
       if (options.signal?.aborted) return 'stopped';
     }
   }
 
   /**
-   * Applies a held mass deletion: the users the held full listing did not see,
-   * or the held delta round reported deleted, are removed and their sessions end.
+   * Applies a held mass deletion: the users (or groups and memberships) the
+   * held full listing did not see, or the held delta round reported deleted,
+   * are removed; users' sessions end.
    */
   async confirmHeldDeletion(tenantId: string): Promise<number> {
-    return this.#decideHeld(tenantId, async (rows, repos, run) => {
+    return this.#decideHeld(tenantId, async (rows, runs, run) => {
       const removed = await rows.removePending(tenantId, run.id, run.kind);
-      await repos.syncRuns.settleHeld(run.id, { deleted: run.deleted + removed, now: this.#now() });
+      await runs.settleHeld(run.id, { deleted: run.deleted + removed, now: this.#now() });
       return removed;
     });
   }
 
   /** Keeps the users a held run would have removed; the next full resync asks again if they are still missing. */
   async discardHeldDeletion(tenantId: string): Promise<void> {
-    await this.#decideHeld(tenantId, async (rows, repos, run) => {
+    await this.#decideHeld(tenantId, async (rows, runs, run) => {
       if (run.kind === 'delta') await rows.unmarkPendingRemovals(tenantId, run.id);
-      await repos.syncRuns.settleHeld(run.id, { error: 'mass deletion discarded by an operator', now: this.#now() });
+      await runs.settleHeld(run.id, { error: 'mass deletion discarded by an operator', now: this.#now() });
     });
   }
 
-  /** An operator's decision on a held run, under the tenant's lock so no run can be changing the same users. */
-  async #decideHeld<T>(tenantId: string, decide: (rows: KindRows<unknown, unknown>, repos: Repositories, run: SyncRunRow) => Promise<T>): Promise<T> {
+  /** An operator's decision on a held run (the users' first, else the groups'), under the tenant's lock so no run can be changing the same rows. */
+  async #decideHeld<T>(tenantId: string, decide: (rows: KindRows<unknown, unknown>, runs: SyncRunRepository, run: SyncRunRow) => Promise<T>): Promise<T> {
     await this.#repos.syncState.ensure(tenantId, this.#now());
     const lock = new TenantLock(this.#repos.syncState, this.#now);
     await lock.acquire(tenantId);
     try {
       return await transaction(this.#store, async (repos) => {
-        const state = await repos.syncState.get(tenantId);
-        const run = state?.run_id ? await repos.syncRuns.get(state.run_id) : undefined;
-        // A newer run may have taken the tenant's run id since: only a run still held can be decided.
-        if (state?.health !== 'held' || run?.status !== 'held') throw new NoHeldDeletionError(`tenant ${tenantId} has no held deletion`);
-        const result = await decide(this.#kind.rows(repos), repos, run);
-        await repos.syncState.settleHeld(tenantId, this.#now());
-        return result;
+        for (const kind of [USERS as Kind, GROUPS as Kind]) {
+          const cursor = kind.cursor(repos);
+          const state = await cursor.get(tenantId);
+          const run = state?.run_id ? await kind.runs(repos).get(state.run_id) : undefined;
+          // A newer run may have taken the tenant's run id since: only a run still held can be decided.
+          if (state?.health !== 'held' || run?.status !== 'held') continue;
+          const result = await decide(kind.rows(repos), kind.runs(repos), run);
+          await cursor.settleHeld(tenantId, this.#now());
+          return result;
+        }
+        throw new NoHeldDeletionError(`tenant ${tenantId} has no held deletion`);
       });
     } finally {
       await lock.release(tenantId);
@@ -268,9 +288,9 @@ function untilAborted<T>(read: Promise<T>, signal: AbortSignal | undefined): Pro
   });
 }
 
-function progressOf(round: Round, phase: SyncProgress['phase']): SyncProgress {
+function progressOf(round: Round, phase: SyncProgress['phase'], kind: Kind): SyncProgress {
   const { pages, listed, created, updated, deleted } = round.counters;
-  return { runId: round.runId, kind: round.kind, phase, pages, users: listed, created, updated, deleted };
+  return { runId: round.runId, objects: kind.objects, kind: round.kind, phase, pages, users: listed, created, updated, deleted };
 }
 
 function toOutcome(run: SyncRunRow): SyncOutcome {

@@ -2,6 +2,7 @@ import type { Repositories } from '../store/repositories.ts';
 import type { UsersTable } from '../store/schema.ts';
 import { USER_DATA_COLUMNS, type StoredUser, type UserDataColumn, type UserWrite } from '../store/synced-users.ts';
 import type { DeltaItem, FoldContext, KindRows, ObjectChange, ObjectKind, RoundKind } from './object-kind.ts';
+import { marksByValues, mergeItems, rowChange, type RowMapping } from './row-fold.ts';
 
 /**
  * The user properties Roster keeps, in Graph's schema order. Declared here, not
@@ -47,15 +48,6 @@ const COLUMN: Record<Exclude<GraphProperty, 'id'>, UserDataColumn> = {
 };
 
 type UserRow = Pick<UsersTable, 'id' | 'seen_run_id' | 'deleted_at'> & Partial<Pick<UsersTable, UserDataColumn>>;
-interface WorkingUser {
-  row: UserRow;
-  /** Columns the page's items named: written even when unchanged, as Graph sent them. */
-  mentioned: Set<UserDataColumn>;
-  /** Reported as an object (not only as `@removed`). */
-  listed: boolean;
-  /** The last item about it reported it permanently deleted. */
-  removed: boolean;
-}
 
 function columnValue(property: GraphProperty, value: unknown): unknown {
   if (property === 'accountEnabled') return value === false ? 0 : 1;
@@ -68,38 +60,16 @@ function isActive(row: Pick<UsersTable, 'deleted_at'> & Partial<Pick<UsersTable,
   return row.deleted_at === null && row.account_enabled !== 0;
 }
 
-/** What each user becomes after the page's items, in the page's order (duplicates and all). */
-function mergeItems(items: readonly DeltaItem[], stored: ReadonlyMap<string, StoredUser>, { runId, kind, now }: FoldContext): Map<string, WorkingUser> {
-  const current = new Map<string, WorkingUser>();
-  for (const item of items) {
-    const before = stored.get(item.id);
-    let user = current.get(item.id) ?? (before ? { row: { ...before }, mentioned: new Set<UserDataColumn>(), listed: false, removed: false } : undefined);
-    const removed = item['@removed'];
-    if (removed) {
-      if (!user) continue;
-      // A permanent delete waits for the end of the round (rules 8 and 9): a full listing leaves it unseen, a delta round marks it pending.
-      if (removed.reason === 'deleted') {
-        user.row.seen_run_id = kind === 'delta' ? runId : null;
-        user.removed = true;
-      } else user.row.deleted_at ??= now;
-    } else {
-      user ??= { row: { id: item.id, deleted_at: null, seen_run_id: null }, mentioned: new Set(), listed: false, removed: false };
-      // Only what the page mentions changes: a partial update never blanks a property.
-      for (const property of SYNCED_PROPERTIES) {
-        if (property === 'id' || !(property in item)) continue;
-        user.row[COLUMN[property]] = columnValue(property, item[property]) as never;
-        user.mentioned.add(COLUMN[property]);
-      }
-      user.row.deleted_at = null;
-      user.listed = true;
-      user.removed = false;
-      if (kind === 'full') user.row.seen_run_id = runId;
-      else if (user.row.seen_run_id === runId) user.row.seen_run_id = null;
+const USER_MAPPING: RowMapping<UserRow> = {
+  fresh: (id) => ({ id, deleted_at: null, seen_run_id: null }),
+  *assign(row, item) {
+    for (const property of SYNCED_PROPERTIES) {
+      if (property === 'id' || !(property in item)) continue;
+      row[COLUMN[property]] = columnValue(property, item[property]) as never;
+      yield COLUMN[property];
     }
-    current.set(item.id, user);
-  }
-  return current;
-}
+  },
+};
 
 /**
  * A page of `/users/delta` against the stored users: only real changes are
@@ -107,26 +77,12 @@ function mergeItems(items: readonly DeltaItem[], stored: ReadonlyMap<string, Sto
  * here, so a replayed page changes and ends nothing. Pure.
  */
 export function foldUsers(items: readonly DeltaItem[], stored: ReadonlyMap<string, StoredUser>, context: FoldContext): ObjectChange<UserWrite>[] {
-  const { runId, kind, now } = context;
   const changes: ObjectChange<UserWrite>[] = [];
-  for (const [id, { row, mentioned, listed, removed }] of mergeItems(items, stored, context)) {
+  for (const [id, working] of mergeItems<UserRow>(items, stored, context, USER_MAPPING)) {
     const before = stored.get(id);
-    const columns = USER_DATA_COLUMNS.filter((c) => c in row && (!before || mentioned.has(c) || row[c] !== before[c]));
-    const changed = !before || columns.some((c) => row[c] !== before[c]);
-    const seenChanged = row.seen_run_id !== (before?.seen_run_id ?? null);
-    const pendingRemovals = kind === 'delta' ? Number(row.seen_run_id === runId) - Number(before?.seen_run_id === runId) : 0;
-    const ends = before !== undefined && isActive(before) && !isActive(row);
-    const bookkeeping = { ...(listed ? { synced_at: now } : {}), ...(seenChanged ? { seen_run_id: row.seen_run_id } : {}) };
-    if (changed) {
-      const write: UserWrite = { id, updated_at: now };
-      for (const c of columns) (write as Record<string, unknown>)[c] = row[c];
-      Object.assign(write, bookkeeping);
-      const change = !before ? 'created' : before.deleted_at === null && row.deleted_at !== null ? 'soft-deleted' : 'updated';
-      changes.push({ id, change, write, mark: null, listed, ends, pendingRemovals });
-    } else {
-      const mark = listed || seenChanged ? bookkeeping : null;
-      changes.push({ id, change: removed ? 'removed' : 'unchanged', write: null, mark, listed, ends, pendingRemovals });
-    }
+    const { change, write, mark, pendingRemovals } = rowChange<UserRow, UserWrite>(working, before, USER_DATA_COLUMNS, context);
+    const ends = before !== undefined && isActive(before) && !isActive(working.row);
+    changes.push({ id, change, write, mark, listed: working.listed, ends, pendingRemovals });
   }
   return changes;
 }
@@ -139,25 +95,14 @@ class UserRows implements KindRows<StoredUser, UserWrite> {
     this.#repos = repositories;
   }
 
-  stored(tenantId: string, ids: readonly string[]): Promise<Map<string, StoredUser>> {
-    return this.#repos.syncedUsers.stored(tenantId, ids);
+  stored(tenantId: string, items: readonly DeltaItem[]): Promise<Map<string, StoredUser>> {
+    return this.#repos.syncedUsers.stored(tenantId, [...new Set(items.map((item) => item.id))]);
   }
 
   async apply(tenantId: string, changes: readonly ObjectChange<UserWrite>[]): Promise<void> {
-    const writes: UserWrite[] = [];
-    // Rows with nothing but bookkeeping share one update per set of values.
-    const marks = new Map<string, { values: Record<string, unknown>; ids: string[] }>();
-    for (const change of changes) {
-      if (change.write) writes.push(change.write);
-      else if (change.mark) {
-        const key = JSON.stringify(change.mark);
-        const group = marks.get(key) ?? { values: change.mark, ids: [] };
-        group.ids.push(change.id);
-        marks.set(key, group);
-      }
-    }
+    const writes = changes.flatMap((change) => (change.write ? [change.write] : []));
     await this.#repos.syncedUsers.upsert(tenantId, writes);
-    for (const { values, ids } of marks.values()) await this.#repos.syncedUsers.touch(tenantId, ids, values);
+    for (const { values, ids } of marksByValues(changes)) await this.#repos.syncedUsers.touch(tenantId, ids, values);
     const ending = changes.filter((change) => change.ends).map((change) => change.id);
     if (ending.length) await this.#repos.sessions.destroyForUsers(tenantId, ending);
   }
@@ -191,6 +136,10 @@ class UserRows implements KindRows<StoredUser, UserWrite> {
     return this.#repos.syncedUsers.unmarkPendingRemovals(tenantId, runId);
   }
 
+  softDeletedIds(tenantId: string): Promise<string[]> {
+    return this.#repos.syncedUsers.softDeletedIds(tenantId);
+  }
+
   refreshStatistics(): Promise<void> {
     return this.#repos.syncedUsers.refreshStatistics();
   }
@@ -198,6 +147,7 @@ class UserRows implements KindRows<StoredUser, UserWrite> {
 
 /** Users: the first kind the engine mirrors. */
 export const USERS: ObjectKind<StoredUser, UserWrite> = {
+  objects: 'users',
   noun: 'users',
   deltaPath: '/v1.0/users/delta',
   select: SYNCED_PROPERTIES,
@@ -205,4 +155,6 @@ export const USERS: ObjectKind<StoredUser, UserWrite> = {
   permission: 'User.Read.All',
   fold: foldUsers,
   rows: (repositories) => new UserRows(repositories),
+  runs: (repositories) => repositories.syncRuns,
+  cursor: (repositories) => repositories.syncState,
 };

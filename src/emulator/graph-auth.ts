@@ -45,6 +45,15 @@ export function canReadUsers(caller: GraphCaller): boolean {
   return (caller.delegated ? READ_USERS_SCOPES : READ_USERS_ROLES).some((p) => granted.has(p));
 }
 
+/** Roles and scopes that allow reading groups and their members (GroupMember.Read.All is the least privileged). */
+const READ_GROUPS_ROLES = ['GroupMember.Read.All', 'GroupMember.ReadWrite.All', 'Group.Read.All', 'Group.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'];
+const READ_GROUPS_SCOPES = [...READ_GROUPS_ROLES, 'Directory.AccessAsUser.All'];
+
+export function canReadGroups(caller: GraphCaller): boolean {
+  const granted = caller.delegated ? caller.scopes : caller.roles;
+  return (caller.delegated ? READ_GROUPS_SCOPES : READ_GROUPS_ROLES).some((p) => granted.has(p));
+}
+
 export function canReadMe(caller: GraphCaller): boolean {
   return caller.delegated && READ_ME_SCOPES.some((p) => caller.scopes.has(p));
 }

@@ -1,4 +1,5 @@
-import type { ChangeEntry, GraphUserProperty, Tenant } from './model.ts';
+import { GraphError } from './errors.ts';
+import type { GraphUserProperty, Tenant } from './model.ts';
 
 /**
  * Paging and delta state travels in opaque tokens, as in Graph: base64url JSON.
@@ -17,7 +18,18 @@ export type GraphToken =
    */
   | { k: 'dt'; t: string; seq: number; s: string; m: boolean; n: number; f: number; iat: number }
   /** Deleted items paging: from index `i` of the tenant's soft-deleted users, `n` per page. */
-  | { k: 'di'; t: string; i: number; s: string; n: number };
+  | { k: 'di'; t: string; i: number; s: string; n: number }
+  /** `/groups` paging: after group ordinal `o`, `n` per page. */
+  | { k: 'g'; t: string; o: number; s: string; n: number }
+  /** Membership listings (`v`: members, transitiveMembers, memberOf, transitiveMemberOf) of object `id`, from index `i`. */
+  | { k: 'gl'; t: string; v: string; id: string; i: number; s: string; n: number }
+  /**
+   * Groups delta, a page of a round: unit `p` of the round over the group change
+   * log between `from` (exclusive; -1 for a first, full round) and `to` (inclusive).
+   */
+  | { k: 'gr'; t: string; from: number; to: number; p: number; s: string; m: boolean; n: number; f: number; iat: number }
+  /** Groups delta link: group changes after `seq`. */
+  | { k: 'gt'; t: string; seq: number; s: string; m: boolean; n: number; f: number; iat: number };
 
 export function encodeToken(token: GraphToken): string {
   return Buffer.from(JSON.stringify(token)).toString('base64url');
@@ -40,6 +52,14 @@ export function decodeToken(raw: string): GraphToken | undefined {
         return ints('seq', 'n', 'f', 'iat') && typeof value.m === 'boolean' ? (value as GraphToken) : undefined;
       case 'di':
         return ints('i', 'n') ? (value as GraphToken) : undefined;
+      case 'g':
+        return ints('o', 'n') ? (value as GraphToken) : undefined;
+      case 'gl':
+        return ints('i', 'n') && typeof value.v === 'string' && typeof value.id === 'string' ? (value as GraphToken) : undefined;
+      case 'gr':
+        return ints('from', 'to', 'p', 'n', 'f', 'iat') && typeof value.m === 'boolean' ? (value as GraphToken) : undefined;
+      case 'gt':
+        return ints('seq', 'n', 'f', 'iat') && typeof value.m === 'boolean' ? (value as GraphToken) : undefined;
       default:
         return undefined;
     }
@@ -60,6 +80,11 @@ export function deltaStateExpired(tenant: Tenant, state: { seq: number; f: numbe
   return state.seq < tenant.deltaFloor && state.f < tenant.deltaFloor;
 }
 
+/** Graph's answer to an expired or unknown delta state: 410 with where to start again. */
+export function syncStateNotFound(location: string): GraphError {
+  return new GraphError(410, 'syncStateNotFound', 'The sync state is not found or expired; a resync is required.', { location });
+}
+
 /** Users changed in a window of the change log, each with the union of its changed properties (null: all). */
 export interface ChangeSet {
   ids: string[];
@@ -67,7 +92,7 @@ export interface ChangeSet {
 }
 
 /** Index of the first change-log entry with a sequence number above `seq` (the log is ordered by seq). */
-export function firstEntryAfter(log: readonly ChangeEntry[], seq: number): number {
+export function firstEntryAfter(log: readonly { seq: number }[], seq: number): number {
   let lo = 0;
   let hi = log.length;
   while (lo < hi) {

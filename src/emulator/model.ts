@@ -1,7 +1,8 @@
-// Over 400 lines on purpose: the directory's records and the one class every mutation goes through, so the change log (and delta) cannot miss one.
+// Over 400 lines on purpose: the directory's records and the one class every mutation goes through, so the change logs (and delta) cannot miss one.
 import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock.ts';
 import { EmulatorError } from './errors.ts';
+import { checkGroupShape, groupProps, isUnified, transitiveMembers, type GraphGroup, type GroupChangeEntry, type GroupInput, type GroupPatch, type GroupRecord } from './groups.ts';
 
 /** Personal Microsoft accounts all carry this tenant id. */
 export const CONSUMER_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad';
@@ -121,6 +122,18 @@ export interface Tenant {
   /** Delta tokens issued before this sequence number are expired (410). */
   deltaFloor: number;
   servicePrincipals: Map<string, ServicePrincipal>;
+  /** Active groups, in listing order (ascending `ordinal`). */
+  groups: GroupRecord[];
+  groupsById: Map<string, GroupRecord>;
+  /** Soft-deleted Microsoft 365 groups (restorable, with their members), by id. */
+  deletedGroups: Map<string, GroupRecord>;
+  /** Permanently deleted group ids, so delta can report them. */
+  purgedGroupIds: Set<string>;
+  nextGroupOrdinal: number;
+  /** Group changes; sequence numbers are shared with `changeLog`, so one delta floor expires both. */
+  groupChangeLog: GroupChangeEntry[];
+  /** Reverse index of memberships: member id -> ids of the groups (active or deleted) that hold it. */
+  memberOf: Map<string, Set<string>>;
 }
 
 export interface ClientSecret {
@@ -249,6 +262,7 @@ export class Directory {
       seq: 0,
       deltaFloor: 0,
       servicePrincipals: new Map(),
+      ...emptyGroups(),
     };
     this.tenants.set(id, tenant);
     for (const domain of domains) this.tenantsByDomain.set(domain, tenant);
@@ -382,17 +396,158 @@ export class Directory {
       tenant.deletedUsers.delete(ref);
       tenant.purgedUserIds.add(ref);
       this.logChange(tenant, ref);
+      this.dropMemberships(tenant, ref);
       return;
     }
     const user = this.requireUser(tenant, ref);
     this.detach(tenant, user);
     tenant.purgedUserIds.add(user.props.id);
     this.logChange(tenant, user.props.id);
+    // Soft-deleted users keep their memberships; only a permanent deletion takes them out of groups.
+    this.dropMemberships(tenant, user.props.id);
   }
 
   /** Index of the first active user whose ordinal is greater than `afterOrdinal` (paging cursor). */
   indexAfterOrdinal(tenant: Tenant, afterOrdinal: number): number {
     return this.insertionIndex(tenant, afterOrdinal + 1);
+  }
+
+  // ---- groups --------------------------------------------------------------
+
+  /** An active group by id or mailNickname. */
+  requireGroup(tenant: Tenant, ref: string): GroupRecord {
+    const lower = ref.toLowerCase();
+    const group = tenant.groupsById.get(lower) ?? tenant.groups.find((g) => g.props.mailNickname.toLowerCase() === lower);
+    if (!group) throw new DirectoryError(404, `no group ${ref} in tenant ${tenant.id}`);
+    return group;
+  }
+
+  /** A soft-deleted group by id or mailNickname. */
+  findDeletedGroup(tenant: Tenant, ref: string): GroupRecord | undefined {
+    const lower = ref.toLowerCase();
+    const byId = tenant.deletedGroups.get(lower);
+    if (byId) return byId;
+    for (const group of tenant.deletedGroups.values()) if (group.props.mailNickname.toLowerCase() === lower) return group;
+    return undefined;
+  }
+
+  /** Creates a group (security, Microsoft 365, distribution or dynamic) with optional direct members. */
+  addGroup(tenant: Tenant, input: GroupInput): GroupRecord {
+    const id = (input.id ?? randomUUID()).toLowerCase();
+    if (!isGuid(id)) throw new DirectoryError(400, `group id must be a GUID: ${id}`);
+    if (this.groupIdTaken(tenant, id)) throw new DirectoryError(409, `object ${id} already exists in tenant ${tenant.id}`);
+    const props = groupProps(tenant, id, input, this.clock.nowIso());
+    this.checkNicknameFree(tenant, props.mailNickname, id);
+    const members = [...new Set((input.members ?? []).map((m) => m.toLowerCase()))];
+    const group: GroupRecord = { props, members: [], ordinal: tenant.nextGroupOrdinal++ };
+    for (const member of members) this.checkMember(tenant, group, member);
+    group.members = members;
+    for (const member of members) indexMembership(tenant, member, id);
+    tenant.groups.push(group);
+    tenant.groupsById.set(id, group);
+    this.logGroupChange(tenant, { groupId: id });
+    return group;
+  }
+
+  /**
+   * Bulk insert for seeding: groups whose ids and members the caller vouches for
+   * (generated or validated), without the per-member checks.
+   */
+  addGroupsUnchecked(tenant: Tenant, inputs: Iterable<GroupInput & { id: string; members: string[] }>): void {
+    for (const input of inputs) {
+      const group: GroupRecord = { props: groupProps(tenant, input.id, input, this.clock.nowIso()), members: input.members, ordinal: tenant.nextGroupOrdinal++ };
+      for (const member of group.members) indexMembership(tenant, member, input.id);
+      tenant.groups.push(group);
+      tenant.groupsById.set(input.id, group);
+      this.logGroupChange(tenant, { groupId: input.id });
+    }
+  }
+
+  editGroup(tenant: Tenant, ref: string, patch: GroupPatch): GroupRecord {
+    const group = this.requireGroup(tenant, ref);
+    const next: GraphGroup = { ...group.props };
+    const changed: (keyof GroupPatch)[] = [];
+    for (const key of ['displayName', 'description', 'groupTypes', 'securityEnabled', 'mailEnabled', 'mail', 'mailNickname', 'membershipRule'] as const) {
+      const value = patch[key];
+      if (value === undefined || JSON.stringify(next[key]) === JSON.stringify(value)) continue;
+      (next as unknown as Record<string, unknown>)[key] = key === 'groupTypes' ? [...new Set(value as string[])] : value;
+      changed.push(key);
+    }
+    if (changed.length === 0) return group;
+    if (isUnified(next) !== isUnified(group.props)) throw new DirectoryError(400, `group ${group.props.displayName}: a group cannot become or stop being a Microsoft 365 group`);
+    checkGroupShape(next);
+    if (changed.includes('mailNickname')) this.checkNicknameFree(tenant, next.mailNickname, group.props.id);
+    group.props = next;
+    this.logGroupChange(tenant, { groupId: group.props.id, changed });
+    return group;
+  }
+
+  /** Microsoft 365 groups go to deleted items (restorable, `@removed: changed`); others are deleted at once (`deleted`). */
+  deleteGroup(tenant: Tenant, ref: string): { id: string; deleted: 'soft' | 'permanent' } {
+    const group = this.requireGroup(tenant, ref);
+    if (!isUnified(group.props)) {
+      this.purgeGroup(tenant, group.props.id);
+      return { id: group.props.id, deleted: 'permanent' };
+    }
+    this.detachGroup(tenant, group);
+    group.deletedAtMs = this.clock.nowMs();
+    tenant.deletedGroups.set(group.props.id, group);
+    this.logGroupChange(tenant, { groupId: group.props.id });
+    return { id: group.props.id, deleted: 'soft' };
+  }
+
+  /** Brings a soft-deleted Microsoft 365 group back, with the members it had. */
+  restoreGroup(tenant: Tenant, id: string): GroupRecord {
+    const group = this.findDeletedGroup(tenant, id);
+    if (!group) throw new DirectoryError(404, `no deleted group ${id} in tenant ${tenant.id}`);
+    this.checkNicknameFree(tenant, group.props.mailNickname, group.props.id);
+    tenant.deletedGroups.delete(group.props.id);
+    delete group.deletedAtMs;
+    tenant.groups.splice(groupInsertionIndex(tenant, group.ordinal), 0, group);
+    tenant.groupsById.set(group.props.id, group);
+    this.logGroupChange(tenant, { groupId: group.props.id });
+    return group;
+  }
+
+  /** Deletes a group for good (active or from deleted items): its memberships, both ways, go with it. */
+  purgeGroup(tenant: Tenant, ref: string): void {
+    const group = this.findDeletedGroup(tenant, ref) ?? this.requireGroup(tenant, ref);
+    const id = group.props.id;
+    if (tenant.deletedGroups.delete(id)) {
+      // already out of the listing
+    } else {
+      this.detachGroup(tenant, group);
+    }
+    tenant.purgedGroupIds.add(id);
+    for (const member of group.members) unindexMembership(tenant, member, id);
+    this.logGroupChange(tenant, { groupId: id });
+    this.dropMemberships(tenant, id);
+  }
+
+  /** Adds a direct member (a user or a group, by id or UPN/mailNickname) to a group. */
+  addGroupMember(tenant: Tenant, groupRef: string, memberRef: string): void {
+    const group = this.requireGroup(tenant, groupRef);
+    const memberId = this.resolveMemberId(tenant, memberRef);
+    if (tenant.memberOf.get(memberId)?.has(group.props.id)) throw new DirectoryError(409, `${memberRef} is already a member of group ${group.props.displayName}`);
+    this.checkMember(tenant, group, memberId);
+    group.members.push(memberId);
+    indexMembership(tenant, memberId, group.props.id);
+    this.logGroupChange(tenant, { groupId: group.props.id, member: memberId });
+  }
+
+  removeGroupMember(tenant: Tenant, groupRef: string, memberRef: string): void {
+    const group = this.requireGroup(tenant, groupRef);
+    const memberId = this.resolveMemberId(tenant, memberRef, true);
+    const index = group.members.indexOf(memberId);
+    if (index === -1) throw new DirectoryError(404, `${memberRef} is not a member of group ${group.props.displayName}`);
+    group.members.splice(index, 1);
+    unindexMembership(tenant, memberId, group.props.id);
+    this.logGroupChange(tenant, { groupId: group.props.id, member: memberId });
+  }
+
+  /** Ids of every user in a group, directly or through nested groups at any depth; cycles end the walk. */
+  transitiveMemberIds(tenant: Tenant, groupId: string): string[] {
+    return transitiveMembers(tenant, this.requireGroup(tenant, groupId).props.id).users;
   }
 
   // ---- apps and consent ----------------------------------------------------
@@ -419,6 +574,16 @@ export class Directory {
     return this.createServicePrincipal(tenant, app, [...app.requiredAppRoles]);
   }
 
+  /**
+   * Sets exactly which application permissions a tenant's consent granted (creating the service
+   * principal if needed), e.g. a consent given before the app asked for a group permission.
+   */
+  setConsentedAppRoles(tenant: Tenant, app: AppRegistration, appRoles: string[]): ServicePrincipal {
+    const sp = tenant.servicePrincipals.get(app.appId) ?? this.createServicePrincipal(tenant, app, []);
+    sp.appRoles = [...new Set(appRoles)];
+    return sp;
+  }
+
   /** User or admin consent to delegated permissions only: a service principal without app roles. */
   ensureServicePrincipal(tenant: Tenant, app: AppRegistration): ServicePrincipal {
     return tenant.servicePrincipals.get(app.appId) ?? this.createServicePrincipal(tenant, app, []);
@@ -432,6 +597,66 @@ export class Directory {
   }
 
   // ---- internals -----------------------------------------------------------
+
+  private groupIdTaken(tenant: Tenant, id: string): boolean {
+    return tenant.groupsById.has(id) || tenant.deletedGroups.has(id) || tenant.purgedGroupIds.has(id) || tenant.usersById.has(id) || tenant.deletedUsers.has(id);
+  }
+
+  /** Nicknames name groups in the control API and CLI, so they stay unique in a tenant (Entra requires it of mail-enabled groups). */
+  private checkNicknameFree(tenant: Tenant, nickname: string, ownId: string): void {
+    const lower = nickname.toLowerCase();
+    const clash = (g: GroupRecord) => g.props.id !== ownId && g.props.mailNickname.toLowerCase() === lower;
+    if (tenant.groups.some(clash) || [...tenant.deletedGroups.values()].some(clash)) throw new DirectoryError(409, `mailNickname ${nickname} is taken`);
+  }
+
+  /** A user (id or UPN) or group (id or mailNickname) of the tenant; removals also accept ids of soft-deleted users. */
+  private resolveMemberId(tenant: Tenant, ref: string, forRemoval = false): string {
+    const lower = ref.toLowerCase();
+    if (tenant.usersById.has(lower) || tenant.groupsById.has(lower)) return lower;
+    if (forRemoval && (tenant.deletedUsers.has(lower) || tenant.memberOf.has(lower))) return lower;
+    if (ref.includes('@')) return this.requireUser(tenant, ref).props.id;
+    const group = tenant.groups.find((g) => g.props.mailNickname.toLowerCase() === lower);
+    if (group) return group.props.id;
+    throw new DirectoryError(404, `no user or group ${ref} in tenant ${tenant.id}`);
+  }
+
+  /** What Entra refuses as a member: strangers, the group itself, and nesting with Microsoft 365 groups. */
+  private checkMember(tenant: Tenant, group: GroupRecord, memberId: string): void {
+    if (memberId === group.props.id) throw new DirectoryError(400, `group ${group.props.displayName} cannot be a member of itself`);
+    const nested = tenant.groupsById.get(memberId);
+    if (nested) {
+      if (isUnified(group.props)) throw new DirectoryError(400, `group ${group.props.displayName} is a Microsoft 365 group: its members are users only`);
+      if (isUnified(nested.props)) throw new DirectoryError(400, `group ${nested.props.displayName} is a Microsoft 365 group and cannot be nested in another group`);
+      return;
+    }
+    if (!tenant.usersById.has(memberId)) throw new DirectoryError(404, `no user or group ${memberId} in tenant ${tenant.id}`);
+  }
+
+  /** Takes a permanently deleted user or group out of every group that held it; each such group logs the removal. */
+  private dropMemberships(tenant: Tenant, memberId: string): void {
+    const groupIds = tenant.memberOf.get(memberId);
+    if (!groupIds) return;
+    tenant.memberOf.delete(memberId);
+    for (const groupId of groupIds) {
+      const group = tenant.groupsById.get(groupId) ?? tenant.deletedGroups.get(groupId);
+      if (!group) continue;
+      const index = group.members.indexOf(memberId);
+      if (index !== -1) group.members.splice(index, 1);
+      this.logGroupChange(tenant, { groupId, member: memberId });
+    }
+  }
+
+  private detachGroup(tenant: Tenant, group: GroupRecord): void {
+    const index = groupInsertionIndex(tenant, group.ordinal);
+    if (tenant.groups[index] !== group) throw new Error(`listing order broken for group ${group.props.id}`);
+    tenant.groups.splice(index, 1);
+    tenant.groupsById.delete(group.props.id);
+  }
+
+  private logGroupChange(tenant: Tenant, entry: Omit<GroupChangeEntry, 'seq'>): void {
+    tenant.seq += 1;
+    tenant.groupChangeLog.push({ seq: tenant.seq, ...entry });
+  }
 
   private createServicePrincipal(tenant: Tenant, app: AppRegistration, appRoles: string[]): ServicePrincipal {
     const sp: ServicePrincipal = {
@@ -495,16 +720,9 @@ export class Directory {
     tenant.usersById.delete(user.props.id);
   }
 
-  /** Binary search: first index whose ordinal is >= `ordinal`. */
+  /** First index of the tenant's active users whose ordinal is >= `ordinal`. */
   private insertionIndex(tenant: Tenant, ordinal: number): number {
-    let lo = 0;
-    let hi = tenant.users.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (tenant.users[mid]!.ordinal < ordinal) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return ordinalIndex(tenant.users, ordinal);
   }
 
   private logChange(tenant: Tenant, userId: string, changed?: GraphUserProperty[]): void {
@@ -513,4 +731,42 @@ export class Directory {
     if (changed) entry.changed = changed;
     tenant.changeLog.push(entry);
   }
+}
+
+/** A tenant's group fields, empty: for new tenants and for state saved before groups existed. */
+export function emptyGroups(): Pick<Tenant, 'groups' | 'groupsById' | 'deletedGroups' | 'purgedGroupIds' | 'nextGroupOrdinal' | 'groupChangeLog' | 'memberOf'> {
+  return { groups: [], groupsById: new Map(), deletedGroups: new Map(), purgedGroupIds: new Set(), nextGroupOrdinal: 0, groupChangeLog: [], memberOf: new Map() };
+}
+
+export function indexMembership(tenant: Tenant, memberId: string, groupId: string): void {
+  let groups = tenant.memberOf.get(memberId);
+  if (!groups) {
+    groups = new Set();
+    tenant.memberOf.set(memberId, groups);
+  }
+  groups.add(groupId);
+}
+
+function unindexMembership(tenant: Tenant, memberId: string, groupId: string): void {
+  const groups = tenant.memberOf.get(memberId);
+  if (!groups) return;
+  groups.delete(groupId);
+  if (groups.size === 0) tenant.memberOf.delete(memberId);
+}
+
+/** First index of the tenant's active groups whose ordinal is >= `ordinal`. */
+export function groupInsertionIndex(tenant: Tenant, ordinal: number): number {
+  return ordinalIndex(tenant.groups, ordinal);
+}
+
+/** Binary search over a list in ascending `ordinal` order: first index whose ordinal is >= `ordinal`. */
+function ordinalIndex(list: readonly { ordinal: number }[], ordinal: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]!.ordinal < ordinal) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -5,7 +5,8 @@ import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { GRANT_RECORD_TYPES, grantRecords, loadGrantRecord, type GrantStore } from './grants.ts';
-import { GRAPH_USER_PROPERTIES, GROUP_MEMBERSHIP_CLAIMS, type ChangeEntry, type Directory, type GraphUser, type GraphUserProperty, type Tenant, type UserRecord } from './model.ts';
+import { GROUP_RECORD_TYPES, groupRecords, groupTenantFields, groupTenantSchema, loadGroupRecord } from './persistence-groups.ts';
+import { emptyGroups, GRAPH_USER_PROPERTIES, GROUP_MEMBERSHIP_CLAIMS, type ChangeEntry, type Directory, type GraphUser, type GraphUserProperty, type Tenant, type UserRecord } from './model.ts';
 
 export const STATE_FILE = 'state.json';
 export const STATE_FORMAT = 'roster-emulator-state';
@@ -87,6 +88,7 @@ export async function saveState(dataDir: string, directory: Directory, grants?: 
         deltaFloor: tenant.deltaFloor,
         purgedUserIds: [...tenant.purgedUserIds],
         servicePrincipals: [...tenant.servicePrincipals.values()],
+        ...groupTenantFields(tenant),
       });
       for (const [state, users] of [
         ['active', tenant.users],
@@ -99,6 +101,7 @@ export async function saveState(dataDir: string, directory: Directory, grants?: 
       for (let i = 0; i < tenant.changeLog.length; i += CHANGES_PER_LINE) {
         await record({ type: 'changes', tenant: tenant.id, rows: tenant.changeLog.slice(i, i + CHANGES_PER_LINE).map(changeRow) });
       }
+      for (const groups of groupRecords(tenant)) await record(groups);
     }
     for (const grant of grants ? grantRecords(grants, directory.clock.nowMs()) : []) await record(grant);
     await record({ type: 'end' });
@@ -166,6 +169,7 @@ const tenantRecord = z.object({
   deltaFloor: z.number().int(),
   purgedUserIds: z.array(z.string()),
   servicePrincipals: z.array(z.object({ id: z.string(), appId: z.string(), appRoles: z.array(z.string()), readyAtMs: z.number(), createdDateTime: z.string() })),
+  ...groupTenantSchema,
 });
 const usersRecord = z.object({
   type: z.literal('users'),
@@ -280,6 +284,11 @@ class StateLoader {
       if (refused) throw new StateFileError(`state file ${this.#path} ${where}: ${refused}`);
       return;
     }
+    if (typeof type === 'string' && GROUP_RECORD_TYPES.has(type)) {
+      const refused = loadGroupRecord(value, (id) => this.#tenant(id, where));
+      if (refused) throw new StateFileError(`state file ${this.#path} ${where}: ${refused}`);
+      return;
+    }
     const parsed = type === 'users' ? usersRecord.safeParse(value) : type === 'changes' ? changesRecord.safeParse(value) : stateRecord.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
@@ -359,6 +368,9 @@ class StateLoader {
       seq: rec.seq,
       deltaFloor: rec.deltaFloor,
       servicePrincipals: new Map(rec.servicePrincipals.map((sp) => [sp.appId, sp])),
+      ...emptyGroups(),
+      nextGroupOrdinal: rec.nextGroupOrdinal,
+      purgedGroupIds: new Set(rec.purgedGroupIds),
     };
     if (d.tenants.has(tenant.id)) throw new StateFileError(`state file ${this.#path} ${where}: tenant ${tenant.id} appears twice`);
     d.tenants.set(tenant.id, tenant);

@@ -66,6 +66,8 @@ const PUBLIC_HOST = 'localhost';
 
 export const DEFAULT_REDIRECT_URIS = ['http://localhost:3000/auth/callback', 'http://localhost:3000/signup/callback'];
 export const DEFAULT_POST_LOGOUT_REDIRECT_URIS = ['http://localhost:3000/'];
+/** What Roster's demo registration asks admin consent for: every user, and groups with their members. */
+export const DEMO_APP_ROLES = ['User.Read.All', 'GroupMember.Read.All'];
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
   const dataDir = options.dataDir ?? null;
@@ -172,6 +174,8 @@ function ensureDemoApp(directory: Directory, options: EmulatorOptions) {
     existing.postLogoutRedirectUris = [...new Set([...existing.postLogoutRedirectUris, ...postLogoutRedirectUris])];
     // State saved before the setting existed loads as `None`; the demo registration always lists roles.
     existing.groupMembershipClaims = 'DirectoryRole';
+    // State saved before groups existed lacks the group permission; consents already given keep what they granted.
+    existing.requiredAppRoles = [...new Set([...existing.requiredAppRoles, ...DEMO_APP_ROLES])];
     return existing;
   }
   return directory.addApp({
@@ -183,7 +187,7 @@ function ensureDemoApp(directory: Directory, options: EmulatorOptions) {
     postLogoutRedirectUris,
     secrets: [{ id: crypto.randomUUID(), value: randomBytes(30).toString('base64url'), expiresAtMs: Date.now() + 2 * 365 * 86_400_000 }],
     certificates: [],
-    requiredAppRoles: ['User.Read.All'],
+    requiredAppRoles: [...DEMO_APP_ROLES],
     disabled: false,
     groupMembershipClaims: 'DirectoryRole',
   });

@@ -231,6 +231,74 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('sessions').dropColumn('directory_roles').execute();
     },
   },
+  '0009_groups': {
+    // Groups, their direct memberships (by id only: a member may arrive before its user, rule 27) and the groups' own cursor and health.
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('groups')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('display_name', 'text')
+        .addColumn('description', 'text')
+        .addColumn('group_types', 'text')
+        .addColumn('security_enabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('mail_enabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('mail', 'text')
+        .addColumn('membership_rule', 'text')
+        .addColumn('kind', 'text', (c) => c.notNull().defaultTo('security'))
+        .addColumn('dynamic', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('deleted_at', 'bigint')
+        .addColumn('seen_run_id', 'text')
+        .addColumn('synced_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('groups_pk', ['tenant_id', 'id'])
+        .execute();
+      await db.schema.createIndex('groups_by_name').on('groups').expression(sql`tenant_id, lower(coalesce(display_name, '')), id`).execute();
+      await db.schema
+        .createTable('group_members')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('group_id', 'text', (c) => c.notNull())
+        .addColumn('member_id', 'text', (c) => c.notNull())
+        .addColumn('member_type', 'text', (c) => c.notNull())
+        .addColumn('seen_run_id', 'text')
+        .addPrimaryKeyConstraint('group_members_pk', ['tenant_id', 'group_id', 'member_id'])
+        .execute();
+      // A member's groups, and the upward walk of "is U in G transitively".
+      await db.schema.createIndex('group_members_by_member').on('group_members').columns(['tenant_id', 'member_id', 'group_id']).execute();
+      await db.schema
+        .createTable('group_sync_state')
+        .addColumn('tenant_id', 'text', (c) => c.primaryKey().references('tenants.id').onDelete('cascade'))
+        .addColumn('delta_link', 'text')
+        .addColumn('next_link', 'text')
+        .addColumn('run_id', 'text')
+        .addColumn('run_kind', 'text')
+        .addColumn('health', 'text', (c) => c.notNull().defaultTo('ok'))
+        .addColumn('last_success_at', 'bigint')
+        .addColumn('last_error', 'text')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // The groups' runs, recorded as the users' are (rule 20) but apart, so the users' run history and counts stay the users'.
+      await db.schema
+        .createTable('group_sync_runs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('pages', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('listed', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('updated', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('deleted', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('error', 'text')
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('finished_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('group_sync_runs_by_tenant').on('group_sync_runs').columns(['tenant_id', 'started_at']).execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      for (const table of ['group_sync_runs', 'group_sync_state', 'group_members', 'groups']) await sql`drop table if exists ${sql.table(table)}`.execute(db);
+    },
+  },
   '0011_api_keys_and_audit': {
     // Keys for programs (stored only as hashes) and the append-only audit log of operator, admin and API actions.
     async up(db: Kysely<unknown>): Promise<void> {

@@ -4,10 +4,12 @@ import { AuditRepository } from './audit.ts';
 import type { Store } from './database.ts';
 import type { Database } from './schema.ts';
 import { AuthRequestRepository } from './auth-requests.ts';
+import { GroupRepository } from './groups.ts';
 import { SessionRepository, type SessionLimits } from './sessions.ts';
 import { SyncStatusRepository } from './sync-status.ts';
 import { SyncRunRepository } from './sync-runs.ts';
-import { SyncStateRepository } from './sync-state.ts';
+import { SyncCursorRepository, SyncStateRepository } from './sync-state.ts';
+import { SyncedGroupRepository } from './synced-groups.ts';
 import { SyncedUserRepository } from './synced-users.ts';
 import { TenantRepository } from './tenants.ts';
 import { UserRepository } from './users.ts';
@@ -21,6 +23,11 @@ export interface Repositories {
   syncRuns: SyncRunRepository;
   syncState: SyncStateRepository;
   syncedUsers: SyncedUserRepository;
+  syncedGroups: SyncedGroupRepository;
+  /** The groups' cursor and health; the lease stays with the users' (`syncState`). */
+  groupSyncState: SyncCursorRepository;
+  groupSyncRuns: SyncRunRepository;
+  groups: GroupRepository;
   apiKeys: ApiKeyRepository;
   /** Append-only: written in the same transaction as the action it records. */
   audit: AuditRepository;
@@ -34,6 +41,10 @@ function over(db: Kysely<Database>, store: Store): Repositories {
     syncRuns: new SyncRunRepository(db),
     syncState: new SyncStateRepository(db),
     syncedUsers: new SyncedUserRepository(db, store.engine),
+    syncedGroups: new SyncedGroupRepository(db, store.engine),
+    groupSyncState: new SyncCursorRepository(db, 'group_sync_state'),
+    groupSyncRuns: new SyncRunRepository(db, 'group_sync_runs'),
+    groups: new GroupRepository(db, store.engine),
     apiKeys: new ApiKeyRepository(db),
     audit: new AuditRepository(db),
   };
@@ -56,6 +67,7 @@ export interface WebRepositories {
   sessions: SessionRepository;
   authRequests: AuthRequestRepository;
   syncStatus: SyncStatusRepository;
+  groups: GroupRepository;
 }
 
 export function webRepositoriesOf(store: Store, options: { session: SessionLimits; authRequestTtlMs: number }): WebRepositories {
@@ -65,5 +77,6 @@ export function webRepositoriesOf(store: Store, options: { session: SessionLimit
     sessions: new SessionRepository(store.db, options.session),
     authRequests: new AuthRequestRepository(store.db, options.authRequestTtlMs),
     syncStatus: new SyncStatusRepository(store.db),
+    groups: new GroupRepository(store.db, store.engine),
   };
 }

@@ -121,6 +121,44 @@ export interface AuthRequestsTable {
   expires_at: number;
 }
 
+/** The groups' own cursor and health: same columns as `sync_state`'s cursor; the lease stays in `sync_state` (one run per tenant). */
+export type GroupSyncStateTable = Pick<SyncStateTable, 'tenant_id' | 'delta_link' | 'next_link' | 'run_id' | 'run_kind' | 'health' | 'last_success_at' | 'last_error' | 'updated_at'>;
+
+/** 'microsoft365' (`Unified`), 'security' or 'distribution' (mail-enabled, not security-enabled). */
+export type GroupKind = 'microsoft365' | 'security' | 'distribution';
+
+export interface GroupsTable {
+  tenant_id: string;
+  id: string;
+  display_name: string | null;
+  description: string | null;
+  /** JSON array, as Graph's `groupTypes`. */
+  group_types: string | null;
+  security_enabled: number;
+  mail_enabled: number;
+  mail: string | null;
+  membership_rule: string | null;
+  kind: GroupKind;
+  /** Members computed from `membership_rule` (`DynamicMembership`). */
+  dynamic: number;
+  /** A Microsoft 365 group soft-deleted in Entra: restorable for 30 days (rule 26). */
+  deleted_at: number | null;
+  /** As on users: the full listing that last saw it, or the delta round that removes it at its end. */
+  seen_run_id: string | null;
+  synced_at: number | null;
+  updated_at: number;
+}
+
+/** A direct membership; ids only, so a member may be stored before Roster has seen it (rule 27). */
+export interface GroupMembersTable {
+  tenant_id: string;
+  group_id: string;
+  member_id: string;
+  member_type: 'user' | 'group';
+  /** The full listing that last saw it: the rest are removed at the end of that listing. */
+  seen_run_id: string | null;
+}
+
 /** A key a program uses for `/api/v1`: only its SHA-256 is kept. */
 export interface ApiKeysTable {
   id: string;
@@ -167,6 +205,11 @@ export interface Database {
   auth_requests: AuthRequestsTable;
   sync_state: SyncStateTable;
   sync_runs: SyncRunsTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  group_sync_state: GroupSyncStateTable;
+  /** The groups' runs: the same record as the users'. */
+  group_sync_runs: SyncRunsTable;
   api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
 }

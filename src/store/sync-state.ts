@@ -1,6 +1,6 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
-import type { Database, SyncStateTable } from './schema.ts';
-import { newSyncState } from './sync-status.ts';
+import type { Database, GroupSyncStateTable, SyncStateTable } from './schema.ts';
+import { newGroupSyncState, newSyncState } from './sync-status.ts';
 
 export type SyncStateRow = Selectable<SyncStateTable>;
 export type SyncHealthValue = SyncStateTable['health'];
@@ -15,30 +15,44 @@ export interface PageCursor {
   now: number;
 }
 
+/** The cursor and health a sync keeps per tenant and kind of object: the users' in `sync_state`, the groups' in `group_sync_state`. */
+export type SyncCursorRow = Pick<SyncStateRow, 'tenant_id' | 'delta_link' | 'next_link' | 'run_id' | 'run_kind' | 'health' | 'last_success_at' | 'last_error'>;
+type CursorTable = 'sync_state' | 'group_sync_state';
+type CursorValues = Updateable<GroupSyncStateTable>;
+
 /**
- * One row per tenant: the cursor of its sync (delta and next links, saved with
- * each page), its health, and the lease that lets one process at a time sync it.
+ * A kind's cursor (delta and next links, saved with each page) and its health,
+ * one row per tenant. The users' row also holds the tenant's lease.
  */
-export class SyncStateRepository {
+export class SyncCursorRepository {
+  // Both tables share the cursor columns; typed as the users' table, which has them all.
   readonly #db: Kysely<Database>;
+  readonly #table: CursorTable;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, table: CursorTable) {
     this.#db = db;
+    this.#table = table;
   }
 
-  /** The tenant's sync state, created fresh on first use. */
-  async ensure(tenantId: string, now: number): Promise<SyncStateRow> {
-    await this.#db.insertInto('sync_state').values(newSyncState(tenantId, now)).onConflict((oc) => oc.column('tenant_id').doNothing()).execute();
-    return this.#db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+  /** The tenant's cursor, created fresh on first use. */
+  async ensure(tenantId: string, now: number): Promise<SyncCursorRow> {
+    const fresh = this.#table === 'sync_state' ? newSyncState(tenantId, now) : newGroupSyncState(tenantId, now);
+    await this.#db.insertInto(this.#table as 'group_sync_state').values(fresh).onConflict((oc) => oc.column('tenant_id').doNothing()).execute();
+    return (await this.get(tenantId))!;
   }
 
-  async get(tenantId: string): Promise<SyncStateRow | undefined> {
-    return this.#db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
+  async get(tenantId: string): Promise<SyncCursorRow | undefined> {
+    return this.#db
+      .selectFrom(this.#table as 'group_sync_state')
+      .select(['tenant_id', 'delta_link', 'next_link', 'run_id', 'run_kind', 'health', 'last_success_at', 'last_error'])
+      .where('tenant_id', '=', tenantId)
+      .executeTakeFirst();
   }
 
   /** A new run owns the tenant's cursor; a pending "Sync now" is answered. */
   async beginRun(tenantId: string, runId: string, kind: 'full' | 'delta', now: number): Promise<void> {
-    await this.#set(tenantId, { run_id: runId, run_kind: kind, next_link: null, requested_at: null, updated_at: now });
+    await this.#set(tenantId, { run_id: runId, run_kind: kind, next_link: null, updated_at: now });
+    if (this.#table === 'sync_state') await this.#db.updateTable('sync_state').set({ requested_at: null }).where('tenant_id', '=', tenantId).execute();
   }
 
   /** The delta link is no longer valid: the next run is a full listing. */
@@ -66,6 +80,20 @@ export class SyncStateRepository {
   /** A held run was decided: the tenant is healthy and free to sync again. */
   async settleHeld(tenantId: string, now: number): Promise<void> {
     await this.#set(tenantId, { health: 'ok', last_error: null, run_id: null, run_kind: null, last_success_at: now, updated_at: now });
+  }
+
+  async #set(tenantId: string, values: CursorValues): Promise<void> {
+    await this.#db.updateTable(this.#table as 'group_sync_state').set(values).where('tenant_id', '=', tenantId).execute();
+  }
+}
+
+/** The users' cursor and health, and the lease that lets one process at a time sync the tenant (users and groups alike). */
+export class SyncStateRepository extends SyncCursorRepository {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    super(db, 'sync_state');
+    this.#db = db;
   }
 
   async deleteForTenant(tenantId: string): Promise<void> {
@@ -98,9 +126,5 @@ export class SyncStateRepository {
 
   async releaseLease(tenantId: string, owner: string): Promise<void> {
     await this.#db.updateTable('sync_state').set({ lock_owner: null, lock_expires_at: null }).where('tenant_id', '=', tenantId).where('lock_owner', '=', owner).execute();
-  }
-
-  async #set(tenantId: string, values: Updateable<SyncStateTable>): Promise<void> {
-    await this.#db.updateTable('sync_state').set(values).where('tenant_id', '=', tenantId).execute();
   }
 }

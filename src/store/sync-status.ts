@@ -1,5 +1,5 @@
 import type { Insertable, Kysely, Selectable } from 'kysely';
-import type { Database, SyncRunsTable, SyncStateTable, TenantsTable } from './schema.ts';
+import type { Database, GroupSyncStateTable, SyncRunsTable, SyncStateTable, TenantsTable } from './schema.ts';
 
 export type SyncHealth = SyncStateTable['health'];
 
@@ -29,6 +29,16 @@ export interface SyncStatus {
   requestedAt: number | null;
   /** Users in the local copy (soft-deleted included): the expected size of a full listing. */
   users: number;
+}
+
+export interface GroupSyncStatus {
+  /** A group round has run at least once. */
+  synced: boolean;
+  health: SyncHealth;
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  groups: number;
+  memberships: number;
 }
 
 export interface TenantOverview {
@@ -67,6 +77,10 @@ export function newSyncState(tenantId: string, now: number): Insertable<SyncStat
   return { tenant_id: tenantId, delta_link: null, next_link: null, run_id: null, run_kind: null, health: 'ok', last_success_at: null, last_error: null, lock_owner: null, lock_expires_at: null, updated_at: now };
 }
 
+export function newGroupSyncState(tenantId: string, now: number): Insertable<GroupSyncStateTable> {
+  return { tenant_id: tenantId, delta_link: null, next_link: null, run_id: null, run_kind: null, health: 'ok', last_success_at: null, last_error: null, updated_at: now };
+}
+
 export class SyncStatusRepository {
   readonly #db: Kysely<Database>;
 
@@ -90,13 +104,36 @@ export class SyncStatusRepository {
     };
   }
 
+  /** Where the tenant's group sync stands: its own health (a missing group permission leaves the users' alone, rule 25) and what is mirrored. */
+  async groupStatus(tenantId: string): Promise<GroupSyncStatus> {
+    const [state, groups, memberships] = await Promise.all([
+      this.#db.selectFrom('group_sync_state').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst(),
+      this.#db.selectFrom('groups').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow(),
+      this.#db.selectFrom('group_members').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow(),
+    ]);
+    return {
+      synced: state !== undefined,
+      health: state?.health ?? 'ok',
+      lastSuccessAt: state?.last_success_at == null ? null : Number(state.last_success_at),
+      lastError: state?.last_error ?? null,
+      groups: Number(groups.n),
+      memberships: Number(memberships.n),
+    };
+  }
+
+  /** Tenants whose group sync is unhealthy, with its health: the operator console shows them beside the users' health. */
+  async groupHealthByTenant(): Promise<Map<string, { health: SyncHealth; lastError: string | null }>> {
+    const rows = await this.#db.selectFrom('group_sync_state').select(['tenant_id', 'health', 'last_error']).where('health', '!=', 'ok').execute();
+    return new Map(rows.map((row) => [row.tenant_id, { health: row.health, lastError: row.last_error }]));
+  }
+
   async lastSuccessAt(tenantId: string): Promise<number | null> {
     const row = await this.#db.selectFrom('sync_state').select('last_success_at').where('tenant_id', '=', tenantId).executeTakeFirst();
     return row?.last_success_at == null ? null : Number(row.last_success_at);
   }
 
-  async runs(tenantId: string, limit: number): Promise<SyncRun[]> {
-    const rows = await this.#db.selectFrom('sync_runs').selectAll().where('tenant_id', '=', tenantId).orderBy('started_at', 'desc').limit(limit).execute();
+  async runs(tenantId: string, limit: number, objects: 'users' | 'groups' = 'users'): Promise<SyncRun[]> {
+    const rows = await this.#db.selectFrom(objects === 'users' ? 'sync_runs' : ('group_sync_runs' as 'sync_runs')).selectAll().where('tenant_id', '=', tenantId).orderBy('started_at', 'desc').limit(limit).execute();
     return rows.map(toRun);
   }
 

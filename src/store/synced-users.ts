@@ -31,6 +31,17 @@ export type StoredUser = Pick<UsersTable, 'id' | 'seen_run_id' | UserDataColumn>
 export type UserWrite = { id: string } & Partial<Omit<UsersTable, 'tenant_id' | 'id'>>;
 export type RoundKind = 'full' | 'delta';
 
+/** Rows grouped by the columns they set, so each group shares one statement and one `on conflict` update list (key columns left out). */
+export function byShape<Row extends object>(rows: readonly Row[], key: readonly string[]): { columns: Exclude<keyof Row, 'id'>[]; rows: Row[] }[] {
+  const groups = new Map<string, Row[]>();
+  for (const row of rows) {
+    const shape = Object.keys(row).join(',');
+    groups.set(shape, [...(groups.get(shape) ?? []), row]);
+  }
+  // The key is never rewritten: an update of key columns would rewrite the primary key's index.
+  return [...groups].map(([shape, group]) => ({ columns: shape.split(',').filter((c) => !key.includes(c)) as Exclude<keyof Row, 'id'>[], rows: group }));
+}
+
 export function inBatches<T>(items: readonly T[], size = WRITE_BATCH): T[][] {
   const batches: T[][] = [];
   for (let i = 0; i < items.length; i += size) batches.push(items.slice(i, i + size));
@@ -66,16 +77,7 @@ export class SyncedUserRepository {
    * New users are members with an enabled account unless the row says otherwise.
    */
   async upsert(tenantId: string, rows: readonly UserWrite[]): Promise<void> {
-    const byShape = new Map<string, UserWrite[]>();
-    for (const row of rows) {
-      const shape = Object.keys(row).join(',');
-      const group = byShape.get(shape) ?? [];
-      group.push(row);
-      byShape.set(shape, group);
-    }
-    for (const [shape, group] of byShape) {
-      // The key is never rewritten: an update of key columns would rewrite the primary key's index.
-      const columns = shape.split(',').filter((c) => c !== 'id') as (keyof UsersTable)[];
+    for (const { columns, rows: group } of byShape(rows, ['id'])) {
       for (const batch of inBatches(group)) {
         await this.#db
           .insertInto('users')
@@ -122,6 +124,11 @@ export class SyncedUserRepository {
    * Users among `ids` (soft-deleted in Graph) that a full listing did not see:
    * marked seen, and soft-deleted when they were not yet. Returns those newly soft-deleted.
    */
+  async softDeletedIds(tenantId: string): Promise<string[]> {
+    const rows = await this.#db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where('deleted_at', 'is not', null).execute();
+    return rows.map((row) => row.id);
+  }
+
   async keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<string[]> {
     const newly: string[] = [];
     for (const batch of inBatches(ids)) {

@@ -22,7 +22,7 @@ export class TenantLifecycle {
   }
 
   /**
-   * "Leave Roster": every session ends, the users and runs are deleted, and the
+   * "Leave Roster": every session ends, the users, groups and runs are deleted, and the
    * tenant is marked offboarded. Signing up again later starts afresh, with the
    * new signer as its first admin.
    */
@@ -35,6 +35,7 @@ export class TenantLifecycle {
       const sessions = await tx.sessions.destroyForTenant(tenantId);
       const users = await tx.syncedUsers.deleteForTenant(tenantId);
       const runs = await tx.syncRuns.deleteForTenant(tenantId);
+      await tx.syncedGroups.deleteForTenant(tenantId);
       return { users, runs, sessions };
     });
   }

@@ -33,6 +33,7 @@ import { adminClaimRoutes } from './routes/admin-claim.ts';
 import { signInRoutes } from './routes/auth.ts';
 import { overviewRoutes } from './routes/pages.ts';
 import { signupRoutes } from './routes/signup.ts';
+import { groupRoutes } from './routes/groups.ts';
 import { userRoutes } from './routes/users.ts';
 import { syncRoutes } from './routes/sync.ts';
 import { organisationRoutes } from './routes/organisation.ts';
@@ -182,7 +183,8 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   const { tenants, users, syncStatus, lifecycle, sync } = services;
   await app.register(overviewRoutes, { pages, syncStatus, users });
   await app.register(adminClaimRoutes, { pages, users, audit: services.audit });
-  await app.register(userRoutes, { pages, users, syncStatus, audit: services.audit });
+  await app.register(userRoutes, { pages, users, syncStatus, groups: services.groups, audit: services.audit });
+  await app.register(groupRoutes, { pages, groups: services.groups, syncStatus });
   await app.register(syncRoutes, { pages, syncStatus, sync, actions: services.actions, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
   await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
   await app.register(operatorRoutes, { pages, tenants, syncStatus, actions: services.actions });
@@ -190,7 +192,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await app.register(signInRoutes, ctx);
   await app.register(signupRoutes, ctx);
   await registerApi(app, {
-    services: { tenants, users, actions: services.actions, keys: services.apiKeys },
+    services: { tenants, users, groups: services.groups, actions: services.actions, keys: services.apiKeys },
     rateLimit: { max: deps.apiRateLimitPerMinute ?? 600, timeWindowMs: 60_000 },
   });
   for (const extension of deps.plugins ?? []) {

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'f
 import type { EntraApp } from '../identity/entra-app.ts';
 import type { IdTokenValidator } from '../identity/id-token.ts';
 import type { AuthRequestRepository } from '../store/auth-requests.ts';
+import type { GroupRepository } from '../store/groups.ts';
 import type { SessionRepository } from '../store/sessions.ts';
 import type { TenantRecord, TenantRepository } from '../store/tenants.ts';
 import type { UserRecord, UserRepository } from '../store/users.ts';
@@ -69,6 +70,7 @@ export interface PageServices {
   sessions: SessionRepository;
   authRequests: AuthRequestRepository;
   syncStatus: SyncStatusRepository;
+  groups: GroupRepository;
   lifecycle: TenantLifecycle;
   sync: SyncControl;
   /** Suspend, resume, sync now and held decisions, audited; shared with the API and the CLI. */

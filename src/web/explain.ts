@@ -152,3 +152,37 @@ export function explainSyncHealth(health: string, lastError: string | null): Syn
       };
   }
 }
+
+/**
+ * The groups' sync health in words (rule 25): their own problem, beside the
+ * users' and never instead of it, since users keep syncing without the group permission.
+ */
+export function explainGroupSyncHealth(health: string, lastError: string | null): SyncProblem | null {
+  switch (health) {
+    case 'ok':
+      return null;
+    case 'missing_permission':
+      return {
+        title: 'Groups: missing permission',
+        message: 'Microsoft Graph refused to list your organisation\'s groups: the GroupMember.Read.All application permission is not granted (consent was probably given before Roster asked for it). Users keep syncing.',
+        next: 'An administrator of your Microsoft Entra directory grants GroupMember.Read.All by consenting again (or under Enterprise applications › Roster › Permissions › Grant admin consent).',
+        fix: 'consent',
+      };
+    case 'held':
+      return {
+        title: 'A group sync is waiting for a decision',
+        message: `The last group sync would remove a large share of your groups and memberships, so Roster held it instead of applying it${lastError ? ` (${lastError})` : ''}. Users keep syncing.`,
+        next: 'An operator confirms or discards the removal in the operator console.',
+        fix: null,
+      };
+    case 'disconnected':
+      return explainSyncHealth(health, lastError);
+    default:
+      return {
+        title: 'The last group sync failed',
+        message: 'Roster could not finish reading your groups. Users are not affected; the next sync tries again.',
+        next: 'If it keeps failing, contact support and mention the error below.',
+        fix: 'retry',
+      };
+  }
+}

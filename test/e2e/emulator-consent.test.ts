@@ -66,7 +66,7 @@ describe('emulator pages in Chromium', () => {
       assert.equal(landed.searchParams.get('tenant'), contoso.tenant.id);
       assert.equal(landed.searchParams.get('state'), state);
       assert.equal(await page.textContent('h1'), 'Back in the app');
-      assert.deepEqual(contoso.tenant.servicePrincipals.get(emulator.demoApp.clientId)?.appRoles, ['User.Read.All']);
+      assert.deepEqual(contoso.tenant.servicePrincipals.get(emulator.demoApp.clientId)?.appRoles, ['User.Read.All', 'GroupMember.Read.All']);
     } finally {
       await context.close();
     }

@@ -52,7 +52,7 @@ describe('control API', () => {
       ['Contoso', 40, [emu.demoApp.clientId]],
       ['Fabrikam', 40, []],
     ]);
-    assert.deepEqual(state.tenants[0]!.consentedApps[0]!.appRoles, ['User.Read.All']);
+    assert.deepEqual(state.tenants[0]!.consentedApps[0]!.appRoles, ['User.Read.All', 'GroupMember.Read.All']);
     assert.equal(state.tenants[0]!.admin, 'admin@contoso.com');
     assert.equal(state.apps[0]!.displayName, 'Roster (demo)');
     assert.equal(state.settings.missingServicePrincipalError, 700016);
@@ -133,7 +133,7 @@ describe('control API', () => {
     await client.updateSettings({ consentPropagationSeconds: 60 });
     const granted = await client.grantConsent('fabrikam.com');
     assert.equal(granted.appId, emu.demoApp.clientId);
-    assert.deepEqual(granted.appRoles, ['User.Read.All']);
+    assert.deepEqual(granted.appRoles, ['User.Read.All', 'GroupMember.Read.All']);
     assert.ok(Date.parse(granted.readyAt) > Date.now() + 50_000, 'propagation delay applies');
     const tenant = emu.ctx.directory.requireTenant('fabrikam.com');
     assert.ok(tenant.servicePrincipals.has(emu.demoApp.clientId));

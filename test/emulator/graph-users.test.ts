@@ -160,10 +160,10 @@ describe('Graph /users', () => {
   });
 
   test('a path the emulator does not serve is answered like an unknown Graph segment', async () => {
-    const { status, body } = await get('/v1.0/groups?$top=5');
+    const { status, body } = await get('/v1.0/devices?$top=5');
     assert.equal(status, 400);
     assert.equal((body.error as Json).code, 'BadRequest');
-    assert.equal((body.error as Json).message, "Resource not found for the segment 'groups'.");
+    assert.equal((body.error as Json).message, "Resource not found for the segment 'devices'.");
   });
 
   test('a damaged $skiptoken is a 400', async () => {

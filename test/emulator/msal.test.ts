@@ -73,7 +73,7 @@ describe('MSAL Node and jose against the emulator', () => {
       assert.ok(result?.accessToken);
       const claims = await verifyAccessToken(result.accessToken, org.tenant.id);
       assert.equal(claims.tid, org.tenant.id);
-      assert.deepEqual(claims.roles, ['User.Read.All']);
+      assert.deepEqual(claims.roles, ['User.Read.All', 'GroupMember.Read.All']);
       assert.equal(claims.appidacr, '1');
       assert.equal(claims.idtyp, 'app');
       assert.equal(claims.appid, emulator.demoApp.clientId);
@@ -97,7 +97,7 @@ describe('MSAL Node and jose against the emulator', () => {
       const claims = await verifyAccessToken(result!.accessToken, org.tenant.id);
       assert.equal(claims.tid, org.tenant.id);
       assert.equal(claims.appidacr, '2');
-      assert.deepEqual(claims.roles, ['User.Read.All']);
+      assert.deepEqual(claims.roles, ['User.Read.All', 'GroupMember.Read.All']);
     }
   });
 

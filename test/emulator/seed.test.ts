@@ -49,7 +49,7 @@ describe('deterministic generator', () => {
     assert.equal(contoso.defaultDomain, 'contoso.com');
     assert.match(contoso.countryLetterCode, /^[A-Z]{2}$/);
     assert.ok(contoso.servicePrincipals.has(DEMO_APP), 'the first tenant is consented');
-    assert.deepEqual(contoso.servicePrincipals.get(DEMO_APP)!.appRoles, ['User.Read.All']);
+    assert.deepEqual(contoso.servicePrincipals.get(DEMO_APP)!.appRoles, ['User.Read.All', 'GroupMember.Read.All']);
     assert.ok(contoso.servicePrincipals.get(DEMO_APP)!.readyAtMs <= Date.now());
     assert.equal(fabrikam.servicePrincipals.size, 0, 'the second is not');
 

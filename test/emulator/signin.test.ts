@@ -257,7 +257,7 @@ describe('sign-in pages, consent and logout', () => {
       assert.equal(params.tenant, undefined);
     });
 
-    test('AADSTS65004: the admin cancels; accepting grants User.Read.All and redirects with admin_consent=True and the tenant GUID', async () => {
+    test('AADSTS65004: the admin cancels; accepting grants User.Read.All and GroupMember.Read.All and redirects with admin_consent=True and the tenant GUID', async () => {
       const browser = new PagesClient(emulator);
       const screen = await browser.submit(await browser.get(adminConsentUrl('organizations')), { username: 'admin@fabrikam.com', password: 'pw' });
       assert.match(screen.html, /Permissions requested/);
@@ -279,7 +279,7 @@ describe('sign-in pages, consent and logout', () => {
       assert.equal(ok.tenant, fabrikam.tenant.id);
       assert.equal(ok.state, 'signup-state');
       assert.match(ok.scope ?? '', /User\.Read\.All/);
-      assert.deepEqual(fabrikam.tenant.servicePrincipals.get(emulator.demoApp.clientId)?.appRoles, ['User.Read.All']);
+      assert.deepEqual(fabrikam.tenant.servicePrincipals.get(emulator.demoApp.clientId)?.appRoles, ['User.Read.All', 'GroupMember.Read.All']);
     });
 
     test('AADSTS7000112: admin consent for a disabled app', async () => {

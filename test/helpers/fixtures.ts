@@ -3,6 +3,7 @@ import type { EmulatorContext } from '../../src/emulator/context.ts';
 import { Clock } from '../../src/emulator/clock.ts';
 import { Directory, type AppRegistration, type Tenant, type UserRecord } from '../../src/emulator/model.ts';
 import { createRsaKeyWithCertificate, describeCertificate } from '../../src/emulator/pki.ts';
+import { DEMO_APP_ROLES } from '../../src/emulator/server.ts';
 
 export interface Org {
   tenant: Tenant;
@@ -80,7 +81,7 @@ export function directoryWithDemoApp(): Directory {
     postLogoutRedirectUris: ['http://localhost:3000/'],
     secrets: [{ id: 's1', value: 'secret-value-one', expiresAtMs: 1_900_000_000_000 }],
     certificates: [],
-    requiredAppRoles: ['User.Read.All'],
+    requiredAppRoles: [...DEMO_APP_ROLES],
     disabled: false,
     groupMembershipClaims: 'DirectoryRole',
   });

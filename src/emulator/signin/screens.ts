@@ -14,6 +14,7 @@ const PERMISSION_LABELS: Record<string, string> = {
   'user.read': 'Sign you in and read your profile',
   'directory.read.all': 'Read directory data',
   'group.read.all': 'Read all groups',
+  'groupmember.read.all': 'Read all group memberships',
   'organization.read.all': 'Read organization information',
   openid: 'Sign you in',
   profile: 'View your basic profile',

@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { TenantOverview } from '../../store/sync-status.ts';
 import type { Pages, PageServices } from '../context.ts';
-import { explainSyncHealth } from '../explain.ts';
+import { explainGroupSyncHealth, explainSyncHealth } from '../explain.ts';
 import type { AuditActor } from '../../store/audit.ts';
 import { TenantNotFoundError, TenantStateConflictError } from '../../tenants/errors.ts';
 import { viewerActor } from '../actor.ts';
@@ -34,7 +34,7 @@ export const operatorRoutes: PagePlugin<OperatorRouteOptions> = async (app, { pa
   const operator = pages.guard('operator');
 
   app.get('/operator', { schema: { querystring: ConsoleQuery }, preHandler: operator }, async (request, reply) => {
-    const all = await syncStatus.overview();
+    const [all, groupHealth] = await Promise.all([syncStatus.overview(), syncStatus.groupHealthByTenant()]);
     const show = request.query.show ?? 'all';
     const inView: Record<OperatorView, (t: TenantOverview) => boolean> = {
       all: () => true,
@@ -49,14 +49,25 @@ export const operatorRoutes: PagePlugin<OperatorRouteOptions> = async (app, { pa
       unhealthy: all.filter(needsAttention).length,
     };
     const views = OPERATOR_VIEWS.map((view) => ({ view, count: all.filter(inView[view]).length }));
-    return pages.render(reply, 'operator', { title: 'Operator console', wide: true, tenants: all.filter(inView[show]), totals, show, views });
+    return pages.render(reply, 'operator', { title: 'Operator console', wide: true, tenants: all.filter(inView[show]), totals, show, views, groupHealth });
   });
 
   app.get('/operator/tenants/:id', { schema: { params: GuidIdParams }, preHandler: operator }, async (request, reply) => {
     const tenant = await tenants.get(request.params.id);
     if (!tenant) return notFound(pages, request, reply);
-    const [snapshot, runs] = await Promise.all([syncSnapshot(syncStatus, tenant.id, pages.now()), syncStatus.runs(tenant.id, 50)]);
-    return pages.render(reply, 'operator-tenant', { title: tenant.displayName, wide: true, tenant, snapshot, runs, users: tenant.userCount, problem: explainSyncHealth(snapshot.health, snapshot.lastError) });
+    const [snapshot, runs, groups, groupRuns] = await Promise.all([syncSnapshot(syncStatus, tenant.id, pages.now()), syncStatus.runs(tenant.id, 50), syncStatus.groupStatus(tenant.id), syncStatus.runs(tenant.id, 20, 'groups')]);
+    return pages.render(reply, 'operator-tenant', {
+      title: tenant.displayName,
+      wide: true,
+      tenant,
+      snapshot,
+      runs,
+      users: tenant.userCount,
+      problem: explainSyncHealth(snapshot.health, snapshot.lastError),
+      groups,
+      groupRuns,
+      groupProblem: explainGroupSyncHealth(groups.health, groups.lastError),
+    });
   });
 
   /** A POST on one tenant through the operator actions the API and the CLI share; a refusal is a page, success the tenant page. */

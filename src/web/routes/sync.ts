@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { Pages, PageServices } from '../context.ts';
-import { explainSyncHealth } from '../explain.ts';
+import { explainGroupSyncHealth, explainSyncHealth } from '../explain.ts';
 import { viewerActor } from '../actor.ts';
 import { viewerOf } from '../guards.ts';
 import type { PagePlugin } from '../plugins.ts';
@@ -29,8 +29,8 @@ export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syn
 
   app.get('/app/sync', { preHandler: pages.guard('member') }, async (request, reply) => {
     const viewer = viewerOf(request);
-    const [snapshot, runs] = await Promise.all([syncSnapshot(syncStatus, viewer.tenant.id, pages.now()), syncStatus.runs(viewer.tenant.id, RUNS_SHOWN)]);
-    return pages.render(reply, 'sync', { title: 'Directory sync', wide: true, script: 'sync.js', snapshot, runs, problem: explainSyncHealth(snapshot.health, snapshot.lastError) });
+    const [snapshot, runs, groups] = await Promise.all([syncSnapshot(syncStatus, viewer.tenant.id, pages.now()), syncStatus.runs(viewer.tenant.id, RUNS_SHOWN), syncStatus.groupStatus(viewer.tenant.id)]);
+    return pages.render(reply, 'sync', { title: 'Directory sync', wide: true, script: 'sync.js', snapshot, runs, problem: explainSyncHealth(snapshot.health, snapshot.lastError), groups, groupProblem: explainGroupSyncHealth(groups.health, groups.lastError) });
   });
 
   app.post(

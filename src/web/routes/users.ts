@@ -1,12 +1,13 @@
-import { Readable } from 'node:stream';
-import { stringify } from 'csv-stringify';
 import { Type, type Static } from 'typebox';
 import { USER_SORTS, USER_STATES, type DirectoryUser, type UserQuery } from '../../store/users.ts';
 import type { Pages, PageServices } from '../context.ts';
 import { viewerActor } from '../actor.ts';
 import { viewerOf } from '../guards.ts';
+import { sendCsv } from '../csv.ts';
 import type { PagePlugin } from '../plugins.ts';
 import { formBody, GuidIdParams } from '../schemas.ts';
+
+export { neutraliseFormula } from '../csv.ts';
 
 const PAGE_SIZE = 50;
 const MAX_PAGE = 100_000;
@@ -27,6 +28,8 @@ export interface UserRouteOptions {
   users: PageServices['users'];
   syncStatus: PageServices['syncStatus'];
   audit: PageServices['audit'];
+  /** The user's groups on their page; absent in a product's own use of these routes. */
+  groups?: PageServices['groups'];
 }
 
 
@@ -50,31 +53,12 @@ const EXPORT_COLUMNS: [string, (u: DirectoryUser) => string][] = [
   ['rosterRole', (u) => u.rosterRole],
 ];
 
-/** Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection). */
-const FORMULA_STARTS = new Set(['=', '+', '-', '@']);
-/** What a spreadsheet skips before it looks for a formula: whitespace, control and format characters, and cell separators of other locales. */
-const IGNORED_PREFIX = /^[\s\p{Cc}\p{Cf},;]+/u;
-
-/**
- * Directory values are attacker-controlled: a cell a spreadsheet would run as
- * a formula gets an apostrophe in front. The check looks past leading blanks,
- * control characters and separators, at the first significant character in
- * its compatibility form (a full-width ＝ is an =), and any cell that starts
- * with a tab or carriage return is neutralised too, as OWASP advises. Every
- * cell is also quoted (see the export), so no separator inside splits it.
- */
-export function neutraliseFormula(value: string): string {
-  if (/^[\t\r]/.test(value)) return `'${value}`;
-  const [first] = value.replace(IGNORED_PREFIX, '');
-  return first !== undefined && FORMULA_STARTS.has(first.normalize('NFKC').charAt(0)) ? `'${value}` : value;
-}
-
 function toFilter(query: ListQuery): UserQuery {
   return { search: query.q ?? '', state: query.state ?? 'all', sort: query.sort ?? 'name', descending: query.dir === 'desc' };
 }
 
 /** The organisation's users: the list, the CSV export, each user's page, and the admin role. */
-export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, users, syncStatus, audit }) => {
+export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, users, syncStatus, groups, audit }) => {
   const member = pages.guard('member');
   app.get('/app/users', { schema: { querystring: ListQuery }, preHandler: member }, async (request, reply) => {
     const viewer = viewerOf(request);
@@ -105,20 +89,8 @@ export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, use
     { schema: { querystring: ExportQuery }, preHandler: member },
     async (request, reply) => {
       const viewer = viewerOf(request);
-      const rows = Readable.from(
-        (async function* () {
-          for await (const user of users.exportAll(viewer.tenant.id, toFilter(request.query))) yield EXPORT_COLUMNS.map(([, value]) => neutraliseFormula(value(user)));
-        })(),
-      );
-      const csv = rows.pipe(stringify({ header: true, columns: EXPORT_COLUMNS.map(([name]) => name), bom: true, quoted: true }));
-      rows.on('error', (err) => csv.destroy(err));
-      const day = new Date(pages.now()).toISOString().slice(0, 10);
       request.log.info({ tenant: viewer.tenant.id, user: viewer.user.id }, 'users exported');
-      return reply
-        .type('text/csv; charset=utf-8')
-        .header('content-disposition', `attachment; filename="roster-users-${day}.csv"`)
-        .header('cache-control', 'no-store')
-        .send(csv);
+      return sendCsv(reply, EXPORT_COLUMNS, users.exportAll(viewer.tenant.id, toFilter(request.query)), `roster-users-${new Date(pages.now()).toISOString().slice(0, 10)}.csv`);
     },
   );
 
@@ -132,7 +104,9 @@ export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, use
       if (!user) {
         return pages.message(request, reply, 404, { title: 'User not found', message: 'There is no user with this id in your organisation.', links: [{ href: '/app/users', label: 'Back to users', primary: true }] });
       }
-      return pages.render(reply, 'user', { title: user.displayName ?? user.userPrincipalName ?? 'User', user, isSelf: user.id === viewer.user.id });
+      // Direct groups and those reached through nesting (rule 24).
+      const memberOf = groups ? await groups.memberOf(viewer.tenant.id, user.id) : [];
+      return pages.render(reply, 'user', { title: user.displayName ?? user.userPrincipalName ?? 'User', user, isSelf: user.id === viewer.user.id, memberOf });
     },
   );
 

@@ -93,7 +93,9 @@ function registerConsentControl(scope: FastifyInstance, ctx: EmulatorContext, te
   scope.post('/tenants/:tenant/consent', async (request, reply) => {
     const body = parse(consentSchema, request.body);
     const tenant = tenantOf(request);
-    const sp = d.grantAdminConsent(tenant, resolveApp(ctx, body.appId ?? 'demo'));
+    const app = resolveApp(ctx, body.appId ?? 'demo');
+    // With appRoles, the consent grants exactly those (e.g. without the group permission), whatever the app asks for.
+    const sp = body.appRoles ? d.setConsentedAppRoles(tenant, app, body.appRoles) : d.grantAdminConsent(tenant, app);
     return reply.code(201).send({ tenant: tenant.id, appId: sp.appId, servicePrincipalId: sp.id, appRoles: sp.appRoles, readyAt: new Date(sp.readyAtMs).toISOString() });
   });
 

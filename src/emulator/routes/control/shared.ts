@@ -57,7 +57,7 @@ export const tenantPatchSchema = z.strictObject({
   countryLetterCode: z.string().regex(/^[A-Z]{2}$/, 'must be two capital letters').optional(),
   addDomains: z.array(domain).optional(),
 });
-export const consentSchema = z.strictObject({ appId: z.string().optional() });
+export const consentSchema = z.strictObject({ appId: z.string().optional(), appRoles: z.array(z.string().regex(/^[A-Za-z]+(\.[A-Za-z]+)+$/, 'must be a permission name like GroupMember.Read.All')).optional() });
 export const rotateSchema = z.strictObject({ dropPrevious: z.boolean().optional() });
 export const tamperSchema = z.strictObject({ kind: z.enum(ID_TOKEN_TAMPERS) });
 export const appCreateSchema = z.strictObject({

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { EmulatorContext } from '../../context.ts';
 import { GraphError } from '../../errors.ts';
 import type { GraphAuthenticator } from '../../graph-auth.ts';
-import { ChangeSetCache, decodeToken, deltaStateExpired, encodeToken, type GraphToken } from '../../graph-delta.ts';
+import { ChangeSetCache, decodeToken, deltaStateExpired, encodeToken, syncStateNotFound, type GraphToken } from '../../graph-delta.ts';
 import { selectFromToken, serializerFor, userJson, usersContext } from '../../graph-serialize.ts';
 import { DEFAULT_USER_SELECT, type GraphUserProperty, type Tenant } from '../../model.ts';
 import { authenticateUserReader, parsePrefer, queryOptions, refuseUnsupported, selectOf, sendJson } from './http.ts';
@@ -117,9 +117,7 @@ class DeltaRounds {
   }
 
   #resync(selectCsv: string): GraphError {
-    return new GraphError(410, 'syncStateNotFound', 'The sync state is not found or expired; a resync is required.', {
-      location: `${this.#ctx.urls.graph}/v1.0/users/delta${selectCsv ? `?$select=${selectCsv}` : ''}`,
-    });
+    return syncStateNotFound(`${this.#ctx.urls.graph}/v1.0/users/delta${selectCsv ? `?$select=${selectCsv}` : ''}`);
   }
 }
 

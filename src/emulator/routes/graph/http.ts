@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GraphError } from '../../errors.ts';
-import { canReadUsers, GRAPH_WWW_AUTHENTICATE, isAuthFailure, type GraphAuthenticator, type GraphCaller } from '../../graph-auth.ts';
+import { canReadGroups, canReadUsers, GRAPH_WWW_AUTHENTICATE, isAuthFailure, type GraphAuthenticator, type GraphCaller } from '../../graph-auth.ts';
 import { GRAPH_JSON_CONTENT_TYPE, parseSelect } from '../../graph-serialize.ts';
 import type { GraphUserProperty } from '../../model.ts';
 
@@ -51,6 +51,13 @@ export async function authenticate(auth: GraphAuthenticator, request: FastifyReq
 export async function authenticateUserReader(auth: GraphAuthenticator, request: FastifyRequest): Promise<GraphCaller> {
   const caller = await authenticate(auth, request);
   if (!canReadUsers(caller)) throw forbidden();
+  return caller;
+}
+
+/** A caller that may read groups and memberships (GroupMember.Read.All, Group.Read.All, Directory.Read.All and their betters). */
+export async function authenticateGroupReader(auth: GraphAuthenticator, request: FastifyRequest): Promise<GraphCaller> {
+  const caller = await authenticate(auth, request);
+  if (!canReadGroups(caller)) throw forbidden();
   return caller;
 }
 

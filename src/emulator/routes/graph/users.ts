@@ -125,7 +125,7 @@ function usersJson(users: UserRecord[], start: number, end: number, select: Grap
   return parts;
 }
 
-function findActiveUser(tenant: Tenant, ref: string): UserRecord | undefined {
+export function findActiveUser(tenant: Tenant, ref: string): UserRecord | undefined {
   const byId = tenant.usersById.get(ref.toLowerCase());
   if (byId) return byId;
   if (!ref.includes('@')) return undefined;
@@ -137,6 +137,6 @@ function sendUser(ctx: EmulatorContext, reply: FastifyReply, user: UserRecord, s
   return sendJson(reply, withContext(usersContext(ctx.urls.graph, select, '/$entity'), userJson(user, select)));
 }
 
-function notFound(ref: string): GraphError {
+export function notFound(ref: string): GraphError {
   return new GraphError(404, 'Request_ResourceNotFound', `Resource '${ref}' does not exist or one of its queried reference-property objects are not present.`);
 }

@@ -1,0 +1,199 @@
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
+import type { Engine } from './database.ts';
+import type { Database, GroupMembersTable, GroupsTable } from './schema.ts';
+import { byShape, inBatches, type RoundKind } from './synced-users.ts';
+
+/** Every column a sync writes from Graph, and `deleted_at`: what decides whether an item changed a group. */
+export const GROUP_DATA_COLUMNS = [
+  'display_name',
+  'description',
+  'group_types',
+  'security_enabled',
+  'mail_enabled',
+  'mail',
+  'membership_rule',
+  'kind',
+  'dynamic',
+  'deleted_at',
+] as const satisfies readonly (keyof GroupsTable)[];
+export type GroupDataColumn = (typeof GROUP_DATA_COLUMNS)[number];
+
+export type StoredMembership = Pick<GroupMembersTable, 'member_type' | 'seen_run_id'>;
+/** A group as a sync compares it, with the stored memberships among those its page mentions. */
+export type StoredGroup = Pick<GroupsTable, 'id' | 'seen_run_id' | GroupDataColumn> & { members: Map<string, StoredMembership> };
+/** Columns one write sets on a group (the key and `tenant_id` are added by the repository). */
+export type GroupRowWrite = { id: string } & Partial<Omit<GroupsTable, 'tenant_id' | 'id'>>;
+export type MembershipWrite = Omit<GroupMembersTable, 'tenant_id'>;
+
+/**
+ * The batched writes a directory sync makes to a tenant's groups and direct
+ * memberships, and the marks (`seen_run_id`) that say what a round removes at
+ * its end, as for users.
+ */
+export class SyncedGroupRepository {
+  readonly #db: Kysely<Database>;
+  readonly #engine: Engine;
+
+  constructor(db: Kysely<Database>, engine: Engine) {
+    this.#db = db;
+    this.#engine = engine;
+  }
+
+  /** The stored groups among `groupIds`, each with its stored memberships among `memberIds`. */
+  async stored(tenantId: string, groupIds: readonly string[], memberIds: readonly string[]): Promise<Map<string, StoredGroup>> {
+    const stored = new Map<string, StoredGroup>();
+    for (const batch of inBatches(groupIds)) {
+      const rows = await this.#db.selectFrom('groups').select(['id', 'seen_run_id', ...GROUP_DATA_COLUMNS]).where('tenant_id', '=', tenantId).where('id', 'in', batch).execute();
+      for (const row of rows) stored.set(row.id, { ...row, members: new Map() });
+    }
+    if (stored.size === 0 || memberIds.length === 0) return stored;
+    for (const groups of inBatches([...stored.keys()])) {
+      for (const members of inBatches(memberIds)) {
+        const rows = await this.#db
+          .selectFrom('group_members')
+          .select(['group_id', 'member_id', 'member_type', 'seen_run_id'])
+          .where('tenant_id', '=', tenantId)
+          .where('group_id', 'in', groups)
+          .where('member_id', 'in', members)
+          .execute();
+        for (const row of rows) stored.get(row.group_id)!.members.set(row.member_id, { member_type: row.member_type, seen_run_id: row.seen_run_id });
+      }
+    }
+    return stored;
+  }
+
+  /** Creates or updates groups; rows that set the same columns share a statement. */
+  async upsert(tenantId: string, rows: readonly GroupRowWrite[]): Promise<void> {
+    for (const { columns, rows: group } of byShape(rows, ['id'])) {
+      for (const batch of inBatches(group)) {
+        await this.#db
+          .insertInto('groups')
+          .values(batch.map((row) => ({ ...row, tenant_id: tenantId }) as GroupsTable))
+          .onConflict((oc) => oc.columns(['tenant_id', 'id']).doUpdateSet((eb) => Object.fromEntries(columns.map((c) => [c, eb.ref(`excluded.${c}`)])) as never))
+          .execute();
+      }
+    }
+  }
+
+  /** Sets the same bookkeeping values on many groups at once. */
+  async touch(tenantId: string, ids: readonly string[], values: Pick<Partial<GroupsTable>, 'synced_at' | 'seen_run_id'>): Promise<void> {
+    for (const batch of inBatches(ids)) await this.#db.updateTable('groups').set(values).where('tenant_id', '=', tenantId).where('id', 'in', batch).execute();
+  }
+
+  /**
+   * Adds or re-marks memberships. A row whose `seen_run_id` is null (a delta
+   * round) keeps the mark a full listing gave it.
+   */
+  async addMembers(tenantId: string, rows: readonly MembershipWrite[]): Promise<void> {
+    const keep = rows.filter((row) => row.seen_run_id === null).map(({ seen_run_id: _kept, ...row }) => row);
+    const shapes = [...byShape(rows.filter((row) => row.seen_run_id !== null), ['group_id', 'member_id']), ...byShape(keep, ['group_id', 'member_id'])];
+    for (const { columns, rows: group } of shapes) {
+      // 1,000 rows of five values stay far under SQLite's parameter limit.
+      for (const batch of inBatches(group)) {
+        await this.#db
+          .insertInto('group_members')
+          .values(batch.map((row) => ({ ...row, tenant_id: tenantId })))
+          .onConflict((oc) => oc.columns(['tenant_id', 'group_id', 'member_id']).doUpdateSet((eb) => Object.fromEntries(columns.map((c) => [c, eb.ref(`excluded.${c}`)])) as never))
+          .execute();
+      }
+    }
+  }
+
+  /** Removes one group's memberships of `memberIds`; returns how many were there. */
+  async removeMembers(tenantId: string, groupId: string, memberIds: readonly string[]): Promise<number> {
+    let removed = 0;
+    for (const batch of inBatches(memberIds)) {
+      const result = await this.#db.deleteFrom('group_members').where('tenant_id', '=', tenantId).where('group_id', '=', groupId).where('member_id', 'in', batch).executeTakeFirst();
+      removed += Number(result.numDeletedRows);
+    }
+    return removed;
+  }
+
+  /** Groups marked by the run: seen by a full listing, or to be removed at the end of a delta round. */
+  async countMarked(tenantId: string, runId: string): Promise<number> {
+    const row = await this.#db.selectFrom('groups').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).where('seen_run_id', '=', runId).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Groups and memberships the round leaves pending (a removed group's with it): the mass-deletion guard weighs them together. */
+  async countPending(tenantId: string, runId: string, kind: RoundKind): Promise<number> {
+    const groups = await this.#db.selectFrom('groups').select((eb) => eb.fn.countAll<number>().as('n')).where(pendingGroups(tenantId, runId, kind)).executeTakeFirstOrThrow();
+    const going = (eb: ExpressionBuilder<Database, 'group_members'>) =>
+      kind === 'full' ? unseenMemberships(tenantId, runId)(eb) : eb.and([eb('tenant_id', '=', tenantId), eb('group_id', 'in', eb.selectFrom('groups').select('groups.id').where(pendingGroups(tenantId, runId, kind)))]);
+    const members = await this.#db.selectFrom('group_members').select((eb) => eb.fn.countAll<number>().as('n')).where(going).executeTakeFirstOrThrow();
+    return Number(groups.n) + Number(members.n);
+  }
+
+  /** Groups and memberships of the tenant. */
+  async total(tenantId: string): Promise<number> {
+    const groups = await this.#db.selectFrom('groups').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    const members = await this.#db.selectFrom('group_members').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    return Number(groups.n) + Number(members.n);
+  }
+
+  /**
+   * Removes the groups the round leaves pending with every membership of and
+   * in them, and (after a full listing) the memberships it did not see.
+   * Returns how many groups and memberships went.
+   */
+  async removePending(tenantId: string, runId: string, kind: RoundKind): Promise<number> {
+    let removed = 0;
+    const pendingIds = (eb: ExpressionBuilder<Database, 'group_members'>) => eb.selectFrom('groups').select('groups.id').where(pendingGroups(tenantId, runId, kind));
+    const hanging = await this.#db
+      .deleteFrom('group_members')
+      .where('tenant_id', '=', tenantId)
+      .where((eb) => eb.or([eb('group_id', 'in', pendingIds(eb)), eb.and([eb('member_type', '=', 'group'), eb('member_id', 'in', pendingIds(eb))])]))
+      .executeTakeFirst();
+    removed += Number(hanging.numDeletedRows);
+    if (kind === 'full') removed += Number((await this.#db.deleteFrom('group_members').where(unseenMemberships(tenantId, runId)).executeTakeFirst()).numDeletedRows);
+    removed += Number((await this.#db.deleteFrom('groups').where(pendingGroups(tenantId, runId, kind)).executeTakeFirst()).numDeletedRows);
+    return removed;
+  }
+
+  /** Keeps a discarded delta round's removals from being applied by a later round. */
+  async unmarkPendingRemovals(tenantId: string, runId: string): Promise<void> {
+    await this.#db.updateTable('groups').set({ seen_run_id: null }).where(pendingGroups(tenantId, runId, 'delta')).execute();
+  }
+
+  /**
+   * Groups among `ids` (soft-deleted in Graph) that a full listing did not see:
+   * kept soft-deleted with their memberships (restorable, rule 26). Returns how many were newly soft-deleted.
+   */
+  async softDeletedIds(tenantId: string): Promise<string[]> {
+    const rows = await this.#db.selectFrom('groups').select('id').where('tenant_id', '=', tenantId).where('deleted_at', 'is not', null).execute();
+    return rows.map((row) => row.id);
+  }
+
+  async keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number> {
+    let newly = 0;
+    for (const batch of inBatches(ids)) {
+      const unseen = pendingGroups(tenantId, runId, 'full');
+      const changed = await this.#db.updateTable('groups').set({ deleted_at: now, seen_run_id: runId, updated_at: now }).where(unseen).where('id', 'in', batch).where('deleted_at', 'is', null).executeTakeFirst();
+      await this.#db.updateTable('groups').set({ seen_run_id: runId }).where(unseen).where('id', 'in', batch).execute();
+      await this.#db.updateTable('group_members').set({ seen_run_id: runId }).where('tenant_id', '=', tenantId).where('group_id', 'in', batch).execute();
+      newly += Number(changed.numUpdatedRows);
+    }
+    return newly;
+  }
+
+  /** A tenant leaving Roster: its groups, memberships, group cursor and group runs. */
+  async deleteForTenant(tenantId: string): Promise<void> {
+    for (const table of ['group_members', 'groups', 'group_sync_state', 'group_sync_runs'] as const) await this.#db.deleteFrom(table).where('tenant_id', '=', tenantId).execute();
+  }
+
+  /** As for users: PostgreSQL plans from stale statistics after a large listing. Best effort. */
+  async refreshStatistics(): Promise<void> {
+    if (this.#engine !== 'postgres') return;
+    await sql`vacuum (analyze) groups, group_members`.execute(this.#db).catch(() => {});
+  }
+}
+
+/** Groups a run would remove: those a full listing did not see, or those a delta round reported deleted. */
+function pendingGroups(tenantId: string, runId: string, kind: RoundKind) {
+  return (eb: ExpressionBuilder<Database, 'groups'>) =>
+    eb.and([eb('groups.tenant_id', '=', tenantId), kind === 'full' ? eb.or([eb('groups.seen_run_id', 'is', null), eb('groups.seen_run_id', '!=', runId)]) : eb('groups.seen_run_id', '=', runId)]);
+}
+
+function unseenMemberships(tenantId: string, runId: string) {
+  return (eb: ExpressionBuilder<Database, 'group_members'>) => eb.and([eb('tenant_id', '=', tenantId), eb.or([eb('seen_run_id', 'is', null), eb('seen_run_id', '!=', runId)])]);
+}
