@@ -2,6 +2,7 @@ import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuditActor } from '../store/audit.ts';
 import type { TenantRecord, TenantRepository } from '../store/tenants.ts';
+import type { GroupRepository } from '../store/groups.ts';
 import type { UserRepository } from '../store/users.ts';
 import type { ApiKeyRecord, ApiKeys, ApiKeyScope } from '../tenants/api-keys.ts';
 import type { OperatorActions } from '../tenants/operator-actions.ts';
@@ -11,6 +12,7 @@ import { ApiNotFoundError, MissingScopeError } from './errors.ts';
 export interface ApiServices {
   tenants: TenantRepository;
   users: UserRepository;
+  groups: GroupRepository;
   actions: OperatorActions;
   keys: ApiKeys;
 }

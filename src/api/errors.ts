@@ -7,15 +7,6 @@ export class MissingScopeError extends RosterError {
   }
 }
 
-/** A query or body value the API cannot use, with the field named. */
-export class InvalidFieldError extends RosterError {
-  readonly field: string;
-  constructor(field: string, message: string) {
-    super(message, { status: 400, code: 'invalid_request', expose: true });
-    this.field = field;
-  }
-}
-
 /** Nothing at this address, or nothing this key may see there: the same answer (security rule 31). */
 export class ApiNotFoundError extends RosterError {
   constructor(what = 'There is nothing at this address that this API key may see.') {

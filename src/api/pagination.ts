@@ -1,5 +1,5 @@
 import { Type, type TSchema } from 'typebox';
-import { InvalidFieldError } from './errors.ts';
+import { InvalidInputError } from '../tenants/errors.ts';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
@@ -38,10 +38,10 @@ export function decodeCursor(list: string, after: string | undefined): string | 
     if (!/^[A-Za-z0-9_-]+$/.test(after)) throw new Error('not base64url');
     decoded = JSON.parse(Buffer.from(after, 'base64url').toString('utf8'));
   } catch {
-    throw new InvalidFieldError('after', '"after" is not a cursor Roster issued: pass the next_cursor of the previous page unchanged.');
+    throw new InvalidInputError('after', '"after" is not a cursor Roster issued: pass the next_cursor of the previous page unchanged.');
   }
   if (!Array.isArray(decoded) || decoded.length !== 2 || decoded[0] !== list || typeof decoded[1] !== 'string' || decoded[1].length === 0) {
-    throw new InvalidFieldError('after', '"after" is not a cursor of this list: pass the next_cursor of the previous page unchanged.');
+    throw new InvalidInputError('after', '"after" is not a cursor of this list: pass the next_cursor of the previous page unchanged.');
   }
   return decoded[1];
 }

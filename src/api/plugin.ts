@@ -2,10 +2,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ApiKeyRejectedError } from '../tenants/errors.ts';
+import { ApiKeyRejectedError, InvalidInputError } from '../tenants/errors.ts';
 import type { ApiRoutePlugin, ApiServices } from './context.ts';
-import { InvalidFieldError, RateLimitedError } from './errors.ts';
+import { RateLimitedError } from './errors.ts';
 import { problemErrorHandler, sendProblem } from './problems.ts';
+import { groupRoutes } from './routes/groups.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import { tenantRoutes } from './routes/tenants.ts';
 import { userRoutes } from './routes/users.ts';
@@ -13,7 +14,7 @@ import { userRoutes } from './routes/users.ts';
 export const API_PREFIX = '/api/v1';
 
 /** Each resource's routes; a new resource is one file in `routes/` and one line here. */
-const API_ROUTES: ApiRoutePlugin[] = [tenantRoutes, userRoutes, operatorRoutes];
+const API_ROUTES: ApiRoutePlugin[] = [tenantRoutes, userRoutes, groupRoutes, operatorRoutes];
 
 export interface ApiOptions {
   services: ApiServices;
@@ -41,7 +42,7 @@ function strictQueryNumbers(request: FastifyRequest): void {
   for (const [name, schema] of Object.entries(properties)) {
     const value = query[name];
     if (schema.type === 'integer' && value !== undefined && (typeof value !== 'string' || !/^-?\d{1,15}$/.test(value))) {
-      throw new InvalidFieldError(name, `"${name}" must be a whole number.`);
+      throw new InvalidInputError(name, `"${name}" must be a whole number.`);
     }
   }
 }
@@ -70,6 +71,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
           tags: [
             { name: 'tenants', description: 'Organisations signed up to Roster.' },
             { name: 'users', description: "Each tenant's directory of users." },
+            { name: 'groups', description: "Each tenant's groups and memberships, direct or through nesting." },
             { name: 'operator', description: 'Suspend, resume, sync now and held deletions.' },
           ],
         },

@@ -2,8 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { RosterError } from '../errors.ts';
 import { IdentityUnavailableError } from '../identity/errors.ts';
 import { databaseUnavailable } from '../store/database.ts';
-import { OperatorInputError } from '../tenants/errors.ts';
-import { InvalidFieldError } from './errors.ts';
+import { InvalidInputError } from '../tenants/errors.ts';
 
 /** An RFC 9457 problem document, with Roster's stable `code` and, for a 400, the `field` at fault. */
 export interface Problem {
@@ -90,7 +89,7 @@ export function problemErrorHandler(err: FastifyError | RosterError | Error, req
   }
   if (err instanceof RosterError) {
     if (err.status >= 500) request.log.error({ err, code: err.code }, 'API request failed');
-    const field = err instanceof InvalidFieldError || err instanceof OperatorInputError ? err.field : undefined;
+    const field = err instanceof InvalidInputError ? err.field : undefined;
     return sendProblem(reply, err.status, err.code, err.expose ? err.message : (TITLES[err.status] ?? 'The request failed.'), field);
   }
   const fastifyError = err as Partial<FastifyError> & { validation?: SchemaFailure[]; validationContext?: string };

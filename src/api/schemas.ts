@@ -90,10 +90,10 @@ export type ApiUser = Static<typeof UserSchema>;
 export const HeldDeletionSchema = Type.Object(
   {
     tenant_id: Type.String(),
+    objects: Type.Union([Type.Literal('users'), Type.Literal('groups')], { description: 'Whose sync run is held.' }),
     run_id: Type.String(),
     kind: Type.Union([Type.Literal('full'), Type.Literal('delta')]),
     started_at: Time('When the held run started.'),
-    objects: Type.Union([Type.Literal('users'), Type.Literal('groups')], { description: 'What the held run would remove: users, or groups and memberships.' }),
     listed: Type.Integer({ description: 'Objects the held run read.' }),
   },
   { title: 'HeldDeletion', description: 'A sync run that would remove more than 30% of the tenant\'s users (or groups and memberships) and waits for a decision.' },

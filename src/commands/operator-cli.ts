@@ -3,7 +3,7 @@ import type { RosterConfig } from '../config/config.ts';
 import { RosterError } from '../errors.ts';
 import { migrateToLatest, openStore, type Store } from '../store/database.ts';
 import type { AuditActor } from '../store/audit.ts';
-import { OperatorInputError, TenantNotFoundError } from '../tenants/errors.ts';
+import { InvalidInputError, TenantNotFoundError } from '../tenants/errors.ts';
 import type { SyncRequests } from '../tenants/operator-actions.ts';
 
 /** What the operator commands share: who the audit log records, the store, tables and errors as exit codes. */
@@ -41,7 +41,7 @@ export function reportFailure(command: string, usage: string, err: unknown): num
     process.stderr.write(`roster ${command}: ${err.message}\n\n${usage}`);
     return 2;
   }
-  if (err instanceof OperatorInputError || err instanceof TenantNotFoundError) {
+  if (err instanceof InvalidInputError || err instanceof TenantNotFoundError) {
     process.stderr.write(`roster ${command}: ${err.message}\n`);
     return 2;
   }

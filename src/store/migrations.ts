@@ -297,8 +297,8 @@ const migrations: Record<string, Migration> = {
     },
     async down(db: Kysely<unknown>): Promise<void> {
       for (const table of ['group_sync_runs', 'group_sync_state', 'group_members', 'groups']) await sql`drop table if exists ${sql.table(table)}`.execute(db);
-      },
     },
+  },
   '0011_api_keys_and_audit': {
     // Keys for programs (stored only as hashes) and the append-only audit log of operator, admin and API actions.
     async up(db: Kysely<unknown>): Promise<void> {
@@ -345,30 +345,6 @@ const migrations: Record<string, Migration> = {
       await sql`drop table if exists audit_log`.execute(db);
       if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`drop function if exists roster_audit_log_append_only()`.execute(db);
       await sql`drop table if exists api_keys`.execute(db);
-      },
-    },
-  '0013_graph_subscriptions': {
-    // One Graph change-notification subscription per tenant and resource; the clientState secret is kept only as a hash.
-    async up(db: Kysely<unknown>): Promise<void> {
-      await db.schema
-        .createTable('graph_subscriptions')
-        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
-        .addColumn('resource', 'text', (c) => c.notNull())
-        .addColumn('subscription_id', 'text')
-        .addColumn('client_state_hash', 'text', (c) => c.notNull())
-        .addColumn('state', 'text', (c) => c.notNull())
-        .addColumn('expires_at', 'bigint')
-        .addColumn('last_renewed_at', 'bigint')
-        .addColumn('last_notification_at', 'bigint')
-        .addColumn('last_error', 'text')
-        .addColumn('created_at', 'bigint', (c) => c.notNull())
-        .addColumn('updated_at', 'bigint', (c) => c.notNull())
-        .addPrimaryKeyConstraint('graph_subscriptions_pk', ['tenant_id', 'resource'])
-        .execute();
-      await db.schema.createIndex('graph_subscriptions_by_id').unique().on('graph_subscriptions').column('subscription_id').execute();
-    },
-    async down(db: Kysely<unknown>): Promise<void> {
-      await db.schema.dropTable('graph_subscriptions').execute();
     },
   },
   '0012_events_and_webhooks': {
@@ -433,6 +409,30 @@ const migrations: Record<string, Migration> = {
     },
     async down(db: Kysely<unknown>): Promise<void> {
       for (const table of ['webhook_attempts', 'webhook_deliveries', 'webhook_endpoints', 'events']) await sql`drop table if exists ${sql.table(table)}`.execute(db);
+    },
+  },
+  '0013_graph_subscriptions': {
+    // One Graph change-notification subscription per tenant and resource; the clientState secret is kept only as a hash.
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('graph_subscriptions')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('resource', 'text', (c) => c.notNull())
+        .addColumn('subscription_id', 'text')
+        .addColumn('client_state_hash', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('last_renewed_at', 'bigint')
+        .addColumn('last_notification_at', 'bigint')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('graph_subscriptions_pk', ['tenant_id', 'resource'])
+        .execute();
+      await db.schema.createIndex('graph_subscriptions_by_id').unique().on('graph_subscriptions').column('subscription_id').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('graph_subscriptions').execute();
     },
   },
 };

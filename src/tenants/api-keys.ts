@@ -3,7 +3,7 @@ import type { Store } from '../store/database.ts';
 import type { ApiKeyRecord } from '../store/api-keys.ts';
 import type { AuditActor } from '../store/audit.ts';
 import { repositoriesOf, transaction, type Repositories } from '../store/repositories.ts';
-import { ApiKeyRejectedError, OperatorInputError } from './errors.ts';
+import { ApiKeyRejectedError, InvalidInputError } from './errors.ts';
 
 export type { ApiKeyRecord } from '../store/api-keys.ts';
 
@@ -56,16 +56,16 @@ export class ApiKeys {
   /** Creates a key; `secret` is the only time the key itself exists outside the caller's hands. */
   async create(input: NewKeyInput, actor: AuditActor): Promise<{ key: ApiKeyRecord; secret: string }> {
     const name = input.name.trim();
-    if (name.length === 0 || name.length > MAX_NAME_LENGTH || /[\p{Cc}]/u.test(name)) throw new OperatorInputError('name', `"name" must be 1 to ${MAX_NAME_LENGTH} printable characters.`);
+    if (name.length === 0 || name.length > MAX_NAME_LENGTH || /[\p{Cc}]/u.test(name)) throw new InvalidInputError('name', `"name" must be 1 to ${MAX_NAME_LENGTH} printable characters.`);
     const scopes = [...new Set(input.scopes)];
-    if (scopes.length === 0) throw new OperatorInputError('scopes', `"scopes" must list at least one of: ${API_KEY_SCOPES.join(', ')}.`);
+    if (scopes.length === 0) throw new InvalidInputError('scopes', `"scopes" must list at least one of: ${API_KEY_SCOPES.join(', ')}.`);
     const unknown = scopes.find((s) => !(API_KEY_SCOPES as readonly string[]).includes(s));
-    if (unknown !== undefined) throw new OperatorInputError('scopes', `"scopes" has "${unknown}", which is not one of: ${API_KEY_SCOPES.join(', ')}.`);
+    if (unknown !== undefined) throw new InvalidInputError('scopes', `"scopes" has "${unknown}", which is not one of: ${API_KEY_SCOPES.join(', ')}.`);
     const tenantId = input.tenantId ? input.tenantId.trim().toLowerCase() : null;
     const secret = API_KEY_PREFIX + randomBytes(SECRET_BYTES).toString('base64url');
     const now = this.#now();
     const key = await transaction(this.#store, async (tx) => {
-      if (tenantId !== null && !(await tx.tenants.get(tenantId))) throw new OperatorInputError('tenant_id', '"tenant_id" is not a tenant of Roster.');
+      if (tenantId !== null && !(await tx.tenants.get(tenantId))) throw new InvalidInputError('tenant_id', '"tenant_id" is not a tenant of Roster.');
       const created = await tx.apiKeys.create(
         { id: `key_${randomUUID().replaceAll('-', '').slice(0, 16)}`, name, prefix: secret.slice(0, SHOWN_PREFIX_LENGTH), keyHash: hashKey(secret).toString('base64url'), scopes, tenantId, createdBy: actor.id },
         now,

@@ -14,11 +14,11 @@ export class TenantStateConflictError extends RosterError {
   }
 }
 
-/** An operator's input that cannot be used, naming the field. */
-export class OperatorInputError extends RosterError {
+/** Input that cannot be used (an operator's form, a command's option, an API query), naming the field. */
+export class InvalidInputError extends RosterError {
   readonly field: string;
   constructor(field: string, message: string) {
-    super(message, { status: 400, code: 'invalid_input', expose: true });
+    super(message, { status: 400, code: 'invalid_request', expose: true });
     this.field = field;
   }
 }

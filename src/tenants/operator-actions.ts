@@ -18,9 +18,9 @@ export type HeldDecision = 'confirm' | 'discard';
 /** A tenant whose last run holds a mass deletion for an operator's decision. */
 export interface HeldDeletion {
   tenant: TenantRecord;
-  run: SyncRun;
-  /** Whose removals the run holds: users, or groups and memberships. */
+  /** Whose run is held: the users' or the groups'. */
   objects: 'users' | 'groups';
+  run: SyncRun;
 }
 
 /**
@@ -80,21 +80,20 @@ export class OperatorActions {
     this.#sync.requestSync(tenant.id, options.full ? { full: true } : {});
   }
 
-  /** The held run of a tenant, or null. */
+  /** The held run of a tenant, or null: the users' run first, then the groups' (the engine decides them in that order). */
   async heldDeletion(tenantId: string): Promise<HeldDeletion | null> {
     const tenant = await this.#tenant(tenantId);
     const status = await this.#syncStatus.status(tenant.id);
-    if (status.current?.status === 'held') return { tenant, run: status.current, objects: 'users' };
-    // The engine decides the users' held run first, then a held group round.
-    const [groupRun] = await this.#syncStatus.runs(tenant.id, 1, 'groups');
-    return groupRun?.status === 'held' ? { tenant, run: groupRun, objects: 'groups' } : null;
+    if (status.current?.status === 'held') return { tenant, objects: 'users', run: status.current };
+    if ((await this.#syncStatus.groupStatus(tenant.id)).health !== 'held') return null;
+    const [run] = await this.#syncStatus.runs(tenant.id, 1, 'groups');
+    return run?.status === 'held' ? { tenant, objects: 'groups', run } : null;
   }
 
-  /** Every tenant with a held mass deletion, optionally only one tenant. */
+  /** Every tenant with a held mass deletion (of users or of groups), optionally only one tenant. */
   async heldDeletions(only: string | null = null): Promise<HeldDeletion[]> {
-    const [overview, groupHealth] = await Promise.all([this.#syncStatus.overview(), this.#syncStatus.groupHealthByTenant()]);
-    const held = overview.filter((t) => (t.health === 'held' || groupHealth.get(t.id)?.health === 'held') && (only === null || t.id === only));
-    const found = await Promise.all(held.map((t) => this.heldDeletion(t.id)));
+    const candidates = only === null ? (await this.#repos.tenants.list()).map((t) => t.id) : [only];
+    const found = await Promise.all(candidates.map((id) => this.heldDeletion(id).catch((err: unknown) => (err instanceof TenantNotFoundError ? null : Promise.reject(err)))));
     return found.filter((h): h is HeldDeletion => h !== null);
   }
 
@@ -103,7 +102,7 @@ export class OperatorActions {
     const held = await this.heldDeletion(tenantId);
     if (!held) throw new TenantStateConflictError('This tenant has no sync waiting for a decision.');
     const removed = decision === 'confirm' ? await this.#sync.confirmHeldDeletion(held.tenant.id) : (await this.#sync.discardHeldDeletion(held.tenant.id), null);
-    await this.#repos.audit.record({ actor, action: `held.${decision}`, tenantId: held.tenant.id, target: held.run.id, detail: removed === null ? null : { removed } }, this.#now());
+    await this.#repos.audit.record({ actor, action: `held.${decision}`, tenantId: held.tenant.id, target: held.run.id, detail: { objects: held.objects, ...(removed === null ? {} : { removed }) } }, this.#now());
     return { removed };
   }
 }

@@ -207,7 +207,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await app.register(signInRoutes, ctx);
   await app.register(signupRoutes, ctx);
   await registerApi(app, {
-    services: { tenants, users, actions: services.actions, keys: services.apiKeys },
+    services: { tenants, users, groups: services.groups, actions: services.actions, keys: services.apiKeys },
     rateLimit: { max: deps.apiRateLimitPerMinute ?? 600, timeWindowMs: 60_000 },
   });
   if (deps.notifications) await app.register(graphNotificationRoutes, { ...deps.notifications, subscriptions: new GraphSubscriptionRepository(deps.store.db), now });

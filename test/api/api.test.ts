@@ -298,7 +298,42 @@ for (const engine of ENGINES) {
       const users = await call('GET', `/tenants/${held.id}/users`, secrets.reader!);
       assert.equal(users.body.data!.length, 4);
       const [entry] = await new AuditRepository(roster.db.store.db).page({ tenantId: held.id, action: 'held.confirm' }, { limit: 1 });
-      assert.deepEqual(entry!.detail, { removed: 6 });
+      assert.deepEqual(entry!.detail, { objects: 'users', removed: 6 });
+    });
+
+    it('groups: a tenant\'s groups, a group\'s members direct and transitive, a user\'s groups; rule 31 for each route', async () => {
+      const org = await addSignedUpTenant(emulator, roster.db.store, 4, (i, domain) => ({ userPrincipalName: `g${i}@${domain}`, displayName: `G ${i}` }));
+      const [u0, u1, u2, u3] = org.users.map((u) => u.props.id) as [string, string, string, string];
+      const low = emulator.ctx.directory.addGroup(org, { displayName: 'Low', securityEnabled: true, members: [u0, u1] }).props.id;
+      const top = emulator.ctx.directory.addGroup(org, { displayName: 'Top', securityEnabled: true, members: [low, u2] }).props.id;
+      assert.equal((await roster.scheduler.syncNow(org.id))?.status, 'succeeded');
+      const key = secrets.reader!;
+      const groups = await call('GET', `/tenants/${org.id}/groups?limit=1`, key);
+      assert.equal(groups.status, 200, groups.text.slice(0, 300));
+      assert.equal(groups.body.data!.length, 1);
+      const second = await call('GET', `/tenants/${org.id}/groups?limit=1&after=${groups.body.next_cursor}`, key);
+      assert.deepEqual([...groups.body.data!, ...second.body.data!].map((g) => g.display_name), ['Low', 'Top']);
+      assert.equal(second.body.next_cursor, null);
+      assert.equal((await call('GET', `/tenants/${org.id}/groups/${top}`, key)).body.member_count, 2);
+      const ids = (answer: Answer) => answer.body.data!.map((m) => m.id).sort();
+      assert.deepEqual(ids(await call('GET', `/tenants/${org.id}/groups/${top}/members`, key)), [low, u2].sort());
+      assert.deepEqual(ids(await call('GET', `/tenants/${org.id}/groups/${top}/members?transitive=true`, key)), [low, u0, u1, u2].sort());
+      assert.deepEqual(ids(await call('GET', `/tenants/${org.id}/groups/${top}/members?transitive=true&type=user`, key)), [u0, u1, u2].sort());
+      assert.deepEqual(ids(await call('GET', `/tenants/${org.id}/users/${u0}/groups`, key)), [low]);
+      assert.deepEqual(ids(await call('GET', `/tenants/${org.id}/users/${u0}/groups?transitive=true`, key)), [low, top].sort());
+      assert.deepEqual(ids(await call('GET', `/tenants/${org.id}/users/${u3}/groups?transitive=true`, key)), []);
+      assertProblem(await call('GET', `/tenants/${org.id}/groups/${top}/members?transitive=maybe`, key), 400, 'transitive');
+      assertProblem(await call('GET', `/tenants/${org.id}/groups?kind=secret`, key), 400, 'kind');
+      assertProblem(await call('GET', `/tenants/${org.id}/groups/${FOREIGN_USER}`, key), 404);
+      // Rule 31: a key limited to another tenant sees none of it, and a group of this tenant under the key's own tenant is not found either.
+      for (const path of [`/tenants/${org.id}/groups`, `/tenants/${org.id}/groups/${top}`, `/tenants/${org.id}/groups/${top}/members?transitive=true`, `/tenants/${org.id}/users/${u0}/groups`]) {
+        const answer = await call('GET', path, secrets['reader of a']!);
+        assertProblem(answer, 404);
+        assert.ok(!answer.text.includes(u0));
+      }
+      assertProblem(await call('GET', `/tenants/${a.id}/groups/${top}/members`, secrets['reader of a']!), 404);
+      assertProblem(await call('GET', `/tenants/${a.id}/users/${u0}/groups`, secrets['reader of a']!), 404);
+      assertProblem(await call('GET', `/tenants/${org.id}/groups`, secrets['events only']!), 403);
     });
 
     it('rule 35: the audit log cannot be edited: no repository method changes it and the database refuses it', async () => {

@@ -165,7 +165,7 @@ describe('operator commands', () => {
     assert.deepEqual(entries.slice(-3), [
       ['tenant.sync', { full: false }],
       ['tenant.sync', { full: true }],
-      ['held.confirm', { removed: 6 }],
+      ['held.confirm', { objects: 'users', removed: 6 }],
     ]);
   });
 });

@@ -5,6 +5,7 @@ import type { Result } from 'axe-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdir } from 'node:fs/promises';
 import { DeliveryWorker } from '../../src/events/delivery.ts';
 import { WebhookEndpoints } from '../../src/events/endpoints.ts';
 import { repositoriesOf } from '../../src/store/repositories.ts';
@@ -182,6 +183,33 @@ describe('accessibility of every page (axe-core, WCAG 2.1 AA)', () => {
     await admin.goto(`${roster.url}/app/sync`);
     await admin.getByRole('button', { name: 'Discard: keep everyone' }).click();
     await admin.getByRole('button', { name: 'Sync now' }).waitFor();
+    assert.deepEqual(findings, [], `axe found violations:\n${report(findings)}`);
+  });
+
+  test('the operator\'s API key pages and audit log have no violations (with screenshots)', async () => {
+    const findings: { where: string; violations: Result[] }[] = [];
+    findings.push(...(await auditPaths(admin, 'operator', [['/operator/api-keys', 200], ['/operator/audit?tenant=not-a-tenant', 400]])));
+    await admin.goto(`${roster.url}/operator/api-keys`);
+    // No scope chosen: the page comes back with the reason and the form as it was.
+    await admin.getByLabel('Name').fill('Billing service (production)');
+    await admin.getByRole('button', { name: 'Create key' }).click();
+    await admin.getByRole('alert').waitFor();
+    findings.push(...(await audit(admin, 'operator key refused')));
+    await admin.getByLabel(/directory:read/).check();
+    await admin.getByLabel('Limited to').selectOption({ label: 'Fabrikam' });
+    await admin.getByRole('button', { name: 'Create key' }).click();
+    await admin.getByRole('heading', { name: 'API key created' }).waitFor();
+    findings.push(...(await audit(admin, 'operator key created')));
+    await mkdir(SCREENSHOTS, { recursive: true });
+    await admin.screenshot({ path: new URL('operator-api-key-created.png', SCREENSHOTS).pathname, fullPage: true });
+    await admin.getByRole('link', { name: 'Done' }).click();
+    await admin.getByRole('heading', { name: 'API keys' }).waitFor();
+    findings.push(...(await audit(admin, 'operator keys')));
+    await admin.screenshot({ path: new URL('operator-api-keys.png', SCREENSHOTS).pathname, fullPage: true });
+    findings.push(...(await auditPaths(admin, 'operator', [['/operator/audit', 200], ['/operator/audit?action=api_key.create', 200]])));
+    await admin.goto(`${roster.url}/operator/audit`);
+    await admin.screenshot({ path: new URL('operator-audit.png', SCREENSHOTS).pathname, fullPage: true });
+    findings.push(...(await auditPaths(member, 'member', [['/operator/api-keys', 403], ['/operator/audit', 403]])));
     assert.deepEqual(findings, [], `axe found violations:\n${report(findings)}`);
   });
 

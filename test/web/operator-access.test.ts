@@ -102,13 +102,13 @@ for (const engine of ENGINES) {
 
       const log = await operator.get(`${roster.url}/operator/audit`);
       assert.equal(log.status, 200);
-      assert.match(log.html, /<code>tenant\.suspend<\/code>/);
-      assert.match(log.html, /<code>api_key\.create<\/code>/);
+      assert.match(log.html, /<code class="nowrap">tenant\.suspend<\/code>/);
+      assert.match(log.html, /<code class="nowrap">api_key\.create<\/code>/);
       const suspends = await operator.get(`${roster.url}/operator/audit?action=tenant.suspend`);
-      assert.doesNotMatch(suspends.html, /<code>api_key\.create<\/code>/);
-      assert.match(suspends.html, /<code>tenant\.suspend<\/code>/);
+      assert.doesNotMatch(suspends.html, /<code class="nowrap">api_key\.create<\/code>/);
+      assert.match(suspends.html, /<code class="nowrap">tenant\.suspend<\/code>/);
       const byTenant = await operator.get(`${roster.url}/operator/audit?tenant=${ops.tenant.id}`);
-      assert.doesNotMatch(byTenant.html, /<code>tenant\.suspend<\/code>/, 'Contoso\'s entries are not Operators\'');
+      assert.doesNotMatch(byTenant.html, /<code class="nowrap">tenant\.suspend<\/code>/, 'Contoso\'s entries are not Operators\'');
       assert.equal((await operator.get(`${roster.url}/operator/audit?tenant=contoso`)).status, 400);
       assert.equal((await operator.get(`${roster.url}/operator/audit?before=-1`)).status, 400);
 

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
-import { InvalidFieldError, ApiNotFoundError } from '../errors.ts';
+import { ApiNotFoundError } from '../errors.ts';
+import { InvalidInputError } from '../../tenants/errors.ts';
 import { requireScope, visibleTenant, type ApiRoutePlugin } from '../context.ts';
 import { decodeCursor, DEFAULT_LIMIT, PageOf, PageParams, pageOf } from '../pagination.ts';
 import { problems, TenantParams, TenantUserParams, UserSchema, userOut } from '../schemas.ts';
@@ -39,7 +40,7 @@ export const userRoutes: ApiRoutePlugin = async (app, { tenants, users }) => {
       let updatedSince: number | undefined;
       if (since !== undefined) {
         updatedSince = isRfc3339(since) ? Date.parse(since) : Number.NaN;
-        if (Number.isNaN(updatedSince)) throw new InvalidFieldError('updated_since', '"updated_since" must be an RFC 3339 time such as 2026-01-31T09:00:00Z.');
+        if (Number.isNaN(updatedSince)) throw new InvalidInputError('updated_since', '"updated_since" must be an RFC 3339 time such as 2026-01-31T09:00:00Z.');
       }
       const after = decodeCursor(`users:${tenant.id}`, request.query.after);
       const rows = await users.pageById(

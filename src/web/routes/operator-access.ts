@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { OperatorInputError } from '../../tenants/errors.ts';
+import { InvalidInputError } from '../../tenants/errors.ts';
 import { API_KEY_SCOPES } from '../../tenants/api-keys.ts';
 import type { Pages, PageServices } from '../context.ts';
 import { viewerActor } from '../actor.ts';
@@ -53,7 +53,7 @@ export const operatorAccessRoutes: PagePlugin<OperatorAccessRouteOptions> = asyn
       request.log.warn({ key: key.id, operator: viewerActor(request).id }, 'API key created');
       return pages.render(reply, 'operator-api-key-created', { title: 'API key created', key, secret, tenantName: key.tenantId ? ((await tenants.get(key.tenantId))?.displayName ?? key.tenantId) : null }, 201);
     } catch (err) {
-      if (err instanceof OperatorInputError) return keysPage(reply, { problem: { field: err.field, message: err.message }, form }, 400);
+      if (err instanceof InvalidInputError) return keysPage(reply, { problem: { field: err.field, message: err.message }, form }, 400);
       throw err;
     }
   });

@@ -1,0 +1,93 @@
+/**
+ * The API's users list at scale: paging through every user of a 100,000-user
+ * tenant with `GET /api/v1/tenants/{id}/users?limit=1000` (key check, rate
+ * limit, keyset query, serialisation, HTTP, the client's JSON.parse) against
+ * reading the same rows straight from the database in the same keyset batches
+ * of 1,000, as a ratio taken in one run on this machine (aim: at least 0.5x).
+ *
+ *   node_modules/.bin/node bench/api.ts [--engine sqlite|postgres] [--users 100000] [--passes 3]
+ */
+import { parseArgs } from 'node:util';
+import { Agent, request } from 'undici';
+import { generateUsers } from '../src/emulator/seed.ts';
+import type { Engine } from '../src/store/database.ts';
+import { ApiKeys } from '../src/tenants/api-keys.ts';
+import { addOrg, consent } from '../test/helpers/fixtures.ts';
+import { startTestRoster } from '../test/helpers/roster.ts';
+import { TenantRepository } from '../src/store/tenants.ts';
+
+const { values } = parseArgs({ options: { engine: { type: 'string', default: 'sqlite' }, users: { type: 'string', default: '100000' }, passes: { type: 'string', default: '3' } } });
+const ENGINE = values.engine as Engine;
+if (ENGINE !== 'sqlite' && ENGINE !== 'postgres') throw new Error('--engine must be sqlite or postgres');
+const USERS = Number(values.users);
+const PASSES = Number(values.passes);
+
+const roster = await startTestRoster({ engine: ENGINE, env: { API_RATE_LIMIT_PER_MINUTE: '1000000' } });
+const { ctx } = roster.emulator;
+const org = addOrg(ctx, 'Benchco', 'benchco.com');
+ctx.directory.addUsersUnchecked(org.tenant, [...generateUsers(org.tenant, { count: USERS - 2, seed: 7, password: 'pw' })]);
+consent(ctx, org);
+await new TenantRepository(roster.db.store.db).activate({ id: org.tenant.id, displayName: 'Benchco', domains: org.tenant.domains, signedUpByOid: null, signupContext: null }, Date.now() - 3_600_000);
+const syncStart = performance.now();
+const outcome = await roster.scheduler.syncNow(org.tenant.id);
+if (outcome?.status !== 'succeeded') throw new Error(`first sync ended ${outcome?.status}: ${outcome?.error}`);
+const syncSeconds = (performance.now() - syncStart) / 1000;
+
+const { secret } = await new ApiKeys(roster.db.store).create({ name: 'bench', scopes: ['directory:read'] }, { kind: 'cli', id: 'cli', name: 'bench', source: 'cli' });
+const agent = new Agent({ connections: 1, pipelining: 1 });
+const origin = roster.url.replace('localhost', '127.0.0.1');
+
+/** Every user through the API, page after page, as a client would: one connection, each page parsed. */
+async function throughApi(): Promise<number> {
+  let count = 0;
+  let after: string | null = null;
+  do {
+    const path: string = `/api/v1/tenants/${org.tenant.id}/users?limit=1000${after ? `&after=${after}` : ''}`;
+    const response = await request(`${origin}${path}`, { dispatcher: agent, headers: { authorization: `Bearer ${secret}` } });
+    if (response.statusCode !== 200) throw new Error(`${path} answered ${response.statusCode}: ${await response.body.text()}`);
+    const page = (await response.body.json()) as { data: unknown[]; next_cursor: string | null };
+    count += page.data.length;
+    after = page.next_cursor;
+  } while (after);
+  return count;
+}
+
+/** The same rows straight from the database, in the same keyset batches of 1,000. */
+async function straightFromDatabase(): Promise<number> {
+  let count = 0;
+  let after: string | undefined;
+  for (;;) {
+    let query = roster.db.store.db.selectFrom('users').selectAll().where('tenant_id', '=', org.tenant.id);
+    if (after !== undefined) query = query.where('id', '>', after);
+    const rows = await query.orderBy('id').limit(1000).execute();
+    count += rows.length;
+    if (rows.length < 1000) return count;
+    after = rows.at(-1)!.id;
+  }
+}
+
+async function timed(work: () => Promise<number>): Promise<{ seconds: number; rows: number }> {
+  const start = performance.now();
+  const rows = await work();
+  return { seconds: (performance.now() - start) / 1000, rows };
+}
+
+const api: number[] = [];
+const database: number[] = [];
+for (let pass = 0; pass < PASSES; pass++) {
+  const a = await timed(throughApi);
+  const d = await timed(straightFromDatabase);
+  if (a.rows !== USERS || d.rows !== USERS) throw new Error(`read ${a.rows} users through the API and ${d.rows} from the database, expected ${USERS}`);
+  api.push(a.seconds);
+  database.push(d.seconds);
+}
+
+await agent.close();
+await roster.close();
+
+const best = (xs: number[]) => Math.min(...xs);
+const rate = (seconds: number) => `${Math.round(USERS / seconds).toLocaleString('en-GB')} users/s`;
+console.log(`bench/api.ts: ${ENGINE}, ${USERS.toLocaleString('en-GB')} users (first sync ${syncSeconds.toFixed(1)} s), best of ${PASSES} passes, pages of 1,000`);
+console.log(`GET /api/v1/tenants/{id}/users?limit=1000, every page  ${best(api).toFixed(2)} s  ${rate(best(api))}`);
+console.log(`the same rows straight from the database (keyset)      ${best(database).toFixed(2)} s  ${rate(best(database))}`);
+console.log(`ratio API / database (throughput)                       ${(best(database) / best(api)).toFixed(3)}x`);
