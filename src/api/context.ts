@@ -1,6 +1,8 @@
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { WebhookEndpoints } from '../events/endpoints.ts';
 import type { AuditActor } from '../store/audit.ts';
+import type { EventRepository } from '../store/events.ts';
 import type { TenantRecord, TenantRepository } from '../store/tenants.ts';
 import type { UserRepository } from '../store/users.ts';
 import type { ApiKeyRecord, ApiKeys, ApiKeyScope } from '../tenants/api-keys.ts';
@@ -13,6 +15,9 @@ export interface ApiServices {
   users: UserRepository;
   actions: OperatorActions;
   keys: ApiKeys;
+  /** The outbox, read as the event feed. */
+  events: EventRepository;
+  webhooks: WebhookEndpoints;
 }
 
 /**

@@ -6,14 +6,16 @@ import { ApiKeyRejectedError } from '../tenants/errors.ts';
 import type { ApiRoutePlugin, ApiServices } from './context.ts';
 import { InvalidFieldError, RateLimitedError } from './errors.ts';
 import { problemErrorHandler, sendProblem } from './problems.ts';
+import { eventRoutes } from './routes/events.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import { tenantRoutes } from './routes/tenants.ts';
 import { userRoutes } from './routes/users.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 export const API_PREFIX = '/api/v1';
 
 /** Each resource's routes; a new resource is one file in `routes/` and one line here. */
-const API_ROUTES: ApiRoutePlugin[] = [tenantRoutes, userRoutes, operatorRoutes];
+const API_ROUTES: ApiRoutePlugin[] = [tenantRoutes, userRoutes, operatorRoutes, eventRoutes, webhookRoutes];
 
 export interface ApiOptions {
   services: ApiServices;
@@ -71,6 +73,8 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
             { name: 'tenants', description: 'Organisations signed up to Roster.' },
             { name: 'users', description: "Each tenant's directory of users." },
             { name: 'operator', description: 'Suspend, resume, sync now and held deletions.' },
+            { name: 'events', description: 'The event feed: every change, in order, from a cursor.' },
+            { name: 'webhooks', description: 'Webhook endpoints (Standard Webhooks) and their deliveries.' },
           ],
         },
       });

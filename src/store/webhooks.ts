@@ -203,8 +203,8 @@ export class WebhookRepository {
     await this.#db.updateTable('webhook_deliveries').set({ lease_owner: null, lease_expires_at: null }).where('id', 'in', ids).where('lease_owner', '=', owner).execute();
   }
 
-  /** An endpoint's deliveries, newest first, `limit` after the cursor (a delivery's `created_at` and id). */
-  async listDeliveries(endpointId: string, options: { limit: number; status?: WebhookDeliveryRow['status'] }): Promise<DeliveryWithEvent[]> {
+  /** An endpoint's deliveries, newest event first, `limit` of them before the event sequence `before` when given. */
+  async listDeliveries(endpointId: string, options: { limit: number; status?: WebhookDeliveryRow['status']; before?: number }): Promise<DeliveryWithEvent[]> {
     let select = this.#db
       .selectFrom('webhook_deliveries as d')
       .innerJoin('events as e', 'e.sequence', 'd.event_sequence')
@@ -212,6 +212,7 @@ export class WebhookRepository {
       .select(['e.id as event_id', 'e.type as event_type'])
       .where('d.endpoint_id', '=', endpointId);
     if (options.status) select = select.where('d.status', '=', options.status);
+    if (options.before !== undefined) select = select.where('d.event_sequence', '<', options.before);
     const rows = await select.orderBy('d.event_sequence', 'desc').limit(options.limit).execute();
     return rows.map((row) => ({ ...row, event_sequence: Number(row.event_sequence) }));
   }
