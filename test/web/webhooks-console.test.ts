@@ -59,7 +59,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(await repositoriesOf(roster.db.store).webhooks.listEndpoints(), []);
     });
 
-    it('rules 32 and 33: an endpoint is created with its secret shown once; plain http to another host is refused; the delivery log escapes what the receiver answered; replay, rotate, disable and delete work', async () => {
+    it('rules 32, 33 and 35: an endpoint is created with its secret shown once; plain http to another host is refused; the delivery log escapes what the receiver answered; replay, rotate, disable and delete work', async () => {
       const list = await operator.get(`${roster.url}/operator/webhooks`);
       assert.equal(list.status, 200);
       const refused = await post(operator, list, '/operator/webhooks', { url: 'http://example.com/hooks' });
@@ -111,6 +111,10 @@ for (const engine of ENGINES) {
       assert.equal(noToken.status, 403, 'the form token is required');
       assert.equal((await post(operator, await operator.get(detailUrl), `/operator/webhooks/${endpoint!.id}/delete`)).status, 303);
       assert.equal((await operator.get(detailUrl)).status, 404);
+      // Rule 35: every change is in the audit log, with the operator as who.
+      const audit = await roster.db.store.db.selectFrom('audit_log').select(['action', 'actor_kind', 'actor_id']).where('target', '=', endpoint!.id).orderBy('id').execute();
+      assert.deepEqual(audit.map((e) => e.action), ['webhook.create', 'webhook.replay', 'webhook.rotate_secret', 'webhook.disable', 'webhook.enable', 'webhook.delete']);
+      assert.ok(audit.every((e) => e.actor_kind === 'user' && e.actor_id.endsWith(ops.admin.props.id)), JSON.stringify(audit));
       assert.equal((await operator.get(`${roster.url}/operator/webhooks/not-an-id`)).status, 400);
     });
   });
