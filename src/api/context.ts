@@ -1,6 +1,8 @@
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { WebhookEndpoints } from '../events/endpoints.ts';
 import type { AuditActor } from '../store/audit.ts';
+import type { EventRepository } from '../store/events.ts';
 import type { TenantRecord, TenantRepository } from '../store/tenants.ts';
 import type { GroupRepository } from '../store/groups.ts';
 import type { UserRepository } from '../store/users.ts';
@@ -15,6 +17,9 @@ export interface ApiServices {
   groups: GroupRepository;
   actions: OperatorActions;
   keys: ApiKeys;
+  /** The outbox, read as the event feed. */
+  events: EventRepository;
+  webhooks: WebhookEndpoints;
 }
 
 /**

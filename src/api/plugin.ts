@@ -6,15 +6,17 @@ import { ApiKeyRejectedError, InvalidInputError } from '../tenants/errors.ts';
 import type { ApiRoutePlugin, ApiServices } from './context.ts';
 import { RateLimitedError } from './errors.ts';
 import { problemErrorHandler, sendProblem } from './problems.ts';
+import { eventRoutes } from './routes/events.ts';
 import { groupRoutes } from './routes/groups.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import { tenantRoutes } from './routes/tenants.ts';
 import { userRoutes } from './routes/users.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 export const API_PREFIX = '/api/v1';
 
 /** Each resource's routes; a new resource is one file in `routes/` and one line here. */
-const API_ROUTES: ApiRoutePlugin[] = [tenantRoutes, userRoutes, groupRoutes, operatorRoutes];
+const API_ROUTES: ApiRoutePlugin[] = [tenantRoutes, userRoutes, groupRoutes, operatorRoutes, eventRoutes, webhookRoutes];
 
 export interface ApiOptions {
   services: ApiServices;
@@ -73,6 +75,8 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
             { name: 'users', description: "Each tenant's directory of users." },
             { name: 'groups', description: "Each tenant's groups and memberships, direct or through nesting." },
             { name: 'operator', description: 'Suspend, resume, sync now and held deletions.' },
+            { name: 'events', description: 'The event feed: every change, in order, from a cursor.' },
+            { name: 'webhooks', description: 'Webhook endpoints (Standard Webhooks) and their deliveries.' },
           ],
         },
       });

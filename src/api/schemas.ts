@@ -87,6 +87,18 @@ export const UserSchema = Type.Object(
 );
 export type ApiUser = Static<typeof UserSchema>;
 
+export const EventSchema = Type.Object(
+  {
+    id: Type.String({ description: '`evt_...`; also the `webhook-id` of its webhook deliveries.' }),
+    type: Type.String(),
+    created_at: Time('When the change committed.'),
+    tenant_id: NullableText,
+    data: Type.Record(Type.String(), Type.Unknown(), { description: 'The object after the change.' }),
+    previous_attributes: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Updates only: the changed keys with their old values.' })),
+  },
+  { title: 'Event' },
+);
+
 export const HeldDeletionSchema = Type.Object(
   {
     tenant_id: Type.String(),

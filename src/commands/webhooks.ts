@@ -1,6 +1,7 @@
 import { WebhookInputError, WebhookNotFoundError } from '../events/errors.ts';
 import { WebhookEndpoints, type EndpointView } from '../events/endpoints.ts';
 import { migrateToLatest, openStore } from '../store/database.ts';
+import { cliActor } from './operator-cli.ts';
 import { readSettings, runCommand, type Command, type Outcome } from './run.ts';
 
 const VERBS = ['list', 'create', 'rotate-secret', 'disable', 'enable', 'delete'] as const;
@@ -52,23 +53,23 @@ function webhooksCommand(verb: Verb): Command<Values> {
           case 'create': {
             if (!values.url) throw new WebhookInputError('url', '--url is required');
             const types = values.types?.split(',').map((t) => t.trim()).filter(Boolean) ?? [];
-            const { endpoint, secret } = await endpoints.create({ url: values.url, eventTypes: types, tenantId: values.tenant ?? null, description: values.description ?? null });
+            const { endpoint, secret } = await endpoints.create({ url: values.url, eventTypes: types, tenantId: values.tenant ?? null, description: values.description ?? null }, cliActor());
             out(describe(endpoint));
             showSecret(secret);
             break;
           }
           case 'rotate-secret': {
-            const { endpoint, secret } = await endpoints.rotateSecret(id());
+            const { endpoint, secret } = await endpoints.rotateSecret(id(), cliActor());
             out(describe(endpoint));
             showSecret(secret);
             break;
           }
           case 'disable':
           case 'enable':
-            out(describe(await endpoints.setEnabled(id(), verb === 'enable')));
+            out(describe(await endpoints.setEnabled(id(), verb === 'enable', cliActor())));
             break;
           case 'delete':
-            await endpoints.delete(id());
+            await endpoints.delete(id(), cliActor());
             out(`deleted ${id()}`);
             break;
         }

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Store } from '../store/database.ts';
-import { repositoriesOf, type Repositories } from '../store/repositories.ts';
+import type { AuditActor } from '../store/audit.ts';
+import { repositoriesOf, transaction, type Repositories } from '../store/repositories.ts';
 import type { DeliveryWithEvent, WebhookAttemptRow, WebhookEndpointRow } from '../store/webhooks.ts';
 import { WebhookInputError, WebhookNotFoundError } from './errors.ts';
 import { isEventType } from './types.ts';
@@ -84,21 +85,24 @@ export function signingSecrets(row: Pick<WebhookEndpointRow, 'secret' | 'previou
 
 /**
  * Managing webhook endpoints: one place for the console, the CLI and the API,
- * so every surface checks the same rules. A secret is returned only by
- * `create` and `rotateSecret`, once.
+ * so every surface checks the same rules, and each change is written to the
+ * audit log (rule 35) in its own transaction, with who made it. A secret is
+ * returned only by `create` and `rotateSecret`, once.
  */
 export class WebhookEndpoints {
+  readonly #store: Store;
   readonly #repos: Repositories;
   readonly #now: () => number;
   readonly #rotationWindowMs: number;
 
   constructor(options: { store: Store; now?: () => number; rotationWindowMs?: number }) {
+    this.#store = options.store;
     this.#repos = repositoriesOf(options.store);
     this.#now = options.now ?? Date.now;
     this.#rotationWindowMs = options.rotationWindowMs ?? 24 * 3_600_000;
   }
 
-  async create(input: EndpointInput): Promise<{ endpoint: EndpointView; secret: string }> {
+  async create(input: EndpointInput, actor: AuditActor): Promise<{ endpoint: EndpointView; secret: string }> {
     const url = checkWebhookUrl(input.url);
     const eventTypes = [...new Set(input.eventTypes ?? [])];
     const unknown = eventTypes.find((type) => !isEventType(type));
@@ -108,13 +112,24 @@ export class WebhookEndpoints {
     const tenantId = input.tenantId?.trim().toLowerCase() || null;
     if (tenantId && !(await this.#repos.tenants.get(tenantId))) throw new WebhookInputError('tenant_id', 'tenant_id names no tenant known to Roster');
     const secret = newWebhookSecret();
-    const row = await this.#repos.webhooks.createEndpoint({ id: `ep_${randomBytes(12).toString('base64url')}`, url: url.href, description, eventTypes, tenantId, secret, now: this.#now() });
-    return { endpoint: endpointView(row, this.#now()), secret };
+    const now = this.#now();
+    const row = await transaction(this.#store, async (tx) => {
+      const created = await tx.webhooks.createEndpoint({ id: `ep_${randomBytes(12).toString('base64url')}`, url: url.href, description, eventTypes, tenantId, secret, now });
+      await tx.audit.record({ actor, action: 'webhook.create', tenantId, target: created.id, detail: { url: created.url, event_types: eventTypes } }, now);
+      return created;
+    });
+    return { endpoint: endpointView(row, now), secret };
   }
 
   async list(options: { tenantId?: string } = {}): Promise<EndpointView[]> {
     const now = this.#now();
     return (await this.#repos.webhooks.listEndpoints(options)).map((row) => endpointView(row, now));
+  }
+
+  /** The endpoint, or undefined. */
+  async find(id: string): Promise<EndpointView | undefined> {
+    const row = await this.#repos.webhooks.getEndpoint(id);
+    return row ? endpointView(row, this.#now()) : undefined;
   }
 
   async get(id: string): Promise<EndpointView> {
@@ -123,35 +138,48 @@ export class WebhookEndpoints {
     return endpointView(row, this.#now());
   }
 
-  async setEnabled(id: string, enabled: boolean): Promise<EndpointView> {
-    if (!(await this.#repos.webhooks.setEnabled(id, enabled, enabled ? null : 'disabled by an operator', this.#now()))) throw new WebhookNotFoundError(`no webhook endpoint ${id}`);
+  async setEnabled(id: string, enabled: boolean, actor: AuditActor): Promise<EndpointView> {
+    await this.#change(id, actor, enabled ? 'webhook.enable' : 'webhook.disable', (tx, now) => tx.webhooks.setEnabled(id, enabled, enabled ? null : 'disabled by an operator', now));
     return this.get(id);
   }
 
   /** A new secret, returned once; the old one keeps signing beside it for the rotation window. */
-  async rotateSecret(id: string): Promise<{ endpoint: EndpointView; secret: string }> {
+  async rotateSecret(id: string, actor: AuditActor): Promise<{ endpoint: EndpointView; secret: string }> {
     const secret = newWebhookSecret();
-    const now = this.#now();
-    if (!(await this.#repos.webhooks.rotateSecret(id, secret, now + this.#rotationWindowMs, now))) throw new WebhookNotFoundError(`no webhook endpoint ${id}`);
+    await this.#change(id, actor, 'webhook.rotate_secret', (tx, now) => tx.webhooks.rotateSecret(id, secret, now + this.#rotationWindowMs, now));
     return { endpoint: await this.get(id), secret };
   }
 
-  async delete(id: string): Promise<void> {
-    if (!(await this.#repos.webhooks.deleteEndpoint(id))) throw new WebhookNotFoundError(`no webhook endpoint ${id}`);
+  async delete(id: string, actor: AuditActor): Promise<void> {
+    await this.#change(id, actor, 'webhook.delete', (tx) => tx.webhooks.deleteEndpoint(id));
   }
 
-  /** An endpoint's latest deliveries with their attempts, newest first. */
-  async deliveries(endpointId: string, options: { limit?: number; status?: DeliveryWithEvent['status'] } = {}): Promise<(DeliveryWithEvent & { attemptLog: WebhookAttemptRow[] })[]> {
+  /** One change of an endpoint and its audit entry, together; 404 when there is no such endpoint. */
+  async #change(id: string, actor: AuditActor, action: string, change: (tx: Repositories, now: number) => Promise<boolean>): Promise<void> {
+    const now = this.#now();
+    await transaction(this.#store, async (tx) => {
+      const endpoint = await tx.webhooks.getEndpoint(id);
+      if (!endpoint || !(await change(tx, now))) throw new WebhookNotFoundError(`no webhook endpoint ${id}`);
+      await tx.audit.record({ actor, action, tenantId: endpoint.tenant_id, target: id, detail: { url: endpoint.url } }, now);
+    });
+  }
+
+  /** An endpoint's latest deliveries with their attempts, newest first (before the event sequence `before`, when given). */
+  async deliveries(endpointId: string, options: { limit?: number; status?: DeliveryWithEvent['status']; before?: number } = {}): Promise<(DeliveryWithEvent & { attemptLog: WebhookAttemptRow[] })[]> {
     await this.get(endpointId);
-    const deliveries = await this.#repos.webhooks.listDeliveries(endpointId, { limit: options.limit ?? 50, ...(options.status ? { status: options.status } : {}) });
+    const deliveries = await this.#repos.webhooks.listDeliveries(endpointId, { limit: options.limit ?? 50, ...(options.status ? { status: options.status } : {}), ...(options.before === undefined ? {} : { before: options.before }) });
     const attempts = await this.#repos.webhooks.attemptsOf(deliveries.map((d) => d.id));
     return deliveries.map((delivery) => ({ ...delivery, attemptLog: attempts.filter((a) => a.delivery_id === delivery.id) }));
   }
 
   /** Sends a finished (failed or succeeded) delivery again, from the start of the schedule. */
-  async replay(deliveryId: string, options: { endpointId?: string } = {}): Promise<void> {
-    const delivery = await this.#repos.webhooks.getDelivery(deliveryId);
-    if (!delivery || (options.endpointId !== undefined && delivery.endpoint_id !== options.endpointId)) throw new WebhookNotFoundError(`no delivery ${deliveryId}`);
-    if (!(await this.#repos.webhooks.replay(deliveryId, this.#now()))) throw new WebhookInputError('delivery', 'the delivery is still pending: it is sent on its schedule');
+  async replay(deliveryId: string, actor: AuditActor, options: { endpointId?: string } = {}): Promise<void> {
+    const now = this.#now();
+    await transaction(this.#store, async (tx) => {
+      const delivery = await tx.webhooks.getDelivery(deliveryId);
+      if (!delivery || (options.endpointId !== undefined && delivery.endpoint_id !== options.endpointId)) throw new WebhookNotFoundError(`no delivery ${deliveryId}`);
+      if (!(await tx.webhooks.replay(deliveryId, now))) throw new WebhookInputError('delivery', 'the delivery is still pending: it is sent on its schedule');
+      await tx.audit.record({ actor, action: 'webhook.replay', target: delivery.endpoint_id, detail: { delivery: deliveryId, event: delivery.event_id } }, now);
+    });
   }
 }

@@ -39,7 +39,8 @@ export interface EventEnvelope {
   type: string;
   created_at: string;
   tenant_id: string | null;
-  data: unknown;
+  /** The object after the change. */
+  data: Record<string, unknown>;
   previous_attributes?: Record<string, unknown>;
 }
 
@@ -49,7 +50,7 @@ export function toEnvelope(row: EventRow): EventEnvelope {
     type: row.type,
     created_at: new Date(row.created_at).toISOString(),
     tenant_id: row.tenant_id,
-    data: JSON.parse(row.data) as unknown,
+    data: JSON.parse(row.data) as Record<string, unknown>,
     ...(row.previous_attributes ? { previous_attributes: JSON.parse(row.previous_attributes) as Record<string, unknown> } : {}),
   };
 }

@@ -1,6 +1,7 @@
 import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import type { Engine } from './database.ts';
 import type { EventRow } from './events.ts';
+import { inBatches } from './synced-users.ts';
 import type { Database, WebhookAttemptsTable, WebhookDeliveriesTable, WebhookEndpointsTable } from './schema.ts';
 
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
@@ -169,30 +170,40 @@ export class WebhookRepository {
    */
   async recordAttempts(results: readonly AttemptResult[], now: number): Promise<void> {
     if (results.length === 0) return;
+    // Deliveries that end the same way (most often: all succeeded) share one update.
+    const groups = new Map<string, AttemptResult[]>();
+    for (const result of results) {
+      const key = JSON.stringify([result.owner, result.status, result.scheduleStep, result.nextAttemptAt, result.statusCode, result.error, result.disableReason, result.endpointId]);
+      groups.set(key, [...(groups.get(key) ?? []), result]);
+    }
     await this.#db.transaction().execute(async (trx) => {
-      for (const result of results) {
-        const updated = await trx
-          .updateTable('webhook_deliveries')
-          .set((eb) => ({
-            status: result.status,
-            attempts: eb('attempts', '+', 1),
-            schedule_step: result.scheduleStep,
-            next_attempt_at: result.nextAttemptAt,
-            lease_owner: null,
-            lease_expires_at: null,
-            last_status_code: result.statusCode,
-            last_error: result.error,
-            updated_at: now,
-          }))
-          .where('id', '=', result.deliveryId)
-          .where('lease_owner', '=', result.owner)
-          .executeTakeFirst();
-        if (Number(updated.numUpdatedRows) === 0) continue;
-        if (result.disableReason) await trx.updateTable('webhook_endpoints').set({ enabled: 0, disabled_reason: result.disableReason, updated_at: now }).where('id', '=', result.endpointId).execute();
-        await trx
-          .insertInto('webhook_attempts')
-          .values({ delivery_id: result.deliveryId, attempted_at: result.attemptedAt, status_code: result.statusCode, latency_ms: Math.round(result.latencyMs), error: result.error, response_excerpt: result.excerpt })
-          .execute();
+      for (const group of groups.values()) {
+        const first = group[0]!;
+        for (const batch of inBatches(group)) {
+          const updated = await trx
+            .updateTable('webhook_deliveries')
+            .set((eb) => ({
+              status: first.status,
+              attempts: eb('attempts', '+', 1),
+              schedule_step: first.scheduleStep,
+              next_attempt_at: first.nextAttemptAt,
+              lease_owner: null,
+              lease_expires_at: null,
+              last_status_code: first.statusCode,
+              last_error: first.error,
+              updated_at: now,
+            }))
+            .where('id', 'in', batch.map((result) => result.deliveryId))
+            .where('lease_owner', '=', first.owner)
+            .returning('id')
+            .execute();
+          const recorded = new Set(updated.map((row) => row.id));
+          const attempts = batch
+            .filter((result) => recorded.has(result.deliveryId))
+            .map((result) => ({ delivery_id: result.deliveryId, attempted_at: result.attemptedAt, status_code: result.statusCode, latency_ms: Math.round(result.latencyMs), error: result.error, response_excerpt: result.excerpt }));
+          if (attempts.length > 0) await trx.insertInto('webhook_attempts').values(attempts).execute();
+          if (first.disableReason && attempts.length > 0) await trx.updateTable('webhook_endpoints').set({ enabled: 0, disabled_reason: first.disableReason, updated_at: now }).where('id', '=', first.endpointId).execute();
+        }
       }
     });
   }
@@ -203,8 +214,8 @@ export class WebhookRepository {
     await this.#db.updateTable('webhook_deliveries').set({ lease_owner: null, lease_expires_at: null }).where('id', 'in', ids).where('lease_owner', '=', owner).execute();
   }
 
-  /** An endpoint's deliveries, newest first, `limit` after the cursor (a delivery's `created_at` and id). */
-  async listDeliveries(endpointId: string, options: { limit: number; status?: WebhookDeliveryRow['status'] }): Promise<DeliveryWithEvent[]> {
+  /** An endpoint's deliveries, newest event first, `limit` of them before the event sequence `before` when given. */
+  async listDeliveries(endpointId: string, options: { limit: number; status?: WebhookDeliveryRow['status']; before?: number }): Promise<DeliveryWithEvent[]> {
     let select = this.#db
       .selectFrom('webhook_deliveries as d')
       .innerJoin('events as e', 'e.sequence', 'd.event_sequence')
@@ -212,6 +223,7 @@ export class WebhookRepository {
       .select(['e.id as event_id', 'e.type as event_type'])
       .where('d.endpoint_id', '=', endpointId);
     if (options.status) select = select.where('d.status', '=', options.status);
+    if (options.before !== undefined) select = select.where('d.event_sequence', '<', options.before);
     const rows = await select.orderBy('d.event_sequence', 'desc').limit(options.limit).execute();
     return rows.map((row) => ({ ...row, event_sequence: Number(row.event_sequence) }));
   }

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { EntraApp } from '../identity/entra-app.ts';
 import type { IdTokenValidator } from '../identity/id-token.ts';
 import type { Store } from '../store/database.ts';
-import { webRepositoriesOf } from '../store/repositories.ts';
+import { repositoriesOf, webRepositoriesOf } from '../store/repositories.ts';
 import { randomToken } from '../store/tokens.ts';
 import type { TenantOnboarding } from '../tenants/onboarding.ts';
 import type { OperatorIdentity } from '../config/config.ts';
@@ -203,11 +203,11 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
   await app.register(operatorRoutes, { pages, tenants, syncStatus, actions: services.actions });
   await app.register(operatorAccessRoutes, { pages, tenants, apiKeys: services.apiKeys, audit: services.audit });
-    await app.register(webhookRoutes, { pages, webhooks: services.webhooks });
+  await app.register(webhookRoutes, { pages, webhooks: services.webhooks });
   await app.register(signInRoutes, ctx);
   await app.register(signupRoutes, ctx);
   await registerApi(app, {
-    services: { tenants, users, groups: services.groups, actions: services.actions, keys: services.apiKeys },
+    services: { tenants, users, groups: services.groups, actions: services.actions, keys: services.apiKeys, events: repositoriesOf(deps.store).events, webhooks: services.webhooks },
     rateLimit: { max: deps.apiRateLimitPerMinute ?? 600, timeWindowMs: 60_000 },
   });
   if (deps.notifications) await app.register(graphNotificationRoutes, { ...deps.notifications, subscriptions: new GraphSubscriptionRepository(deps.store.db), now });

@@ -3,8 +3,6 @@ import { after, before, describe, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Result } from 'axe-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { DeliveryWorker } from '../../src/events/delivery.ts';
 import { WebhookEndpoints } from '../../src/events/endpoints.ts';
@@ -12,6 +10,7 @@ import { repositoriesOf } from '../../src/store/repositories.ts';
 import { answerEmulatorUntil, launchChromium, SCREENSHOTS, signInAtEmulator } from '../helpers/chromium.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { addOrg, type Org } from '../helpers/fixtures.ts';
+import { startAnsweringReceiver } from '../helpers/webhook-receiver.ts';
 import { startTestRoster, type TestRoster } from '../helpers/roster.ts';
 
 const WCAG_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
@@ -146,11 +145,10 @@ describe('accessibility of every page (axe-core, WCAG 2.1 AA)', () => {
   });
 
   test('the webhook pages (endpoints, a secret shown once, a delivery log) have no violations', async () => {
-    const receiver = createServer((_req, res) => void res.writeHead(503, { 'retry-after': '120' }).end('busy <b>now</b>, try later'));
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const receiver = await startAnsweringReceiver(503, 'busy <b>now</b>, try later', { 'retry-after': '120' });
     try {
-      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
-      const { endpoint } = await new WebhookEndpoints({ store: roster.db.store }).create({ url, description: 'Product backend', eventTypes: ['user.created', 'user.deleted', 'tenant.suspended'] });
+      const { url } = receiver;
+      const { endpoint } = await new WebhookEndpoints({ store: roster.db.store }).create({ url, description: 'Product backend', eventTypes: ['user.created', 'user.deleted', 'tenant.suspended'] }, { kind: 'cli', id: 'cli', name: 'test', source: 'cli' });
       await repositoriesOf(roster.db.store).events.append(['user.created', 'user.deleted', 'tenant.suspended'].map((type) => ({ type, tenantId: fabrikam.tenant.id, data: { id: fabrikam.member.props.id } })), Date.now());
       const sender = new DeliveryWorker({ store: roster.db.store, timeoutMs: 2000 });
       await sender.drain();
@@ -166,8 +164,7 @@ describe('accessibility of every page (axe-core, WCAG 2.1 AA)', () => {
       findings.push(...(await audit(admin, 'operator secret')));
       assert.deepEqual(findings, [], `axe found violations:\n${report(findings)}`);
     } finally {
-      receiver.closeAllConnections();
-      await new Promise((resolve) => receiver.close(resolve));
+      await receiver.close();
     }
   });
 

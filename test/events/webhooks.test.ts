@@ -8,7 +8,10 @@ import { webhookHandler, type RosterEvent } from '../../examples/webhook-receive
 import { DeliveryWorker, RETRY_SCHEDULE_MS } from '../../src/events/delivery.ts';
 import { WebhookEndpoints } from '../../src/events/endpoints.ts';
 import { WebhookInputError } from '../../src/events/errors.ts';
+import type { AuditActor } from '../../src/store/audit.ts';
 import { repositoriesOf } from '../../src/store/repositories.ts';
+
+const OPS: AuditActor = { kind: 'cli', id: 'cli', name: 'test', source: 'cli' };
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -75,12 +78,12 @@ for (const engine of ENGINES) {
     });
     beforeEach(async () => {
       // Each test's endpoints see only its own events.
-      for (const endpoint of await endpoints.list()) await endpoints.setEnabled(endpoint.id, false);
+      for (const endpoint of await endpoints.list()) await endpoints.setEnabled(endpoint.id, false, OPS);
     });
 
     it('at least once: a receiver that is down, then slow, then answers 500 twice, then 200 gets every event; a restart between attempts loses none; its dedup by webhook-id sees each once', async () => {
       const port = await unusedPort();
-      const { endpoint, secret } = await endpoints.create({ url: `http://127.0.0.1:${port}/hooks` });
+      const { endpoint, secret } = await endpoints.create({ url: `http://127.0.0.1:${port}/hooks` }, OPS);
       await emit(3);
       const received: RosterEvent[] = [];
       const seen = new Set<string>();
@@ -146,7 +149,7 @@ for (const engine of ENGINES) {
       const receiver = await startReceiver();
       try {
         receiver.handle.current = (_req, res) => void res.writeHead(502).end();
-        const { endpoint } = await endpoints.create({ url: receiver.url });
+        const { endpoint } = await endpoints.create({ url: receiver.url }, OPS);
         await emit(1);
         const sender = worker();
         for (const wait of RETRY_SCHEDULE_MS) {
@@ -160,8 +163,8 @@ for (const engine of ENGINES) {
         assert.equal(failed!.attempts, RETRY_SCHEDULE_MS.length);
         assert.equal(receiver.requests.length, RETRY_SCHEDULE_MS.length);
         receiver.handle.current = (_req, res) => void res.writeHead(200).end();
-        await endpoints.replay(failed!.id, { endpointId: endpoint.id });
-        await assert.rejects(endpoints.replay(failed!.id), WebhookInputError, 'a pending delivery is not replayed twice');
+        await endpoints.replay(failed!.id, OPS, { endpointId: endpoint.id });
+        await assert.rejects(endpoints.replay(failed!.id, OPS), WebhookInputError, 'a pending delivery is not replayed twice');
         await sender.drain();
         const [replayed] = await deliveriesOf(endpoint.id);
         assert.equal(replayed!.status, 'succeeded');
@@ -174,7 +177,7 @@ for (const engine of ENGINES) {
     it('410 Gone disables the endpoint; 429 and 503 honour Retry-After', async () => {
       const receiver = await startReceiver();
       try {
-        const gone = await endpoints.create({ url: receiver.url });
+        const gone = await endpoints.create({ url: receiver.url }, OPS);
         await emit(2);
         receiver.handle.current = (_req, res) => void res.writeHead(410).end();
         await worker({ perEndpoint: 1 }).drain();
@@ -184,17 +187,17 @@ for (const engine of ENGINES) {
         const rows = await deliveriesOf(gone.endpoint.id);
         assert.equal(rows.filter((r) => r.status === 'failed').length, 1);
         assert.equal(rows.filter((r) => r.status === 'pending').length, 1, 'the rest wait for the endpoint to be enabled again');
-        await endpoints.setEnabled(gone.endpoint.id, false);
+        await endpoints.setEnabled(gone.endpoint.id, false, OPS);
 
         for (const status of [429, 503]) {
-          const throttled = await endpoints.create({ url: receiver.url });
+          const throttled = await endpoints.create({ url: receiver.url }, OPS);
           await emit(1);
           receiver.handle.current = (_req, res) => void res.writeHead(status, { 'retry-after': '3600' }).end();
           await worker().drain();
           const [row] = await deliveriesOf(throttled.endpoint.id);
           assert.equal(row!.status, 'pending');
           assert.equal(row!.next_attempt_at! - clock, 3_600_000, `${status}: the wait asked for, not the schedule's 5 s`);
-          await endpoints.setEnabled(throttled.endpoint.id, false);
+          await endpoints.setEnabled(throttled.endpoint.id, false, OPS);
         }
       } finally {
         await receiver.close();
@@ -204,7 +207,7 @@ for (const engine of ENGINES) {
     it('rule 32: signatures verify with the library; the secret is shown once; during a rotation both secrets sign, then only the new one', async () => {
       const receiver = await startReceiver();
       try {
-        const { endpoint, secret } = await endpoints.create({ url: receiver.url, eventTypes: ['user.created'] });
+        const { endpoint, secret } = await endpoints.create({ url: receiver.url, eventTypes: ['user.created'] }, OPS);
         assert.match(secret, /^whsec_[A-Za-z0-9+/]+=*$/);
         assert.equal(Buffer.from(secret.slice(6), 'base64').length, 32);
         for (const shown of [endpoint, await endpoints.get(endpoint.id), ...(await endpoints.list())]) assert.ok(!JSON.stringify(shown).includes(secret.slice(6)), 'never shown again');
@@ -220,7 +223,7 @@ for (const engine of ENGINES) {
         assert.throws(() => new Webhook(secret).verify(first.body, forged), 'a signature made with another secret fails');
         assert.throws(() => new Webhook(secret).verify(first.body.replace('user.created', 'user.deleted'), first.headers as Record<string, string>), 'a changed body fails');
 
-        const rotated = await endpoints.rotateSecret(endpoint.id);
+        const rotated = await endpoints.rotateSecret(endpoint.id, OPS);
         assert.notEqual(rotated.secret, secret);
         assert.ok(rotated.endpoint.previousSecretUntil! > clock);
         await emit(1);
@@ -243,24 +246,24 @@ for (const engine of ENGINES) {
 
     it('rule 33: http only to loopback; no credentials in the URL; redirects are not followed; what is read back is capped', async () => {
       for (const url of ['http://example.com/hooks', 'http://10.0.0.5/hooks', 'ftp://127.0.0.1/x', 'not a url', 'https://user:pw@example.com/hooks']) {
-        await assert.rejects(endpoints.create({ url }), (err: unknown) => err instanceof WebhookInputError && err.field === 'url', url);
+        await assert.rejects(endpoints.create({ url }, OPS), (err: unknown) => err instanceof WebhookInputError && err.field === 'url', url);
       }
-      await assert.rejects(endpoints.create({ url: 'https://example.com/h', eventTypes: ['user.exploded'] }), (err: unknown) => err instanceof WebhookInputError && err.field === 'event_types');
-      await assert.rejects(endpoints.create({ url: 'https://example.com/h', tenantId: 'nobody' }), (err: unknown) => err instanceof WebhookInputError && err.field === 'tenant_id');
-      for (const url of ['https://example.com/hooks', 'http://localhost:9/x', 'http://[::1]:9/x']) await endpoints.setEnabled((await endpoints.create({ url })).endpoint.id, false);
+      await assert.rejects(endpoints.create({ url: 'https://example.com/h', eventTypes: ['user.exploded'] }, OPS), (err: unknown) => err instanceof WebhookInputError && err.field === 'event_types');
+      await assert.rejects(endpoints.create({ url: 'https://example.com/h', tenantId: 'nobody' }, OPS), (err: unknown) => err instanceof WebhookInputError && err.field === 'tenant_id');
+      for (const url of ['https://example.com/hooks', 'http://localhost:9/x', 'http://[::1]:9/x']) await endpoints.setEnabled((await endpoints.create({ url }, OPS)).endpoint.id, false, OPS);
 
       const target = await startReceiver();
       const receiver = await startReceiver();
       try {
         receiver.handle.current = (_req, res) => void res.writeHead(307, { location: target.url }).end();
-        const redirected = await endpoints.create({ url: receiver.url });
+        const redirected = await endpoints.create({ url: receiver.url }, OPS);
         await emit(1);
         await worker().drain();
         assert.equal(target.requests.length, 0, 'the redirect was not followed');
         const [row] = await deliveriesOf(redirected.endpoint.id);
         assert.equal(row!.last_status_code, 307);
         assert.equal(row!.status, 'pending', 'a redirect is not a success');
-        await endpoints.setEnabled(redirected.endpoint.id, false);
+        await endpoints.setEnabled(redirected.endpoint.id, false, OPS);
 
         let written = 0;
         let finished = false;
@@ -278,7 +281,7 @@ for (const engine of ENGINES) {
           res.on('error', () => {});
           pump();
         };
-        const big = await endpoints.create({ url: receiver.url });
+        const big = await endpoints.create({ url: receiver.url }, OPS);
         await emit(1);
         await worker({ timeoutMs: 5000 }).drain();
         const [bigRow] = await deliveriesOf(big.endpoint.id);
@@ -286,7 +289,7 @@ for (const engine of ENGINES) {
         const [attempt] = await repositoriesOf(db.store).webhooks.attemptsOf([bigRow!.id]);
         assert.ok(attempt!.response_excerpt!.length <= 300);
         assert.equal(finished, false, 'the 64 MB answer was not read to its end');
-        await endpoints.setEnabled(big.endpoint.id, false);
+        await endpoints.setEnabled(big.endpoint.id, false, OPS);
       } finally {
         await receiver.close();
         await target.close();
@@ -298,8 +301,8 @@ for (const engine of ENGINES) {
       const fast = await startReceiver();
       try {
         slow.handle.current = (_req, res) => void delay(1500).then(() => res.writeHead(200).end());
-        const a = await endpoints.create({ url: slow.url });
-        const b = await endpoints.create({ url: fast.url });
+        const a = await endpoints.create({ url: slow.url }, OPS);
+        const b = await endpoints.create({ url: fast.url }, OPS);
         await emit(4);
         const sender = worker({ timeoutMs: 5000, perEndpoint: 2 });
         const started = Date.now();
@@ -319,7 +322,7 @@ for (const engine of ENGINES) {
     it('a delivery leased to a sender that died is sent once its lease lapses; filters pick the events an endpoint gets', async () => {
       const receiver = await startReceiver();
       try {
-        const filtered = await endpoints.create({ url: receiver.url, eventTypes: ['user.deleted'], tenantId });
+        const filtered = await endpoints.create({ url: receiver.url, eventTypes: ['user.deleted'], tenantId }, OPS);
         await emit(2, 'user.created');
         await emit(1, 'user.deleted');
         await emit(1, 'user.deleted', null);

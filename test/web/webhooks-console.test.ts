@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DeliveryWorker } from '../../src/events/delivery.ts';
 import { repositoriesOf } from '../../src/store/repositories.ts';
@@ -9,6 +7,7 @@ import { Browser, decodeHtml, type Hop } from '../helpers/browser.ts';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { addOrg, type Org } from '../helpers/fixtures.ts';
 import { startTestRoster, type TestRoster } from '../helpers/roster.ts';
+import { startAnsweringReceiver } from '../helpers/webhook-receiver.ts';
 import { ENGINES } from '../helpers/stores.ts';
 import { signUp } from './flows.ts';
 
@@ -28,7 +27,7 @@ for (const engine of ENGINES) {
     let customer: Org;
     let operator: Browser;
     let admin: Browser;
-    let receiver: Server;
+    let receiver: Awaited<ReturnType<typeof startAnsweringReceiver>>;
     let receiverUrl: string;
 
     before(async () => {
@@ -41,13 +40,11 @@ for (const engine of ENGINES) {
       admin = new Browser();
       assert.equal((await signUp(admin, roster, customer)).status, 200);
       // A receiver whose answer tries to inject markup into the console.
-      receiver = createServer((_req, res) => void res.writeHead(500, { 'content-type': 'text/html' }).end('<script>alert("owned")</script><img src=x onerror=alert(1)>'));
-      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-      receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+      receiver = await startAnsweringReceiver(500, '<script>alert("owned")</script><img src=x onerror=alert(1)>', { 'content-type': 'text/html' });
+      receiverUrl = receiver.url;
     });
     after(async () => {
-      receiver?.closeAllConnections();
-      await new Promise((resolve) => receiver?.close(resolve));
+      await receiver?.close();
       await roster?.close();
       await emulator?.close();
     });
@@ -62,7 +59,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(await repositoriesOf(roster.db.store).webhooks.listEndpoints(), []);
     });
 
-    it('rules 32 and 33: an endpoint is created with its secret shown once; plain http to another host is refused; the delivery log escapes what the receiver answered; replay, rotate, disable and delete work', async () => {
+    it('rules 32, 33 and 35: an endpoint is created with its secret shown once; plain http to another host is refused; the delivery log escapes what the receiver answered; replay, rotate, disable and delete work', async () => {
       const list = await operator.get(`${roster.url}/operator/webhooks`);
       assert.equal(list.status, 200);
       const refused = await post(operator, list, '/operator/webhooks', { url: 'http://example.com/hooks' });
@@ -114,6 +111,10 @@ for (const engine of ENGINES) {
       assert.equal(noToken.status, 403, 'the form token is required');
       assert.equal((await post(operator, await operator.get(detailUrl), `/operator/webhooks/${endpoint!.id}/delete`)).status, 303);
       assert.equal((await operator.get(detailUrl)).status, 404);
+      // Rule 35: every change is in the audit log, with the operator as who.
+      const audit = await roster.db.store.db.selectFrom('audit_log').select(['action', 'actor_kind', 'actor_id']).where('target', '=', endpoint!.id).orderBy('id').execute();
+      assert.deepEqual(audit.map((e) => e.action), ['webhook.create', 'webhook.replay', 'webhook.rotate_secret', 'webhook.disable', 'webhook.enable', 'webhook.delete']);
+      assert.ok(audit.every((e) => e.actor_kind === 'user' && e.actor_id.endsWith(ops.admin.props.id)), JSON.stringify(audit));
       assert.equal((await operator.get(`${roster.url}/operator/webhooks/not-an-id`)).status, 400);
     });
   });

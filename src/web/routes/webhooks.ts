@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { EVENT_TYPES } from '../../events/types.ts';
 import type { Pages, PageServices } from '../context.ts';
-import { viewerOf } from '../guards.ts';
+import { viewerActor } from '../actor.ts';
 import type { PagePlugin } from '../plugins.ts';
 import { formBody } from '../schemas.ts';
 
@@ -26,10 +26,7 @@ export interface WebhookRouteOptions {
 /** The operator's webhook endpoints: create (secret shown once), enable, disable, rotate, delete; each endpoint's delivery log with replay. */
 export const webhookRoutes: PagePlugin<WebhookRouteOptions> = async (app, { pages, webhooks }) => {
   const operator = pages.guard('operator');
-  const audit = (request: FastifyRequest, action: string, endpoint: string) => {
-    const viewer = viewerOf(request);
-    request.log.warn({ endpoint, operator: `${viewer.tenant.id}:${viewer.user.id}`, action }, `operator ${action} a webhook endpoint`);
-  };
+  const audit = (request: FastifyRequest, action: string, endpoint: string) => request.log.warn({ endpoint, operator: viewerActor(request).id, action }, `operator ${action} a webhook endpoint`);
   const secretPage = (reply: FastifyReply, title: string, endpoint: { id: string; url: string }, secret: string, status = 200) =>
     pages.render(reply, 'webhook-secret', { title, endpoint, secret }, status);
 
@@ -40,7 +37,7 @@ export const webhookRoutes: PagePlugin<WebhookRouteOptions> = async (app, { page
   app.post('/operator/webhooks', { schema: { body: CreateBody }, preHandler: operator }, async (request, reply) => {
     const { url, description, tenant_id: tenantId, event_types: types } = request.body;
     const eventTypes = types === undefined ? [] : Array.isArray(types) ? types : [types];
-    const { endpoint, secret } = await webhooks.create({ url, description: description ?? null, tenantId: tenantId ?? null, eventTypes });
+    const { endpoint, secret } = await webhooks.create({ url, description: description ?? null, tenantId: tenantId ?? null, eventTypes }, viewerActor(request));
     audit(request, 'created', endpoint.id);
     return secretPage(reply, 'Webhook endpoint created', endpoint, secret, 201);
   });
@@ -58,17 +55,17 @@ export const webhookRoutes: PagePlugin<WebhookRouteOptions> = async (app, { page
       audit(request, outcome, request.params.id);
       return reply.redirect(outcome === 'deleted' ? '/operator/webhooks' : `/operator/webhooks/${request.params.id}`, 303);
     });
-  action('enable', async (id) => (await webhooks.setEnabled(id, true), 'enabled'));
-  action('disable', async (id) => (await webhooks.setEnabled(id, false), 'disabled'));
-  action('delete', async (id) => (await webhooks.delete(id), 'deleted'));
+  action('enable', async (id, request) => (await webhooks.setEnabled(id, true, viewerActor(request)), 'enabled'));
+  action('disable', async (id, request) => (await webhooks.setEnabled(id, false, viewerActor(request)), 'disabled'));
+  action('delete', async (id, request) => (await webhooks.delete(id, viewerActor(request)), 'deleted'));
   action('rotate', async (id, request, reply) => {
-    const { endpoint, secret } = await webhooks.rotateSecret(id);
+    const { endpoint, secret } = await webhooks.rotateSecret(id, viewerActor(request));
     audit(request, 'rotated the secret of', id);
     return secretPage(reply, 'New signing secret', endpoint, secret);
   });
 
   app.post('/operator/webhooks/:id/deliveries/:delivery/replay', { schema: { params: DeliveryParams, body: ActionBody }, preHandler: operator }, async (request, reply) => {
-    await webhooks.replay(request.params.delivery, { endpointId: request.params.id });
+    await webhooks.replay(request.params.delivery, viewerActor(request), { endpointId: request.params.id });
     audit(request, 'replayed a delivery of', request.params.id);
     return reply.redirect(`/operator/webhooks/${request.params.id}`, 303);
   });

@@ -1,0 +1,117 @@
+/**
+ * Events and webhooks, each figure from one run:
+ *  - a full sync of a tenant with events on against the same sync with events
+ *    off (fresh databases, alternating order, the faster of two runs each);
+ *  - webhook deliveries per second to a local receiver that answers 204.
+ *
+ *   node_modules/.bin/node bench/events.ts [--users 100000] [--deliveries 10000] [--engines sqlite,postgres]
+ *
+ * The emulator shares this process's event loop with the sync: both syncs pay
+ * for it alike, so the ratio stands, though the absolute times are longer than
+ * with Graph on another machine.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import pLimit from 'p-limit';
+import { Agent, request } from 'undici';
+import { GraphReader } from '../src/directory/graph-reader.ts';
+import { DirectorySync } from '../src/directory/sync.ts';
+import { DeliveryWorker } from '../src/events/delivery.ts';
+import { WebhookEndpoints } from '../src/events/endpoints.ts';
+import type { Engine } from '../src/store/database.ts';
+import { repositoriesOf } from '../src/store/repositories.ts';
+import { TenantRepository } from '../src/store/tenants.ts';
+import { startTestEmulator } from '../test/helpers/emulator.ts';
+import { connectToEmulator } from '../test/helpers/entra.ts';
+import { demoApp } from '../test/helpers/fixtures.ts';
+import { openTestStore } from '../test/helpers/stores.ts';
+
+const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, deliveries: { type: 'string', default: '10000' }, engines: { type: 'string', default: 'sqlite,postgres' } } });
+const USERS = Number(values.users);
+const DELIVERIES = Number(values.deliveries);
+const ENGINES = values.engines!.split(',') as Engine[];
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+const emulator = await startTestEmulator();
+const tenant = emulator.ctx.directory.addTenant({ displayName: 'Benchco', domains: ['benchco.onmicrosoft.com', 'benchco.com'] });
+emulator.ctx.directory.addUsersUnchecked(
+  tenant,
+  Array.from({ length: USERS }, (_, i) => ({ userPrincipalName: `user${i}@benchco.com`, displayName: `User ${i}`, givenName: 'User', surname: `N${i}`, jobTitle: i % 3 ? 'Engineer' : null, department: `Dept ${i % 40}`, businessPhones: i % 2 ? ['+1 425 555 0100'] : [] })),
+);
+emulator.ctx.directory.grantAdminConsent(tenant, demoApp(emulator.ctx));
+const connection = await connectToEmulator(emulator);
+const budget = pLimit(8);
+const reader = new GraphReader({ http: connection.http, budget: (request) => budget(request) });
+const entra = connection.app();
+const OPS = { kind: 'cli' as const, id: 'cli', name: 'bench', source: 'cli' };
+
+console.log(`bench/events.ts: ${USERS.toLocaleString('en-US')} users, ${DELIVERIES.toLocaleString('en-US')} deliveries, Node ${process.version}\n`);
+
+/** One full sync into a fresh database, with events on or off; its time in ms. */
+async function fullSync(engine: Engine, eventsEnabled: boolean): Promise<number> {
+  const db = await openTestStore(engine);
+  try {
+    const store = { ...db.store, eventsEnabled };
+    await new TenantRepository(store.db).activate({ id: tenant.id, displayName: 'Benchco', domains: tenant.domains, signedUpByOid: null, signupContext: null }, Date.now() - 3_600_000);
+    const sync = new DirectorySync({ store, entra, reader, graphBaseUrl: connection.graphBaseUrl });
+    const t0 = performance.now();
+    const outcome = await sync.run(tenant.id, { full: true });
+    const ms = performance.now() - t0;
+    if (outcome.status !== 'succeeded' || outcome.created !== USERS) throw new Error(`full sync ${outcome.status}: ${outcome.error}`);
+    const events = Number((await store.db.selectFrom('events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    if (events !== (eventsEnabled ? USERS : 0)) throw new Error(`${events} events written`);
+    return ms;
+  } finally {
+    await db.drop();
+  }
+}
+
+async function deliveriesPerSecond(engine: Engine): Promise<{ ms: number; rate: number; bareRate: number }> {
+  const db = await openTestStore(engine);
+  const receiver = createServer((_req, res) => void res.writeHead(204).end());
+  receiver.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+    await new WebhookEndpoints({ store: db.store }).create({ url }, OPS);
+    const events = repositoriesOf(db.store).events;
+    for (let i = 0; i < DELIVERIES; i += 1000) await events.append(Array.from({ length: Math.min(1000, DELIVERIES - i) }, (_, j) => ({ type: 'user.updated', tenantId: tenant.id, data: { id: `user-${i + j}`, department: 'Sales' }, previousAttributes: { department: 'Legal' } })), Date.now());
+    // The baseline: bare POSTs of the same count over as many connections, with nothing recorded.
+    const agent = new Agent({ connections: 16 });
+    const bare = pLimit(16);
+    let t = performance.now();
+    await Promise.all(Array.from({ length: DELIVERIES }, () => bare(async () => (await request(url, { method: 'POST', dispatcher: agent, body: '{}' })).body.dump())));
+    const bareMs = performance.now() - t;
+    await agent.close();
+    const sender = new DeliveryWorker({ store: db.store, perEndpoint: 16, batch: 256 });
+    t = performance.now();
+    await sender.drain();
+    const ms = performance.now() - t;
+    await sender.stop();
+    const done = Number((await db.store.db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll().as('n')).where('status', '=', 'succeeded').executeTakeFirstOrThrow()).n);
+    if (done !== DELIVERIES) throw new Error(`${done} of ${DELIVERIES} delivered`);
+    return { ms, rate: DELIVERIES / (ms / 1000), bareRate: DELIVERIES / (bareMs / 1000) };
+  } finally {
+    receiver.closeAllConnections();
+    await new Promise((resolve) => receiver.close(resolve));
+    await db.drop();
+  }
+}
+
+for (const engine of ENGINES) {
+  const off1 = await fullSync(engine, false);
+  const on1 = await fullSync(engine, true);
+  const on2 = await fullSync(engine, true);
+  const off2 = await fullSync(engine, false);
+  const [off, on] = [Math.min(off1, off2), Math.min(on1, on2)];
+  const delivery = await deliveriesPerSecond(engine);
+  console.log(engine);
+  console.log(`  full sync, events off                  ${seconds(off)}   (runs ${seconds(off1)}, ${seconds(off2)})`);
+  console.log(`  full sync, events on                   ${seconds(on)}   (runs ${seconds(on1)}, ${seconds(on2)})`);
+  console.log(`    ratio on / off                       ${(on / off).toFixed(2)}x   (aim: at most 1.1x)`);
+  console.log(`  webhook deliveries to a local receiver ${seconds(delivery.ms)}   ${Math.round(delivery.rate).toLocaleString('en-US')} deliveries/s   (aim: at least 2,000/s)`);
+  console.log(`    bare POSTs, nothing signed or recorded ${Math.round(delivery.bareRate).toLocaleString('en-US')}/s; ratio deliveries / bare ${(delivery.rate / delivery.bareRate).toFixed(2)}\n`);
+}
+await connection.close();
+await emulator.close();
