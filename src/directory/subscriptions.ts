@@ -150,7 +150,7 @@ export class GraphSubscriptions {
 
   /** Answers Graph's `reauthorizationRequired`: reauthorize, or renew when Graph no longer knows the request. */
   async reauthorize(subscriptionId: string): Promise<boolean> {
-    const row = (await this.#rows.all()).find((r) => r.subscriptionId === subscriptionId);
+    const row = await this.#rows.owner(subscriptionId);
     if (!row) return false;
     try {
       await this.#graph(row.tenantId, 'POST', `/subscriptions/${encodeURIComponent(subscriptionId)}/reauthorize`);

@@ -229,5 +229,18 @@ for (const engine of ENGINES) {
       await post('/graph/notifications', { value: [captured] });
       assert.equal(counters().dropped.get('unknown_subscription'), dropped + 1);
     });
+
+    // Last: it uses up this Roster's allowance for 127.0.0.1.
+    test('security rule 34: a flood of posts from one address is cut off at 1,200 a minute, before any check', async () => {
+      const statuses = new Map<number, number>();
+      for (let i = 0; i < 1210; i += 110) {
+        const answers = await Promise.all(Array.from({ length: Math.min(110, 1210 - i) }, () => post('/graph/notifications', 'flood').then((r) => r.status)));
+        for (const status of answers) statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      }
+      // Earlier posts of the suite (the validation handshakes, other tests) used part of the same minute.
+      assert.ok(statuses.get(202)! <= 1200 && statuses.get(202)! >= 1000, `${statuses.get(202)} accepted`);
+      assert.ok(statuses.get(429)! >= 10, `${statuses.get(429)} refused`);
+      assert.equal((statuses.get(202) ?? 0) + (statuses.get(429) ?? 0), 1210);
+    });
   });
 }
