@@ -36,7 +36,9 @@ export function byShape<Row extends object>(rows: readonly Row[], key: readonly 
   const groups = new Map<string, Row[]>();
   for (const row of rows) {
     const shape = Object.keys(row).join(',');
-    groups.set(shape, [...(groups.get(shape) ?? []), row]);
+    const group = groups.get(shape);
+    if (group) group.push(row);
+    else groups.set(shape, [row]);
   }
   // The key is never rewritten: an update of key columns would rewrite the primary key's index.
   return [...groups].map(([shape, group]) => ({ columns: shape.split(',').filter((c) => !key.includes(c)) as Exclude<keyof Row, 'id'>[], rows: group }));
