@@ -12,8 +12,9 @@ import type { HeldDeletion } from '../tenants/operator-actions.ts';
 export const GUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 const Guid = (description: string) => Type.String({ pattern: GUID_PATTERN, description });
 const Time = (description: string) => Type.String({ format: 'date-time', description });
-const NullableTime = (description: string) => Type.Union([Time(description), Type.Null()]);
-const NullableText = Type.Union([Type.String(), Type.Null()]);
+// `type: [..., 'null']` rather than anyOf: the response serialiser picks an anyOf branch by validating each value, a type list it writes directly.
+const NullableTime = (description: string) => Type.Unsafe<string | null>({ type: ['string', 'null'], format: 'date-time', description });
+export const NullableText = Type.Unsafe<string | null>({ type: ['string', 'null'] });
 
 export const TenantParams = Type.Object({ tenant_id: Guid('The tenant (directory) id.') });
 export const TenantUserParams = Type.Object({ tenant_id: Guid('The tenant (directory) id.'), user_id: Guid('The user object id.') });

@@ -3,9 +3,8 @@ import { GROUP_KIND_FILTERS, type DirectoryGroup, type GroupMember, type MemberO
 import { ApiNotFoundError } from '../errors.ts';
 import { requireScope, visibleTenant, type ApiRoutePlugin } from '../context.ts';
 import { decodeCursor, DEFAULT_LIMIT, encodeCursor, PageOf, PageParams, pageOf } from '../pagination.ts';
-import { GUID_PATTERN, problems, TenantParams, TenantUserParams } from '../schemas.ts';
+import { GUID_PATTERN, NullableText, problems, TenantParams, TenantUserParams } from '../schemas.ts';
 
-const NullableText = Type.Union([Type.String(), Type.Null()]);
 const GroupParams = Type.Object({ tenant_id: Type.String({ pattern: GUID_PATTERN, description: 'The tenant (directory) id.' }), group_id: Type.String({ pattern: GUID_PATTERN, description: 'The group object id.' }) });
 const Transitive = Type.Optional(Type.Boolean({ description: 'Through nested groups at any depth (default false: direct only).' }));
 
@@ -20,7 +19,7 @@ const GroupSchema = Type.Object(
     security_enabled: Type.Boolean(),
     mail_enabled: Type.Boolean(),
     mail: NullableText,
-    deleted_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    deleted_at: Type.Unsafe<string | null>({ type: ['string', 'null'], format: 'date-time' }),
     member_count: Type.Integer({ description: 'Direct members.' }),
   },
   { title: 'Group' },
@@ -30,7 +29,7 @@ const MemberSchema = Type.Object(
     id: Type.String(),
     type: Type.Union([Type.Literal('user'), Type.Literal('group')]),
     display_name: NullableText,
-    detail: Type.Union([Type.String(), Type.Null()], { description: "A user's principal name or mail, a group's mail." }),
+    detail: Type.Unsafe<string | null>({ type: ['string', 'null'], description: "A user's principal name or mail, a group's mail." }),
     known: Type.Boolean({ description: 'False while Roster has not synced the member itself yet.' }),
     deleted: Type.Boolean(),
   },
