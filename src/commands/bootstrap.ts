@@ -174,9 +174,10 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
       queue,
       syncControl: {
         requestSync: (tenantId, runOptions) => {
-          void scheduler.syncNow(tenantId, runOptions);
-          // The first sync follows sign-up: the tenant's subscription is created with it.
-          void subscriptions?.ensure(tenantId).catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'could not create the Graph subscription; the next tick tries again'));
+          const ensure = () => void subscriptions?.ensure(tenantId).catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'could not create the Graph subscription; the next tick tries again'));
+          // The first sync follows sign-up: the users' subscription is created with it, the groups' once that sync has read them.
+          void scheduler.syncNow(tenantId, runOptions).then(ensure, () => undefined);
+          ensure();
         },
         ...(subscriptions ? { tenantStateChanged: keepSubscriptions } : {}),
         confirmHeldDeletion: (tenantId) => sync.confirmHeldDeletion(tenantId),

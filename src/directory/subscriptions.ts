@@ -6,18 +6,27 @@ import { GraphSubscriptionRepository, type GraphSubscriptionRecord } from '../st
 import { hashToken, randomToken } from '../store/tokens.ts';
 
 /**
- * What Roster subscribes to for each tenant. Adding groups once they are
- * synced is one more entry here (`groups`, same change types and lifetime);
- * the receiver and the delta round it triggers need nothing else.
+ * What Roster subscribes to for each tenant. A notification of either only
+ * schedules the tenant's debounced delta round (users, then groups), so the
+ * receiver needs nothing per resource.
  */
 export interface SubscribedResource {
   resource: string;
   changeType: string;
   /** Graph's longest lifetime for the resource, in minutes. */
   maxLifetimeMinutes: number;
+  /**
+   * Subscribed only while the tenant's groups are synced and readable: a
+   * tenant whose group sync reports a missing permission has none (Graph
+   * would refuse it with 403) until a new consent lets groups sync again.
+   */
+  needsSyncedGroups?: boolean;
 }
 
-export const SUBSCRIBED_RESOURCES: readonly SubscribedResource[] = [{ resource: 'users', changeType: 'updated,deleted', maxLifetimeMinutes: 41_760 }];
+export const SUBSCRIBED_RESOURCES: readonly SubscribedResource[] = [
+  { resource: 'users', changeType: 'updated,deleted', maxLifetimeMinutes: 41_760 },
+  { resource: 'groups', changeType: 'updated,deleted', maxLifetimeMinutes: 41_760, needsSyncedGroups: true },
+];
 
 /** Where Graph posts notifications and lifecycle events, under the public notification URL. */
 export const NOTIFICATION_PATH = '/graph/notifications';
@@ -123,8 +132,14 @@ export class GraphSubscriptions {
       await this.remove(row);
       report.removed += 1;
     }
+    for (const kind of this.#resources.filter((r) => r.needsSyncedGroups)) {
+      for (const row of await this.#rows.withoutGroupPermission(kind.resource)) {
+        await this.remove(row);
+        report.removed += 1;
+      }
+    }
     for (const kind of this.#resources) {
-      for (const tenantId of await this.#rows.activeTenantsWithout(kind.resource)) count(await this.#create(tenantId, kind), 'created');
+      for (const tenantId of await this.#rows.activeTenantsWithout(kind.resource, { groupsSynced: kind.needsSyncedGroups === true })) count(await this.#create(tenantId, kind), 'created');
     }
     const now = this.#now();
     for (const row of await this.#rows.all()) {
@@ -140,10 +155,11 @@ export class GraphSubscriptions {
     return report;
   }
 
-  /** Creates the tenant's missing subscriptions (after sign-up); already present ones are left alone. */
+  /** Creates the tenant's missing subscriptions (after sign-up, and again once its groups are synced); present ones are left alone. */
   async ensure(tenantId: string): Promise<void> {
     if (this.#held) return;
     for (const kind of this.#resources) {
+      if (kind.needsSyncedGroups && !(await this.#rows.groupsSynced(tenantId))) continue;
       if (!(await this.#rows.get(tenantId, kind.resource))) await this.#create(tenantId, kind);
     }
   }

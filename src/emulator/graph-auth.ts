@@ -36,7 +36,7 @@ const MSG_ISSUER = 'Access token validation failure. Invalid issuer or tenant.';
 const MSG_REVOKED = 'Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp';
 
 /** Roles (app tokens) and scopes (delegated tokens) that allow reading every user. */
-const READ_USERS_ROLES = ['User.Read.All', 'User.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'];
+export const READ_USERS_ROLES = ['User.Read.All', 'User.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'];
 const READ_USERS_SCOPES = [...READ_USERS_ROLES, 'User.ReadBasic.All', 'Directory.AccessAsUser.All'];
 /** Scopes that allow reading the signed-in user (`/me`). */
 const READ_ME_SCOPES = [...READ_USERS_SCOPES, 'User.Read', 'User.ReadWrite'];
@@ -47,7 +47,7 @@ export function canReadUsers(caller: GraphCaller): boolean {
 }
 
 /** Roles and scopes that allow reading groups and their members (GroupMember.Read.All is the least privileged). */
-const READ_GROUPS_ROLES = ['GroupMember.Read.All', 'GroupMember.ReadWrite.All', 'Group.Read.All', 'Group.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'];
+export const READ_GROUPS_ROLES = ['GroupMember.Read.All', 'GroupMember.ReadWrite.All', 'Group.Read.All', 'Group.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'];
 const READ_GROUPS_SCOPES = [...READ_GROUPS_ROLES, 'Directory.AccessAsUser.All'];
 
 export function canReadGroups(caller: GraphCaller): boolean {

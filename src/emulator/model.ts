@@ -107,7 +107,7 @@ export type ChangeKind = 'updated' | 'deleted';
 /** One change as change notifications see it: which resource collection, which object, and its kind. */
 export interface DirectoryChange {
   tenant: Tenant;
-  /** The subscribable collection the object belongs to (`users`; `groups` once groups have a change log). */
+  /** The subscribable collection the object belongs to: `users` or `groups`. */
   resource: string;
   id: string;
   kind: ChangeKind;
@@ -511,7 +511,8 @@ export class Directory {
       for (const member of group.members) indexMembership(tenant, member, input.id);
       tenant.groups.push(group);
       tenant.groupsById.set(input.id, group);
-      this.logGroupChange(tenant, { groupId: input.id });
+      tenant.seq += 1;
+      tenant.groupChangeLog.push({ seq: tenant.seq, groupId: input.id });
     }
   }
 
@@ -577,7 +578,7 @@ export class Directory {
     }
     tenant.purgedGroupIds.add(id);
     for (const member of group.members) unindexMembership(tenant, member, id);
-    this.logGroupChange(tenant, { groupId: id });
+    this.logGroupChange(tenant, { groupId: id }, 'deleted');
     this.dropMemberships(tenant, id);
   }
 
@@ -717,9 +718,11 @@ export class Directory {
     tenant.groupsById.delete(group.props.id);
   }
 
-  private logGroupChange(tenant: Tenant, entry: Omit<GroupChangeEntry, 'seq'>): void {
+  /** Like `logChange`: a membership change is an `updated` of its group, and only a purge is `deleted`. */
+  private logGroupChange(tenant: Tenant, entry: Omit<GroupChangeEntry, 'seq'>, kind: ChangeKind = 'updated'): void {
     tenant.seq += 1;
     tenant.groupChangeLog.push({ seq: tenant.seq, ...entry });
+    for (const listener of this.changeListeners) listener({ tenant, resource: 'groups', id: entry.groupId, kind });
   }
 
   private createServicePrincipal(tenant: Tenant, app: AppRegistration, appRoles: string[]): ServicePrincipal {

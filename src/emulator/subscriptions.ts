@@ -2,19 +2,21 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock.ts';
 import { GraphError } from './errors.ts';
 import type { FaultInjector } from './faults.ts';
+import { READ_GROUPS_ROLES, READ_USERS_ROLES } from './graph-auth.ts';
 import type { DirectoryChange, Tenant } from './model.ts';
 
 /**
  * What can be subscribed to. A resource collection named here gets
  * subscriptions and notifications as soon as its changes reach
- * `Subscriptions.notify` (users through the `Directory` listener); groups add
- * one entry and call the same listener from their change log.
+ * `Subscriptions.notify` through the `Directory` listener, which both the
+ * users' and the groups' change logs call. Each needs the permission that
+ * reads the collection through Graph.
  */
 export interface SubscribableResource {
   /** `@odata.type` of the notifications' `resourceData`. */
   odataType: string;
-  /** Prefix of `resource` and `@odata.id` in a notification: `Users/{id}`. */
-  odataIdPrefix: string;
+  /** `resource` and `@odata.id` of a notification about object `id`, written as Graph writes them. */
+  pathOf: (id: string) => string;
   /** Longest lifetime Graph grants, in minutes. */
   maxLifetimeMinutes: number;
   /** Application permissions, any one of which lets an app subscribe. */
@@ -26,9 +28,16 @@ export interface SubscribableResource {
 export const SUBSCRIBABLE_RESOURCES: Record<string, SubscribableResource> = {
   users: {
     odataType: '#Microsoft.Graph.User',
-    odataIdPrefix: 'Users',
+    pathOf: (id) => `Users/${id}`,
     maxLifetimeMinutes: 41_760,
-    roles: ['User.Read.All', 'User.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'],
+    roles: READ_USERS_ROLES,
+    changeTypes: ['updated', 'deleted'],
+  },
+  groups: {
+    odataType: '#Microsoft.Graph.Group',
+    pathOf: (id) => `Groups('${id}')`,
+    maxLifetimeMinutes: 41_760,
+    roles: READ_GROUPS_ROLES,
     changeTypes: ['updated', 'deleted'],
   },
 };
@@ -266,8 +275,8 @@ export class Subscriptions {
         subscriptionId: subscription.id,
         subscriptionExpirationDateTime: new Date(subscription.expiresAtMs).toISOString(),
         changeType: change.kind,
-        resource: `${kind.odataIdPrefix}/${change.id}`,
-        resourceData: { '@odata.type': kind.odataType, '@odata.id': `${kind.odataIdPrefix}/${change.id}`, id: change.id, organizationId: change.tenant.id },
+        resource: kind.pathOf(change.id),
+        resourceData: { '@odata.type': kind.odataType, '@odata.id': kind.pathOf(change.id), id: change.id, organizationId: change.tenant.id },
         clientState: subscription.clientState,
         tenantId: subscription.tenantId,
       });

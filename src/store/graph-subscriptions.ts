@@ -77,16 +77,49 @@ export class GraphSubscriptionRepository {
     return { ...toRecord(subscription), tenantState: tenant_state };
   }
 
-  /** Active tenants that have no row for `resource`: their subscription is to be created. */
-  async activeTenantsWithout(resource: string): Promise<string[]> {
-    const rows = await this.#db
+  /**
+   * Active tenants that have no row for `resource`: their subscription is to
+   * be created. With `groupsSynced`, only those whose groups were synced and
+   * whose group sync does not report a missing permission.
+   */
+  async activeTenantsWithout(resource: string, options: { groupsSynced?: boolean } = {}): Promise<string[]> {
+    let query = this.#db
       .selectFrom('tenants')
       .leftJoin('graph_subscriptions', (join) => join.onRef('graph_subscriptions.tenant_id', '=', 'tenants.id').on('graph_subscriptions.resource', '=', resource))
       .select('tenants.id as id')
       .where('tenants.state', '=', 'active')
-      .where('graph_subscriptions.tenant_id', 'is', null)
+      .where('graph_subscriptions.tenant_id', 'is', null);
+    if (options.groupsSynced) {
+      query = query
+        .innerJoin('group_sync_state', 'group_sync_state.tenant_id', 'tenants.id')
+        .where('group_sync_state.last_success_at', 'is not', null)
+        .where('group_sync_state.health', '!=', 'missing_permission');
+    }
+    return (await query.execute()).map((r) => r.id);
+  }
+
+  /** Whether the tenant's groups were synced and its group sync does not report a missing permission. */
+  async groupsSynced(tenantId: string): Promise<boolean> {
+    const row = await this.#db
+      .selectFrom('group_sync_state')
+      .select('tenant_id')
+      .where('tenant_id', '=', tenantId)
+      .where('last_success_at', 'is not', null)
+      .where('health', '!=', 'missing_permission')
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Rows for `resource` whose tenant's group sync reports a missing permission: the group permission went, so does the subscription. */
+  async withoutGroupPermission(resource: string): Promise<GraphSubscriptionRecord[]> {
+    const rows = await this.#db
+      .selectFrom('graph_subscriptions')
+      .innerJoin('group_sync_state', 'group_sync_state.tenant_id', 'graph_subscriptions.tenant_id')
+      .selectAll('graph_subscriptions')
+      .where('graph_subscriptions.resource', '=', resource)
+      .where('group_sync_state.health', '=', 'missing_permission')
       .execute();
-    return rows.map((r) => r.id);
+    return rows.map(toRecord);
   }
 
   /** Rows whose tenant is no longer active (disconnected, suspended, offboarded): their subscriptions are to be deleted. */

@@ -46,6 +46,7 @@ export interface GroupSyncStatus {
  * A tenant's Graph change notifications in words: `on` while every
  * subscription is live, `starting` while one is being made, `trouble` when
  * one failed (scheduled syncs carry on); null when it has none (off).
+ * `resources` says the same of each subscribed resource (users, groups).
  */
 export interface LiveUpdates {
   state: 'on' | 'starting' | 'trouble';
@@ -53,21 +54,34 @@ export interface LiveUpdates {
   lastNotificationAt: number | null;
   expiresAt: number | null;
   lastError: string | null;
+  resources: ResourceLiveUpdates[];
+}
+
+export type ResourceLiveUpdates = Omit<LiveUpdates, 'resources'> & { resource: string };
+
+/** Users first, then groups, as the pages list them. */
+function resourceOrder(resource: string): number {
+  const at = ['users', 'groups'].indexOf(resource);
+  return at === -1 ? 2 : at;
 }
 
 export function liveUpdatesOf(rows: readonly GraphSubscriptionRecord[], now: number): LiveUpdates | null {
   if (rows.length === 0) return null;
-  const trouble = rows.find((r) => r.state === 'failing' || r.lastError !== null || (r.expiresAt !== null && r.expiresAt <= now));
-  const starting = rows.some((r) => r.state === 'creating');
-  const latest = (pick: (r: GraphSubscriptionRecord) => number | null) => rows.reduce<number | null>((max, r) => (pick(r) !== null && (max === null || pick(r)! > max) ? pick(r) : max), null);
-  const earliestExpiry = rows.reduce<number | null>((min, r) => (r.expiresAt !== null && (min === null || r.expiresAt < min) ? r.expiresAt : min), null);
-  return {
-    state: trouble ? 'trouble' : starting ? 'starting' : 'on',
-    lastRenewedAt: latest((r) => r.lastRenewedAt),
-    lastNotificationAt: latest((r) => r.lastNotificationAt),
-    expiresAt: earliestExpiry,
-    lastError: trouble?.lastError ?? null,
+  const summary = (of: readonly GraphSubscriptionRecord[]): Omit<LiveUpdates, 'resources'> => {
+    const trouble = of.find((r) => r.state === 'failing' || r.lastError !== null || (r.expiresAt !== null && r.expiresAt <= now));
+    const starting = of.some((r) => r.state === 'creating');
+    const latest = (pick: (r: GraphSubscriptionRecord) => number | null) => of.reduce<number | null>((max, r) => (pick(r) !== null && (max === null || pick(r)! > max) ? pick(r) : max), null);
+    const earliestExpiry = of.reduce<number | null>((min, r) => (r.expiresAt !== null && (min === null || r.expiresAt < min) ? r.expiresAt : min), null);
+    return {
+      state: trouble ? 'trouble' : starting ? 'starting' : 'on',
+      lastRenewedAt: latest((r) => r.lastRenewedAt),
+      lastNotificationAt: latest((r) => r.lastNotificationAt),
+      expiresAt: earliestExpiry,
+      lastError: trouble?.lastError ?? null,
+    };
   };
+  const resources = [...rows].sort((a, b) => resourceOrder(a.resource) - resourceOrder(b.resource)).map((r) => ({ resource: r.resource, ...summary([r]) }));
+  return { ...summary(rows), resources };
 }
 
 export interface TenantOverview {

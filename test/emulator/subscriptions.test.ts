@@ -46,6 +46,7 @@ describe('emulator: Graph change-notification subscriptions', () => {
     clientState: 'a-secret',
     ...overrides,
   });
+  const objectId = (item: Record<string, unknown>) => (item.resourceData as { id: string }).id;
   const cleanUp = () => {
     for (const s of emulator.ctx.subscriptions.all()) emulator.ctx.subscriptions.remove({ tenant: emulator.ctx.directory.requireTenant(s.tenantId), appId: s.appId }, s.id);
     receiver.received.length = 0;
@@ -129,6 +130,85 @@ describe('emulator: Graph change-notification subscriptions', () => {
       clientState: 'a-secret',
       tenantId: org.tenant.id,
     });
+  });
+
+  test('groups: a group-reading permission is needed (403 without it), and a user subscription sees no group changes', async () => {
+    cleanUp();
+    const usersOnly = await appToken(emulator.ctx, org.tenant.id, { roles: ['User.Read.All'] });
+    const refused = await graph('POST', '/subscriptions', subscription({ resource: 'groups' }), usersOnly);
+    assert.equal(refused.status, 403);
+    assert.match(refused.body.error.message, /permission to read groups/);
+    const groupReader = await appToken(emulator.ctx, org.tenant.id, { roles: ['GroupMember.Read.All'] });
+    assert.equal((await graph('POST', '/subscriptions', subscription({ resource: 'groups', changeType: 'created' }), groupReader)).status, 400);
+    assert.equal((await graph('POST', '/subscriptions', subscription({ resource: 'users' }), groupReader)).status, 403, 'a group permission does not read users');
+    const created = await graph('POST', '/subscriptions', subscription({ resource: '/groups' }), groupReader);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.resource, 'groups');
+    const usersSub = await graph('POST', '/subscriptions', subscription({ clientState: 'users-secret' }));
+    assert.equal(usersSub.status, 201);
+    const group = emulator.ctx.directory.addGroup(org.tenant, { displayName: 'Quiet' });
+    await receiver.waitFor(() => receiver.items().length >= 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(receiver.items().map((i) => [i.subscriptionId, i.resource]), [[created.body.id, `Groups('${group.props.id}')`]], 'only the groups subscriber hears of a group');
+    // A token whose group permission is gone cannot answer a reauthorization request.
+    assert.equal((await graph('POST', `/subscriptions/${created.body.id}/reauthorize`, undefined, usersOnly)).status, 403);
+  });
+
+  test('groups: every change notifies, membership add and remove included: updated, and deleted for a purge', async () => {
+    cleanUp();
+    const groupReader = await appToken(emulator.ctx, org.tenant.id, { roles: ['GroupMember.Read.All'] });
+    const created = await graph('POST', '/subscriptions', subscription({ resource: 'groups' }), groupReader);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const d = emulator.ctx.directory;
+    const team = d.addGroup(org.tenant, { displayName: 'Team', groupTypes: ['Unified'] });
+    const security = d.addGroup(org.tenant, { displayName: 'Security', members: [org.admin.props.id] });
+    d.editGroup(org.tenant, team.props.id, { description: 'The team' });
+    d.addGroupMember(org.tenant, team.props.id, org.member.props.id);
+    d.removeGroupMember(org.tenant, team.props.id, org.member.props.id);
+    d.deleteGroup(org.tenant, team.props.id);
+    d.restoreGroup(org.tenant, team.props.id);
+    d.deleteGroup(org.tenant, security.props.id);
+    await receiver.waitFor(() => receiver.items().length >= 8);
+    const seen = receiver.items().map((i) => [i.changeType, objectId(i)]);
+    const [t, s] = [team.props.id, security.props.id];
+    assert.deepEqual(seen, [['updated', t], ['updated', s], ['updated', t], ['updated', t], ['updated', t], ['updated', t], ['updated', t], ['deleted', s]]);
+    assert.deepEqual(receiver.items()[3], {
+      subscriptionId: created.body.id,
+      subscriptionExpirationDateTime: created.body.expirationDateTime,
+      changeType: 'updated',
+      resource: `Groups('${t}')`,
+      resourceData: { '@odata.type': '#Microsoft.Graph.Group', '@odata.id': `Groups('${t}')`, id: t, organizationId: org.tenant.id },
+      clientState: 'a-secret',
+      tenantId: org.tenant.id,
+    });
+    // A user purged for good leaves every group that held them: each such group changed.
+    receiver.received.length = 0;
+    const leaver = d.addUser(org.tenant, { userPrincipalName: 'leaver@subscribers.com' });
+    d.addGroupMember(org.tenant, team.props.id, leaver.props.id);
+    await receiver.waitFor(() => receiver.items().length >= 1);
+    receiver.received.length = 0;
+    d.purgeUser(org.tenant, leaver.props.id);
+    await receiver.waitFor(() => receiver.items().length >= 1);
+    assert.deepEqual(receiver.items().map((i) => [i.changeType, objectId(i)]), [['updated', t]]);
+  });
+
+  test('groups: notifications go through the same faults and retries as users', async () => {
+    cleanUp();
+    const groupReader = await appToken(emulator.ctx, org.tenant.id, { roles: ['Group.Read.All'] });
+    assert.equal((await graph('POST', '/subscriptions', subscription({ resource: 'groups' }), groupReader)).status, 201);
+    const sub = emulator.ctx.subscriptions.all()[0]!;
+    const group = emulator.ctx.directory.addGroup(org.tenant, { displayName: 'Faulty' });
+    await receiver.waitFor(() => sub.stats.delivered === 1);
+    await emulator.control('POST', '/faults', { target: 'notification', kind: 'drop', count: 1, tenant: org.tenant.id });
+    emulator.ctx.directory.addGroupMember(org.tenant, group.props.id, org.member.props.id);
+    await receiver.waitFor(() => sub.stats.dropped === 1);
+    receiver.behaviour.status = 500;
+    emulator.ctx.directory.removeGroupMember(org.tenant, group.props.id, org.member.props.id);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    assert.ok(sub.stats.failedAttempts >= 2, `failed attempts: ${sub.stats.failedAttempts}`);
+    receiver.behaviour.status = 202;
+    await receiver.waitFor(() => sub.stats.delivered === 2);
+    assert.deepEqual(receiver.items().map(objectId), [group.props.id, group.props.id], 'the dropped one is gone, the retried one arrived');
   });
 
   test('a failed or slow (over 3 s) answer is retried with backoff until it succeeds', async () => {

@@ -36,15 +36,26 @@ describe('live updates on the pages', () => {
     await emulator.close();
   });
 
-  test('rule 1: the subscription is created right after sign-up; the sync page and the operator console say live updates are on', async () => {
+  test('rule 1: the users subscription is created right after sign-up, the groups one once groups are synced; the sync page and the operator console show both', async () => {
     const rows = new GraphSubscriptionRepository(t.db.store.db);
-    await waitFor('the subscription', async () => (await rows.get(org.tenant.id, 'users'))?.state === 'active');
+    await waitFor('the subscriptions', async () => (await rows.get(org.tenant.id, 'users'))?.state === 'active' && (await rows.get(org.tenant.id, 'groups'))?.state === 'active');
     const sync = await browser.get(`${t.url}/app/sync`);
-    assert.match(text(sync.html), /Live updates On renewed (now|\d+ seconds? ago)/);
+    assert.match(text(sync.html), /Live updates Users: On renewed (now|\d+ seconds? ago) Groups: On renewed (now|\d+ seconds? ago)/);
     const console = await browser.get(`${t.url}/operator`);
-    assert.match(text(console.html), /on, renewed (now|\d+ seconds? ago)/);
+    assert.match(text(console.html), /on, renewed (now|\d+ seconds? ago) users, groups/);
     const detail = await browser.get(`${t.url}/operator/tenants/${org.tenant.id}`);
-    assert.match(text(detail.html), /Live updates On renewed/);
+    assert.match(text(detail.html), /Live updates Users: On renewed .* Groups: On renewed/);
+  });
+
+  test('rule 1: a tenant whose groups are not subscribed says so beside its users subscription', async () => {
+    const rows = new GraphSubscriptionRepository(t.db.store.db);
+    await t.roster.notifications!.subscriptions.remove((await rows.get(org.tenant.id, 'groups'))!);
+    const sync = await browser.get(`${t.url}/app/sync`);
+    assert.match(text(sync.html), /Users: On renewed .* Groups: off, changes arrive with each scheduled sync \(on once groups are synced with their permission\)/);
+    const console = await browser.get(`${t.url}/operator`);
+    assert.match(text(console.html), /on, renewed (now|\d+ seconds? ago) users /);
+    await t.roster.notifications!.subscriptions.maintain();
+    assert.equal((await rows.get(org.tenant.id, 'groups'))?.state, 'active', 'the next pass makes it again');
   });
 
   test('rule 1: suspending the tenant in the operator console deletes its subscription at once', async () => {
@@ -53,6 +64,6 @@ describe('live updates on the pages', () => {
     const suspended = await browser.submitForm(detail, {}, { formIndex: forms.indexOf(`/operator/tenants/${org.tenant.id}/suspend`) });
     assert.ok(suspended.status < 400, suspended.html);
     await waitFor('the deletion', async () => !emulator.ctx.subscriptions.all().some((s) => s.tenantId === org.tenant.id));
-    assert.equal(await new GraphSubscriptionRepository(t.db.store.db).get(org.tenant.id, 'users'), undefined);
+    assert.deepEqual(await new GraphSubscriptionRepository(t.db.store.db).forTenant(org.tenant.id), []);
   });
 });

@@ -24,10 +24,12 @@ for (const engine of ENGINES) {
       other = await addSignedUpTenant(t.emulator, t.db.store, 2, user);
       await t.roster.notifications!.subscriptions.maintain();
       for (const id of [tenant.id, other.id]) await t.scheduler.syncNow(id);
+      // Groups are subscribed once the first run has synced them.
+      await t.roster.notifications!.subscriptions.maintain();
     });
     after(async () => t.close());
 
-    const subscriptionOf = (of: Tenant) => t.emulator.ctx.subscriptions.all().find((s) => s.tenantId === of.id)!;
+    const subscriptionOf = (of: Tenant, resource = 'users') => t.emulator.ctx.subscriptions.all().find((s) => s.tenantId === of.id && s.resource === resource)!;
     const runsOf = async (of: Tenant) => Number((await t.db.store.db.selectFrom('sync_runs').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', of.id).executeTakeFirstOrThrow()).n);
     const userRow = (of: Tenant, id: string) => t.db.store.db.selectFrom('users').selectAll().where('tenant_id', '=', of.id).where('id', '=', id).executeTakeFirst();
     const counters = () => t.roster.notifications!.receiver.counters;
@@ -59,19 +61,22 @@ for (const engine of ENGINES) {
       }
     };
 
-    test('rule 1: each active tenant has a users subscription, created through the validation handshake at Roster\'s endpoints', async () => {
+    test('rule 1: each active tenant has a users and (its groups synced) a groups subscription, created through the validation handshake at Roster\'s endpoints', async () => {
       for (const org of [tenant, other]) {
-        const row = await rows.get(org.id, 'users');
-        assert.equal(row?.state, 'active');
-        const remote = subscriptionOf(org);
-        assert.equal(row?.subscriptionId, remote.id);
-        assert.equal(remote.notificationUrl, `${t.url}/graph/notifications`);
-        assert.equal(remote.lifecycleNotificationUrl, `${t.url}/graph/lifecycle`);
-        assert.deepEqual(remote.changeTypes, ['updated', 'deleted']);
-        assert.ok(remote.clientState && remote.clientState.length >= 43, 'a random clientState of 256 bits');
-        assert.notEqual(row?.clientStateHash, remote.clientState, 'the database keeps only a hash of the clientState');
+        for (const resource of ['users', 'groups']) {
+          const row = await rows.get(org.id, resource);
+          assert.equal(row?.state, 'active', resource);
+          const remote = subscriptionOf(org, resource);
+          assert.equal(row?.subscriptionId, remote.id);
+          assert.equal(remote.notificationUrl, `${t.url}/graph/notifications`);
+          assert.equal(remote.lifecycleNotificationUrl, `${t.url}/graph/lifecycle`);
+          assert.deepEqual(remote.changeTypes, ['updated', 'deleted']);
+          assert.ok(remote.clientState && remote.clientState.length >= 43, 'a random clientState of 256 bits');
+          assert.notEqual(row?.clientStateHash, remote.clientState, 'the database keeps only a hash of the clientState');
+        }
       }
-      assert.notEqual(subscriptionOf(tenant).clientState, subscriptionOf(other).clientState, 'one secret per subscription');
+      const secrets = [tenant, other].flatMap((org) => ['users', 'groups'].map((r) => subscriptionOf(org, r).clientState));
+      assert.equal(new Set(secrets).size, 4, 'one secret per subscription');
       const again = await t.roster.notifications!.subscriptions.maintain();
       assert.deepEqual(again, { created: 0, renewed: 0, removed: 0, failed: 0 }, 'nothing to do for a healthy tenant');
     });
@@ -122,7 +127,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(await t.db.store.db.selectFrom('sync_state').select(['tenant_id', 'requested_at']).execute(), stateBefore, 'no wish to sync recorded');
       const metrics = await (await fetch(`${t.url}/metrics`)).text();
       assert.match(metrics, /roster_graph_notifications_dropped_total\{reason="client_state_mismatch"\} [1-9]/);
-      assert.match(metrics, /roster_graph_subscriptions\{state="active"\} 2/);
+      assert.match(metrics, /roster_graph_subscriptions\{state="active"\} 4/);
     });
 
     test('rule 3: a user disabled in the directory reaches Roster within seconds through a notification, with no scheduled round', async () => {
@@ -132,6 +137,34 @@ for (const engine of ENGINES) {
       await waitFor('the change in Roster', async () => (await userRow(tenant, target.props.id))?.account_enabled === 0);
       assert.ok(Date.now() - started < 5_000, `fresh after ${Date.now() - started} ms`);
       assert.ok((await rows.get(tenant.id, 'users'))!.lastNotificationAt! >= started);
+    });
+
+    test('rule 3: a membership added in the directory reaches group_members within seconds through a groups notification, with no scheduled round', async () => {
+      const d = t.emulator.ctx.directory;
+      const memberRow = (groupId: string, memberId: string) =>
+        t.db.store.db.selectFrom('group_members').select('member_id').where('tenant_id', '=', tenant.id).where('group_id', '=', groupId).where('member_id', '=', memberId).executeTakeFirst();
+      const createdAt = Date.now();
+      const group = d.addGroup(tenant, { displayName: 'Night shift', members: [tenant.users[0]!.props.id] });
+      await waitFor('the new group in Roster', async () => (await memberRow(group.props.id, tenant.users[0]!.props.id)) !== undefined);
+      await settled();
+      const groupsRow = await rows.get(tenant.id, 'groups');
+      const joiner = tenant.users[3]!.props.id;
+      const started = Date.now();
+      d.addGroupMember(tenant, group.props.id, joiner);
+      await waitFor('the membership in Roster', async () => (await memberRow(group.props.id, joiner)) !== undefined);
+      assert.ok(Date.now() - started < 5_000, `fresh after ${Date.now() - started} ms`);
+      // The time of a notice is written at most once a second per subscription.
+      assert.ok((await rows.get(tenant.id, 'groups'))!.lastNotificationAt! >= createdAt, 'the groups subscription brought it');
+      assert.equal(subscriptionOf(tenant, 'groups').id, groupsRow!.subscriptionId);
+      d.removeGroupMember(tenant, group.props.id, joiner);
+      await waitFor('the removal in Roster', async () => (await memberRow(group.props.id, joiner)) === undefined);
+    });
+
+    test('rule 2: a groups notification with the users subscription\'s clientState is dropped', async () => {
+      const before = counters().dropped.get('client_state_mismatch')!;
+      const groups = subscriptionOf(tenant, 'groups');
+      await post('/graph/notifications', { value: [notification(tenant, { subscriptionId: groups.id, clientState: subscriptionOf(tenant).clientState })] });
+      assert.equal(counters().dropped.get('client_state_mismatch'), before + 1);
     });
 
     test('rule 3: a burst of 1,000 notifications for one tenant is answered 202 at once and causes at most two delta rounds', async () => {
@@ -210,24 +243,60 @@ for (const engine of ENGINES) {
       const lifecycle = t.roster.lifecycle;
       const first = subscriptionOf(other).id;
       assert.ok(await lifecycle.suspend(other.id, 'test', Date.now()));
-      await waitFor('the deletion', async () => (await rows.get(other.id, 'users')) === undefined && !t.emulator.ctx.subscriptions.find(first));
+      const firstGroups = subscriptionOf(other, 'groups').id;
+      await waitFor('the deletion', async () => (await rows.forTenant(other.id)).length === 0 && !t.emulator.ctx.subscriptions.find(first) && !t.emulator.ctx.subscriptions.find(firstGroups));
       const late = await post('/graph/notifications', { value: [{ ...notification(tenant), subscriptionId: first, tenantId: other.id }] });
       assert.equal(late.status, 202);
       assert.ok(await lifecycle.resume(other.id, Date.now()));
-      await waitFor('a new subscription', async () => (await rows.get(other.id, 'users'))?.state === 'active');
+      await waitFor('new subscriptions', async () => (await rows.get(other.id, 'users'))?.state === 'active' && (await rows.get(other.id, 'groups'))?.state === 'active');
       assert.notEqual(subscriptionOf(other).id, first);
+      assert.notEqual(subscriptionOf(other, 'groups').id, firstGroups);
       await lifecycle.offboard(other.id, 'left', Date.now());
-      await waitFor('the deletion after leaving', async () => (await rows.get(other.id, 'users')) === undefined && !t.emulator.ctx.subscriptions.all().some((s) => s.tenantId === other.id));
+      await waitFor('the deletion after leaving', async () => (await rows.forTenant(other.id)).length === 0 && !t.emulator.ctx.subscriptions.all().some((s) => s.tenantId === other.id));
     });
 
     test('rule 1: a disconnected tenant (consent revoked) loses its subscription row, and its notifications are dropped', async () => {
       const captured = notification(tenant);
       t.emulator.ctx.directory.revokeConsent(tenant, t.emulator.ctx.demoAppId);
       await t.roster.lifecycle.disconnect(tenant.id, 'app removed', Date.now());
-      await waitFor('the row to go', async () => (await rows.get(tenant.id, 'users')) === undefined);
+      await waitFor('the rows to go', async () => (await rows.forTenant(tenant.id)).length === 0);
       const dropped = counters().dropped.get('unknown_subscription')!;
       await post('/graph/notifications', { value: [captured] });
       assert.equal(counters().dropped.get('unknown_subscription'), dropped + 1);
+    });
+
+    test('rule 1: a tenant without the group permission keeps its users subscription and has no groups one; consenting again adds it, losing the permission removes it', async () => {
+      const subscriptions = t.roster.notifications!.subscriptions;
+      const app = t.emulator.ctx.directory.requireApp(t.emulator.ctx.demoAppId);
+      const third = await addSignedUpTenant(t.emulator, t.db.store, 3, (i, domain) => ({ userPrincipalName: `p${i}@${domain}`, displayName: `P ${i}` }));
+      t.emulator.ctx.directory.setConsentedAppRoles(third, app, ['User.Read.All']);
+      await subscriptions.maintain();
+      await t.scheduler.syncNow(third.id);
+      await subscriptions.maintain();
+      const groupHealth = async () => (await t.db.store.db.selectFrom('group_sync_state').select('health').where('tenant_id', '=', third.id).executeTakeFirstOrThrow()).health;
+      assert.equal(await groupHealth(), 'missing_permission');
+      assert.equal((await rows.get(third.id, 'users'))?.state, 'active');
+      assert.equal(await rows.get(third.id, 'groups'), undefined);
+      assert.equal(subscriptionOf(third, 'groups'), undefined, 'Graph was not even asked');
+      assert.equal(t.emulator.ctx.requestLog.entries({ route: 'POST /v1.0/subscriptions', tenant: third.id }).length, 1);
+
+      // Consent again with the group permission (a new token carries it): the next round syncs groups, and the subscription follows.
+      t.emulator.ctx.directory.grantAdminConsent(third, app);
+      await t.roster.entra.appToken(third.id, { forceRefresh: true });
+      t.roster.syncControl.requestSync(third.id);
+      await waitFor('the groups subscription', async () => (await rows.get(third.id, 'groups'))?.state === 'active');
+      assert.equal(await groupHealth(), 'ok');
+      assert.equal(subscriptionOf(third, 'groups').id, (await rows.get(third.id, 'groups'))!.subscriptionId);
+
+      // The group permission taken away: groups report it, and their subscription goes; users keep theirs.
+      t.emulator.ctx.directory.setConsentedAppRoles(third, app, ['User.Read.All']);
+      await t.roster.entra.appToken(third.id, { forceRefresh: true });
+      await t.scheduler.syncNow(third.id);
+      assert.equal(await groupHealth(), 'missing_permission');
+      assert.ok((await subscriptions.maintain()).removed >= 1);
+      assert.equal(await rows.get(third.id, 'groups'), undefined);
+      assert.equal(subscriptionOf(third, 'groups'), undefined);
+      assert.equal((await rows.get(third.id, 'users'))?.state, 'active');
     });
 
     // Last: it uses up this Roster's allowance for 127.0.0.1.
