@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { before, beforeEach, describe, it } from 'node:test';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
+import { GROUPS } from '../../src/directory/group-kind.ts';
+import type { DeltaItem } from '../../src/directory/object-kind.ts';
 import { DirectorySync } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { toEnvelope, type EventEnvelope } from '../../src/events/types.ts';
-import { repositoriesOf } from '../../src/store/repositories.ts';
+import { repositoriesOf, transaction } from '../../src/store/repositories.ts';
 import type { TestEmulator } from '../helpers/emulator.ts';
 import type { EmulatorConnection } from '../helpers/entra.ts';
 import { expectedGroupEvents, groupEventKeys, lastEventSequence, snapshotGroups, type GroupSnapshot } from '../helpers/group-events.ts';
@@ -116,6 +118,27 @@ for (const engine of ENGINES) {
       assert.equal((of('group.restored', team).data as { state: string }).state, 'active');
       assert.equal((of('group.deleted', newsletter).data as { display_name: string }).display_name, 'Newsletter', 'a deleted group is shown as it was');
       assert.equal(of('group.created', group('New')).previous_attributes, undefined);
+    });
+
+    it('rule 23: a member removed on one page of a round and added again on a later page gives group.user_removed then group.user_added; the later page replayed gives nothing', async () => {
+      await sync.run(tenant.id);
+      const [low, member] = [group('Low'), user(0)];
+      const entry = { '@odata.type': '#microsoft.graph.user', id: member };
+      const removed: DeltaItem[] = [{ id: low, 'members@delta': [{ ...entry, '@removed': { reason: 'deleted' } }] }];
+      const added: DeltaItem[] = [{ id: low, 'members@delta': [entry] }];
+      /** One page through the groups kind as the sink writes it: its events, in its transaction. */
+      const writePage = (items: DeltaItem[]) =>
+        transaction(db.store, async (repos) => {
+          const rows = GROUPS.rows(repos);
+          const stored = await rows.stored(tenant.id, items);
+          const changes = GROUPS.fold(items, stored, { runId: 'round', kind: 'delta', now: Date.now() });
+          return [...GROUPS.events(tenant.id, changes, stored), ...(await rows.apply(tenant.id, changes))].map((e) => `${e.type} ${JSON.stringify(e.data)}`);
+        });
+      const data = JSON.stringify({ group_id: low, user_id: member });
+      assert.deepEqual(await writePage(removed), [`group.user_removed ${data}`]);
+      assert.deepEqual(await writePage(added), [`group.user_added ${data}`]);
+      assert.deepEqual(await writePage(added), [], 'the membership is there: nothing inserted, nothing emitted');
+      assert.equal((await db.store.db.selectFrom('group_members').select('member_id').where('tenant_id', '=', tenant.id).where('group_id', '=', low).where('member_id', '=', member).execute()).length, 1);
     });
 
     it('rule 22: a replayed delta round (the cursor put back, as if its commit had been lost) emits nothing', async () => {
