@@ -1,6 +1,8 @@
+import { groupChangeEvents, groupEvents, membershipEvents } from '../events/groups.ts';
+import type { EventDraft } from '../store/events.ts';
 import type { Repositories } from '../store/repositories.ts';
 import type { GroupKind, GroupMembersTable, GroupsTable } from '../store/schema.ts';
-import { GROUP_DATA_COLUMNS, type GroupDataColumn, type GroupRowWrite, type MembershipWrite, type StoredGroup } from '../store/synced-groups.ts';
+import { GROUP_DATA_COLUMNS, type GroupDataColumn, type GroupRowWrite, type MembershipRow, type MembershipWrite, type StoredGroup } from '../store/synced-groups.ts';
 import type { DeltaItem, FoldContext, KindRows, ObjectChange, ObjectKind, RoundKind } from './object-kind.ts';
 import { marksByValues, mergeItems, rowChange, type RowMapping } from './row-fold.ts';
 
@@ -125,34 +127,55 @@ export function foldGroups(items: readonly DeltaItem[], stored: ReadonlyMap<stri
 /** Groups and memberships over one transaction's repositories. */
 class GroupRows implements KindRows<StoredGroup, GroupWrite> {
   readonly #repos: Repositories;
+  /** What `stored` read for this page, in this transaction: which of the page's memberships were there already. */
+  #stored: ReadonlyMap<string, StoredGroup> = new Map();
 
   constructor(repositories: Repositories) {
     this.#repos = repositories;
   }
 
-  stored(tenantId: string, items: readonly DeltaItem[]): Promise<Map<string, StoredGroup>> {
+  async stored(tenantId: string, items: readonly DeltaItem[]): Promise<Map<string, StoredGroup>> {
     const pairs = new Map<string, readonly [string, string]>();
     for (const item of items) {
       const entries = item['members@delta'];
       if (Array.isArray(entries)) for (const entry of entries as MemberEntry[]) if (typeof entry?.id === 'string') pairs.set(`${item.id} ${entry.id}`, [item.id, entry.id]);
     }
-    return this.#repos.syncedGroups.stored(tenantId, [...new Set(items.map((item) => item.id))], [...pairs.values()]);
+    const stored = await this.#repos.syncedGroups.stored(tenantId, [...new Set(items.map((item) => item.id))], [...pairs.values()]);
+    this.#stored = stored;
+    return stored;
   }
 
   /**
-   * Writes a page's group changes. This is the one place where the changes of
-   * each page are known, after the fold and inside the page's transaction:
-   * derived effects of group changes (events) belong here, so a replayed page,
-   * which folds to no changes, derives none.
+   * Writes a page's group changes, and returns the membership events they
+   * are owed: `group.user_added` only for a row the insert really created,
+   * `group.user_removed` only for a row the delete really removed, so a
+   * replayed page emits none. Members that are groups get no events.
    */
-  async apply(tenantId: string, changes: readonly ObjectChange<GroupWrite>[]): Promise<void> {
+  async apply(tenantId: string, changes: readonly ObjectChange<GroupWrite>[]): Promise<EventDraft[]> {
     const { syncedGroups } = this.#repos;
     const rows = changes.flatMap((change) => (change.write?.row ? [change.write.row] : []));
-    const added = changes.flatMap((change) => change.write?.add ?? []);
     await syncedGroups.upsert(tenantId, rows);
     for (const { values, ids } of marksByValues(changes)) await syncedGroups.touch(tenantId, ids, values);
-    await syncedGroups.addMembers(tenantId, added);
-    for (const change of changes) if (change.write?.remove.length) await syncedGroups.removeMembers(tenantId, change.id, change.write.remove);
+    // A page's `add` mixes new memberships with re-marks (and, rarely, a member whose type changed).
+    const fresh: MembershipWrite[] = [];
+    const existing: MembershipWrite[] = [];
+    const retypedFrom: MembershipRow[] = [];
+    const retypedTo: MembershipRow[] = [];
+    for (const membership of changes.flatMap((change) => change.write?.add ?? [])) {
+      const had = this.#stored.get(membership.group_id)?.members.get(membership.member_id);
+      if (!had) fresh.push(membership);
+      else {
+        existing.push(membership);
+        if (had.member_type === membership.member_type) continue;
+        retypedFrom.push({ ...membership, member_type: had.member_type });
+        retypedTo.push(membership);
+      }
+    }
+    await syncedGroups.addMembers(tenantId, existing);
+    const inserted = await syncedGroups.insertMembers(tenantId, fresh);
+    const removed: MembershipRow[] = [];
+    for (const change of changes) if (change.write?.remove.length) removed.push(...(await syncedGroups.removeMembers(tenantId, change.id, change.write.remove)));
+    return [...membershipEvents('group.user_removed', tenantId, [...removed, ...retypedFrom]), ...membershipEvents('group.user_added', tenantId, [...inserted, ...retypedTo])];
   }
 
   countMarked(tenantId: string, runId: string): Promise<number> {
@@ -167,12 +190,17 @@ class GroupRows implements KindRows<StoredGroup, GroupWrite> {
     return this.#repos.syncedGroups.total(tenantId);
   }
 
-  removePending(tenantId: string, runId: string, kind: RoundKind): Promise<number> {
-    return this.#repos.syncedGroups.removePending(tenantId, runId, kind);
+  /** The end of a round (or a confirmed hold): `group.user_removed` for each user membership that went, then `group.deleted` for each group, as it was. */
+  async removePending(tenantId: string, runId: string, kind: RoundKind, now: number): Promise<number> {
+    const { removed, memberships, groups } = await this.#repos.syncedGroups.removePending(tenantId, runId, kind);
+    await this.#repos.events.append([...membershipEvents('group.user_removed', tenantId, memberships), ...groupEvents('group.deleted', tenantId, groups)], now);
+    return removed;
   }
 
-  keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number> {
-    return this.#repos.syncedGroups.keepSoftDeleted(tenantId, runId, ids, now);
+  async keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number> {
+    const newly = await this.#repos.syncedGroups.keepSoftDeleted(tenantId, runId, ids, now);
+    await this.#repos.events.append(groupEvents('group.soft_deleted', tenantId, newly), now);
+    return newly.length;
   }
 
   unmarkPendingRemovals(tenantId: string, runId: string): Promise<void> {
@@ -200,6 +228,5 @@ export const GROUPS: ObjectKind<StoredGroup, GroupWrite> = {
   rows: (repositories) => new GroupRows(repositories),
   runs: (repositories) => repositories.groupSyncRuns,
   cursor: (repositories) => repositories.groupSyncState,
-  // Not emitted yet: exactly-once `group.user_added`/`group.user_removed` need the batched membership writes to say which rows were new.
-  events: () => [],
+  events: groupChangeEvents,
 };

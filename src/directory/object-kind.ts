@@ -40,7 +40,8 @@ export interface ObjectChange<Write> {
 export interface KindRows<Stored, Write> {
   /** The stored rows the page's items name (a kind may load more than the rows, e.g. a group's memberships the page mentions). */
   stored(tenantId: string, items: readonly DeltaItem[]): Promise<Map<string, Stored>>;
-  apply(tenantId: string, changes: readonly ObjectChange<Write>[]): Promise<void>;
+  /** Writes the page's changes; returns the events owed for what only the writes know (e.g. which memberships were really inserted). */
+  apply(tenantId: string, changes: readonly ObjectChange<Write>[]): Promise<EventDraft[]>;
   /** Objects the run has marked: seen by a full listing, or to be removed by a delta round. */
   countMarked(tenantId: string, runId: string): Promise<number>;
   countPending(tenantId: string, runId: string, kind: RoundKind): Promise<number>;

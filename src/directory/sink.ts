@@ -54,8 +54,9 @@ export class PageSink<Stored, Write> {
       const items = page.value ?? [];
       const stored = await rows.stored(tenantId, items);
       const changes = kind.fold(items, stored, { runId, kind: round.kind, now });
-      await rows.apply(tenantId, changes);
-      const events = kind.events(tenantId, changes, stored);
+      const written = await rows.apply(tenantId, changes);
+      // An object's own event first, then those of what hangs on it (a new group, then its members).
+      const events = [...kind.events(tenantId, changes, stored), ...written];
       for (const change of changes) {
         if (change.change === 'created') counters.created += 1;
         else if (change.change === 'updated') counters.updated += 1;

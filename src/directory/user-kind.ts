@@ -1,4 +1,5 @@
 import { userChangeEvents, userEvents } from '../events/users.ts';
+import type { EventDraft } from '../store/events.ts';
 import type { Repositories } from '../store/repositories.ts';
 import type { UsersTable } from '../store/schema.ts';
 import { USER_DATA_COLUMNS, type StoredUser, type UserDataColumn, type UserWrite } from '../store/synced-users.ts';
@@ -100,12 +101,13 @@ class UserRows implements KindRows<StoredUser, UserWrite> {
     return this.#repos.syncedUsers.stored(tenantId, [...new Set(items.map((item) => item.id))]);
   }
 
-  async apply(tenantId: string, changes: readonly ObjectChange<UserWrite>[]): Promise<void> {
+  async apply(tenantId: string, changes: readonly ObjectChange<UserWrite>[]): Promise<EventDraft[]> {
     const writes = changes.flatMap((change) => (change.write ? [change.write] : []));
     await this.#repos.syncedUsers.upsert(tenantId, writes);
     for (const { values, ids } of marksByValues(changes)) await this.#repos.syncedUsers.touch(tenantId, ids, values);
     const ending = changes.filter((change) => change.ends).map((change) => change.id);
     if (ending.length) await this.#repos.sessions.destroyForUsers(tenantId, ending);
+    return [];
   }
 
   countMarked(tenantId: string, runId: string): Promise<number> {

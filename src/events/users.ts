@@ -1,5 +1,6 @@
 import type { EventDraft } from '../store/events.ts';
 import type { StoredUser, UserWrite } from '../store/synced-users.ts';
+import { rowChangeEvents } from './changes.ts';
 import type { EventType } from './types.ts';
 
 /** A user as events show it: Roster's synced columns, booleans and arrays as such, and whether Graph holds it soft-deleted. */
@@ -49,44 +50,14 @@ export function userEventData(row: UserColumns): UserEventData {
   };
 }
 
-/** The keys whose values differ, with their old values (Stripe's `previous_attributes`); the deletion state has events of its own. */
-function previousAttributes(before: UserEventData, after: UserEventData): Record<string, unknown> {
-  const previous: Record<string, unknown> = {};
-  for (const key of Object.keys(after) as (keyof UserEventData)[]) {
-    if (key === 'state' || key === 'deleted_at') continue;
-    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) previous[key] = before[key];
-  }
-  return previous;
-}
-
 export interface UserChange {
   change: string;
   write: UserWrite | null;
 }
 
-/**
- * The events of a page's applied user changes: derived from what changed,
- * once, so a replayed page (which changes nothing) emits nothing (sync rule 21).
- */
+/** The events of a page's applied user changes (sync rule 21). */
 export function userChangeEvents(tenantId: string, changes: readonly (UserChange & { id: string })[], stored: ReadonlyMap<string, StoredUser>): EventDraft[] {
-  const drafts: EventDraft[] = [];
-  for (const { id, change, write } of changes) {
-    if (!write) continue;
-    const before = stored.get(id);
-    const after = userEventData({ ...before, ...write, id } as UserColumns);
-    let type: EventType;
-    let previous: Record<string, unknown> | null = null;
-    if (!before) type = 'user.created';
-    else if (change === 'soft-deleted') type = 'user.soft_deleted';
-    else if (before.deleted_at !== null && after.deleted_at === null) type = 'user.restored';
-    else {
-      previous = previousAttributes(userEventData(before), after);
-      if (Object.keys(previous).length === 0) continue;
-      type = 'user.updated';
-    }
-    drafts.push({ type, tenantId, data: after, previousAttributes: previous });
-  }
-  return drafts;
+  return rowChangeEvents('user', tenantId, changes.map(({ id, change, write }) => ({ id, change, row: write })), stored, (row) => userEventData(row as UserColumns));
 }
 
 export function userEvents(type: Extract<EventType, `user.${string}`>, tenantId: string, rows: readonly UserColumns[]): EventDraft[] {

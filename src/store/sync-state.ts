@@ -97,7 +97,7 @@ export class SyncCursorRepository {
   }
 
   async #health(tenantId: string): Promise<SyncHealthValue> {
-    const row = await this.#db.selectFrom('sync_state').select('health').where('tenant_id', '=', tenantId).executeTakeFirst();
+    const row = await this.#db.selectFrom(this.#table as 'group_sync_state').select('health').where('tenant_id', '=', tenantId).executeTakeFirst();
     return row?.health ?? 'ok';
   }
 

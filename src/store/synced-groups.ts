@@ -24,6 +24,19 @@ export type StoredGroup = Pick<GroupsTable, 'id' | 'seen_run_id' | GroupDataColu
 /** Columns one write sets on a group (the key and `tenant_id` are added by the repository). */
 export type GroupRowWrite = { id: string } & Partial<Omit<GroupsTable, 'tenant_id' | 'id'>>;
 export type MembershipWrite = Omit<GroupMembersTable, 'tenant_id'>;
+/** A membership as a write reports it back: which rows it really inserted or deleted. */
+export type MembershipRow = Pick<GroupMembersTable, 'group_id' | 'member_id' | 'member_type'>;
+/** A group as it was when a round removed it. */
+export type RemovedGroup = Pick<GroupsTable, 'id' | GroupDataColumn>;
+
+/** What the end of a round removed: the counts the run records, and the rows the events describe. */
+export interface PendingRemoval {
+  removed: number;
+  memberships: MembershipRow[];
+  groups: RemovedGroup[];
+}
+
+const MEMBERSHIP_KEY = ['group_id', 'member_id', 'member_type'] as const;
 
 /**
  * The batched writes a directory sync makes to a tenant's groups and direct
@@ -97,12 +110,39 @@ export class SyncedGroupRepository {
     }
   }
 
-  /** Removes one group's memberships of `memberIds`; returns how many were there. */
-  async removeMembers(tenantId: string, groupId: string, memberIds: readonly string[]): Promise<number> {
-    let removed = 0;
+  /**
+   * Inserts memberships the page's read did not find; returns those really
+   * inserted (`on conflict do nothing returning`, on both engines), so an event
+   * is owed only for a row that was not there. Any that were there after all
+   * are updated as `addMembers` does.
+   */
+  async insertMembers(tenantId: string, rows: readonly MembershipWrite[]): Promise<MembershipRow[]> {
+    const inserted: MembershipRow[] = [];
+    for (const batch of inBatches(rows)) {
+      inserted.push(
+        ...(await this.#db
+          .insertInto('group_members')
+          .values(batch.map((row) => ({ ...row, tenant_id: tenantId })))
+          .onConflict((oc) => oc.columns(['tenant_id', 'group_id', 'member_id']).doNothing())
+          .returning(MEMBERSHIP_KEY)
+          .execute()),
+      );
+    }
+    if (inserted.length < rows.length) {
+      const fresh = new Set(inserted.map((row) => `${row.group_id} ${row.member_id}`));
+      await this.addMembers(
+        tenantId,
+        rows.filter((row) => !fresh.has(`${row.group_id} ${row.member_id}`)),
+      );
+    }
+    return inserted;
+  }
+
+  /** Removes one group's memberships of `memberIds`; returns those that were there. */
+  async removeMembers(tenantId: string, groupId: string, memberIds: readonly string[]): Promise<MembershipRow[]> {
+    const removed: MembershipRow[] = [];
     for (const batch of inBatches(memberIds)) {
-      const result = await this.#db.deleteFrom('group_members').where('tenant_id', '=', tenantId).where('group_id', '=', groupId).where('member_id', 'in', batch).executeTakeFirst();
-      removed += Number(result.numDeletedRows);
+      removed.push(...(await this.#db.deleteFrom('group_members').where('tenant_id', '=', tenantId).where('group_id', '=', groupId).where('member_id', 'in', batch).returning(MEMBERSHIP_KEY).execute()));
     }
     return removed;
   }
@@ -132,20 +172,19 @@ export class SyncedGroupRepository {
   /**
    * Removes the groups the round leaves pending with every membership of and
    * in them, and (after a full listing) the memberships it did not see.
-   * Returns how many groups and memberships went.
+   * Returns how many groups and memberships went, and which.
    */
-  async removePending(tenantId: string, runId: string, kind: RoundKind): Promise<number> {
-    let removed = 0;
+  async removePending(tenantId: string, runId: string, kind: RoundKind): Promise<PendingRemoval> {
     const pendingIds = (eb: ExpressionBuilder<Database, 'group_members'>) => eb.selectFrom('groups').select('groups.id').where(pendingGroups(tenantId, runId, kind));
-    const hanging = await this.#db
+    const memberships = await this.#db
       .deleteFrom('group_members')
       .where('tenant_id', '=', tenantId)
       .where((eb) => eb.or([eb('group_id', 'in', pendingIds(eb)), eb.and([eb('member_type', '=', 'group'), eb('member_id', 'in', pendingIds(eb))])]))
-      .executeTakeFirst();
-    removed += Number(hanging.numDeletedRows);
-    if (kind === 'full') removed += Number((await this.#db.deleteFrom('group_members').where(unseenMemberships(tenantId, runId)).executeTakeFirst()).numDeletedRows);
-    removed += Number((await this.#db.deleteFrom('groups').where(pendingGroups(tenantId, runId, kind)).executeTakeFirst()).numDeletedRows);
-    return removed;
+      .returning(MEMBERSHIP_KEY)
+      .execute();
+    if (kind === 'full') memberships.push(...(await this.#db.deleteFrom('group_members').where(unseenMemberships(tenantId, runId)).returning(MEMBERSHIP_KEY).execute()));
+    const groups = await this.#db.deleteFrom('groups').where(pendingGroups(tenantId, runId, kind)).returning(['id', ...GROUP_DATA_COLUMNS]).execute();
+    return { removed: memberships.length + groups.length, memberships, groups };
   }
 
   /** Keeps a discarded delta round's removals from being applied by a later round. */
@@ -153,23 +192,24 @@ export class SyncedGroupRepository {
     await this.#db.updateTable('groups').set({ seen_run_id: null }).where(pendingGroups(tenantId, runId, 'delta')).execute();
   }
 
-  /**
-   * Groups among `ids` (soft-deleted in Graph) that a full listing did not see:
-   * kept soft-deleted with their memberships (restorable, rule 26). Returns how many were newly soft-deleted.
-   */
+  /** Ids of the tenant's groups stored as soft-deleted. */
   async softDeletedIds(tenantId: string): Promise<string[]> {
     const rows = await this.#db.selectFrom('groups').select('id').where('tenant_id', '=', tenantId).where('deleted_at', 'is not', null).execute();
     return rows.map((row) => row.id);
   }
 
-  async keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<number> {
-    let newly = 0;
+  /**
+   * Groups among `ids` (soft-deleted in Graph) that a full listing did not see:
+   * kept soft-deleted with their memberships (restorable, rule 26). Returns the
+   * groups newly soft-deleted, as they are now.
+   */
+  async keepSoftDeleted(tenantId: string, runId: string, ids: readonly string[], now: number): Promise<RemovedGroup[]> {
+    const newly: RemovedGroup[] = [];
     for (const batch of inBatches(ids)) {
       const unseen = pendingGroups(tenantId, runId, 'full');
-      const changed = await this.#db.updateTable('groups').set({ deleted_at: now, seen_run_id: runId, updated_at: now }).where(unseen).where('id', 'in', batch).where('deleted_at', 'is', null).executeTakeFirst();
+      newly.push(...(await this.#db.updateTable('groups').set({ deleted_at: now, seen_run_id: runId, updated_at: now }).where(unseen).where('id', 'in', batch).where('deleted_at', 'is', null).returning(['id', ...GROUP_DATA_COLUMNS]).execute()));
       await this.#db.updateTable('groups').set({ seen_run_id: runId }).where(unseen).where('id', 'in', batch).execute();
       await this.#db.updateTable('group_members').set({ seen_run_id: runId }).where('tenant_id', '=', tenantId).where('group_id', 'in', batch).execute();
-      newly += Number(changed.numUpdatedRows);
     }
     return newly;
   }

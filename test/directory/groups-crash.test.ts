@@ -10,6 +10,7 @@ import type { Tenant } from '../../src/emulator/model.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { rosterSettingsFor, startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { demoApp } from '../helpers/fixtures.ts';
+import { expectedGroupEvents, groupEventKeys, lastEventSequence, snapshotGroups } from '../helpers/group-events.ts';
 import { assertGroupsMirror } from '../helpers/group-mirror.ts';
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
@@ -17,7 +18,7 @@ const BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url));
 const USERS = 3000;
 const KILLS = 6;
 
-/** Rule 22 the hard way: `roster sync` killed with SIGKILL during its group round, restarted each time, then compared with the directory exactly. */
+/** Rule 22 the hard way: `roster sync` killed with SIGKILL during its group round, restarted each time, then compared with the directory exactly, and each group event written once. */
 for (const engine of ENGINES) {
   describe(`a group round killed at any instant loses and duplicates nothing (${engine})`, () => {
     let emulator: TestEmulator;
@@ -92,14 +93,18 @@ for (const engine of ENGINES) {
       return midRound;
     }
 
-    it(`rule 22: a full group listing over many pages, killed ${KILLS} times, then equal to the directory`, async () => {
+    it(`rule 22: a full group listing over many pages, killed ${KILLS} times, then equal to the directory, with each group and membership event once`, async () => {
       const midRound = await killRepeatedly(3);
       assert.ok(midRound >= 3, `only ${midRound} runs were killed in the middle of the group listing`);
       await assertGroupsMirror(db.store, tenant);
+      const events = await groupEventKeys(db.store, tenant.id, 0);
+      assert.deepEqual(events.sort(), expectedGroupEvents({ groups: new Map(), memberships: new Set() }, snapshotGroups(tenant)));
     });
 
-    it(`rule 22: a delta round of membership changes, killed ${KILLS} times, then equal to the directory`, async () => {
+    it(`rule 22: a delta round of membership changes, killed ${KILLS} times, then equal to the directory, with each event once`, async () => {
       const d = emulator.ctx.directory;
+      const before = snapshotGroups(tenant);
+      const mark = await lastEventSequence(db.store);
       const everyone = tenant.groups.find((g) => g.props.displayName === 'Everyone')!.props.id;
       for (let i = 0; i < 600; i++) d.removeGroupMember(tenant, everyone, tenant.users[i * 4]!.props.id);
       for (let i = 0; i < 300; i++) d.addGroupMember(tenant, everyone, tenant.users[2500 + i]!.props.id);
@@ -108,6 +113,8 @@ for (const engine of ENGINES) {
       const midRound = await killRepeatedly(2);
       assert.ok(midRound >= 1, `only ${midRound} runs were killed in the middle of the delta round`);
       await assertGroupsMirror(db.store, tenant);
+      const events = await groupEventKeys(db.store, tenant.id, mark);
+      assert.deepEqual(events.sort(), expectedGroupEvents(before, snapshotGroups(tenant)), 'each change of the round emitted once');
     });
   });
 }

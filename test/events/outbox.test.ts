@@ -143,7 +143,7 @@ for (const engine of ENGINES) {
       }
       assert.deepEqual((await eventsOf(tenant.id, mark)).map((e) => e.type), ['sync.failed']);
       const failed = toEnvelope((await eventsOf(tenant.id, mark))[0]!);
-      assert.deepEqual({ ...(failed.data as object), error: null, run_id: null }, { tenant_id: tenant.id, health: 'failing', previous_health: 'ok', error: null, run_id: null });
+      assert.deepEqual({ ...(failed.data as object), error: null, run_id: null }, { tenant_id: tenant.id, health: 'failing', previous_health: 'ok', error: null, run_id: null, objects: 'users' });
       assert.equal((await sync.run(tenant.id)).status, 'succeeded');
       assert.deepEqual((await eventsOf(tenant.id, mark)).map((e) => e.type), ['sync.failed', 'sync.recovered']);
     });
