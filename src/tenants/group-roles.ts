@@ -34,6 +34,12 @@ function roleOf(grants: ReadonlySet<GroupGrant>): MappedRole | null {
   return grants.has('admin') ? 'admin' : grants.has('member') ? 'member' : null;
 }
 
+/** Whether the tenant's access list lets the person in (checked on every request: the group walk only when the tenant has a list). */
+export async function admits(repos: Repositories, tenant: TenantRecord, userId: string): Promise<boolean> {
+  if (userId === tenant.signedUpByOid || !(await repos.groupRoles.restricted(tenant.id))) return true;
+  return (await repos.groupRoles.grantsOf(tenant.id, userId)).has('access');
+}
+
 /** A person's verdict from their groups: the person who signed the tenant up is always let in. */
 export async function verdictOf(repos: Repositories, tenant: TenantRecord, userId: string): Promise<GroupVerdict> {
   const [grants, restricted] = await Promise.all([repos.groupRoles.grantsOf(tenant.id, userId), repos.groupRoles.restricted(tenant.id)]);
@@ -49,7 +55,7 @@ export async function reconcileGroupRoles(repos: Repositories, tenant: TenantRec
   const changed = await repos.groupRoles.storeMappedRoles(tenant.id, await repos.groupRoles.mappedRoles(tenant.id), now);
   if (!(await repos.groupRoles.restricted(tenant.id))) return { roleChanges: changed.length, sessionsEnded: 0 };
   const refused: string[] = [];
-  for (const userId of await repos.sessions.userIdsOf(tenant.id)) if (!(await verdictOf(repos, tenant, userId)).admitted) refused.push(userId);
+  for (const userId of await repos.sessions.userIdsOf(tenant.id)) if (!(await admits(repos, tenant, userId))) refused.push(userId);
   return { roleChanges: changed.length, sessionsEnded: refused.length ? await repos.sessions.destroyForUsers(tenant.id, refused) : 0 };
 }
 
@@ -77,6 +83,10 @@ export class GroupRoles {
 
   verdict(tenant: TenantRecord, userId: string): Promise<GroupVerdict> {
     return verdictOf(this.#repos, tenant, userId);
+  }
+
+  admits(tenant: TenantRecord, userId: string): Promise<boolean> {
+    return admits(this.#repos, tenant, userId);
   }
 
   /** At sign-in: the role the person's groups give them takes effect. */
@@ -107,8 +117,8 @@ export class GroupRoles {
     return transaction(this.#store, async (tx) => {
       if (!(await apply(tx))) return false;
       await reconcileGroupRoles(tx, tenant, this.#now());
-      const [verdict, user] = await Promise.all([verdictOf(tx, tenant, by.userId), tx.users.get(tenant.id, by.userId)]);
-      if (!verdict.admitted) {
+      const [admitted, user] = await Promise.all([admits(tx, tenant, by.userId), tx.users.get(tenant.id, by.userId)]);
+      if (!admitted) {
         throw new LastAdminPathError(`This would shut you out: you are not in any of the groups allowed to use Roster. Add a group you are in to ${GRANT_WORDS.access} first.`);
       }
       if (user?.rosterRole !== 'admin' && by.userId !== tenant.signedUpByOid) {

@@ -19,7 +19,7 @@ export function viewerSource(services: Pick<PageServices, 'sessions' | 'tenants'
       const tenant = session ? await services.tenants.get(session.tenantId) : undefined;
       const user = session ? await services.users.get(session.tenantId, session.userId) : undefined;
       // Someone the tenant's access list no longer lets in is treated like a disabled user.
-      const refused = !session || !tenant || tenant.state !== 'active' || !user || user.deleted || !user.accountEnabled || !(await services.groupRoles.verdict(tenant, user.id)).admitted;
+      const refused = !session || !tenant || tenant.state !== 'active' || !user || user.deleted || !user.accountEnabled || !(await services.groupRoles.admits(tenant, user.id));
       if (refused) {
         if (session) await services.sessions.destroy(sessionId);
         return null;
