@@ -14,6 +14,7 @@ import { PageSink, type PageOutcome, type Round } from './sink.ts';
 import { GraphSource } from './source.ts';
 import { TenantLock } from './tenant-lock.ts';
 import { GROUPS } from './group-kind.ts';
+import { reconcileGroupRoles } from '../tenants/group-roles.ts';
 import { USERS } from './user-kind.ts';
 
 export { HeldDeletionError, TenantBusyError };
@@ -126,8 +127,11 @@ export class DirectorySync {
       const users = await this.#run(tenantId, tenant.updatedAt, lock, options, USERS as Kind);
       // Groups follow users in the same run. Their failure (a missing group permission, rule 25) is their own: users' outcome and health stand.
       if (users.status !== 'succeeded' || options.signal?.aborted) return users;
-      if ((await GROUPS.cursor(this.#repos).ensure(tenantId, this.#now())).health === 'held') return users;
-      return { ...users, groups: await this.#run(tenantId, tenant.updatedAt, lock, options, GROUPS as Kind) };
+      const groupsHeld = (await GROUPS.cursor(this.#repos).ensure(tenantId, this.#now())).health === 'held';
+      const outcome = groupsHeld ? users : { ...users, groups: await this.#run(tenantId, tenant.updatedAt, lock, options, GROUPS as Kind) };
+      // Roles and access from groups follow the directory as this round left it.
+      await reconcileGroupRoles(this.#repos, tenant, this.#now());
+      return outcome;
     } finally {
       // Given back once the database answers again, or the tenant would wait out the lease.
       await whenDatabaseAnswers(() => lock.release(tenantId));

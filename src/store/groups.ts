@@ -117,12 +117,12 @@ function transitiveMembersOf(tenantId: string, groupId: string): RawBuilder<unkn
 }
 
 /** A soft-deleted group passes no membership on: Entra answers transitive questions from active groups only. */
-function active(tenantId: string, groupId: RawBuilder<unknown>): RawBuilder<unknown> {
+export function active(tenantId: string, groupId: RawBuilder<unknown>): RawBuilder<unknown> {
   return sql`not exists (select 1 from groups d where d.tenant_id = ${tenantId} and d.id = ${groupId} and d.deleted_at is not null)`;
 }
 
 /** Every group a member belongs to through any depth: the walk upwards, along `group_members_by_member`. */
-function transitiveGroupsOf(tenantId: string, memberId: string): RawBuilder<unknown> {
+export function transitiveGroupsOf(tenantId: string, memberId: string): RawBuilder<unknown> {
   return sql`
     with recursive up(group_id) as (
       select group_id from group_members where tenant_id = ${tenantId} and member_id = ${memberId} and ${active(tenantId, sql`group_members.group_id`)}

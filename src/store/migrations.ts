@@ -435,6 +435,25 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('graph_subscriptions').execute();
     },
   },
+  '0014_group_roles': {
+    // Entra groups mapped to Roster roles or to the access list, and the role those mappings give each user (kept apart from the role set by hand).
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('group_role_mappings')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('group_id', 'text', (c) => c.notNull())
+        .addColumn('grants', 'text', (c) => c.notNull().check(sql`grants in ('admin', 'member', 'access')`))
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('group_role_mappings_pk', ['tenant_id', 'grants', 'group_id'])
+        .execute();
+      await db.schema.alterTable('users').addColumn('mapped_role', 'text').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('users').dropColumn('mapped_role').execute();
+      await db.schema.dropTable('group_role_mappings').execute();
+    },
+  },
 };
 
 const USER_SORT_INDEXES = [

@@ -5,6 +5,7 @@ import type { Store } from './database.ts';
 import type { Database } from './schema.ts';
 import { AuthRequestRepository } from './auth-requests.ts';
 import { GroupRepository } from './groups.ts';
+import { GroupRoleRepository } from './group-roles.ts';
 import { EventRepository } from './events.ts';
 import { SessionRepository, type SessionLimits } from './sessions.ts';
 import { SyncStatusRepository } from './sync-status.ts';
@@ -36,6 +37,8 @@ export interface Repositories {
   apiKeys: ApiKeyRepository;
   /** Append-only: written in the same transaction as the action it records. */
   audit: AuditRepository;
+  /** Groups mapped to roles or to the access list. */
+  groupRoles: GroupRoleRepository;
 }
 
 function over(db: Kysely<Database>, store: Store): Repositories {
@@ -54,6 +57,7 @@ function over(db: Kysely<Database>, store: Store): Repositories {
     webhooks: new WebhookRepository(db, store.engine),
     apiKeys: new ApiKeyRepository(db),
     audit: new AuditRepository(db),
+    groupRoles: new GroupRoleRepository(db),
   };
 }
 

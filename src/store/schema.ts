@@ -43,6 +43,8 @@ export interface UsersTable {
   deleted_at: number | null;
   /** Roster's own role for the user in its tenant; never taken from token claims. */
   roster_role: 'admin' | 'member';
+  /** The highest role the tenant's group mappings give the user (null: none); recomputed at sign-in and after each sync. */
+  mapped_role: 'admin' | 'member' | null;
   last_sign_in_at: number | null;
   synced_at: number | null;
   /** The full-sync run that last saw this user in a listing, or the delta round that will remove it (rules 8 and 9: who to remove at the end). */
@@ -275,6 +277,16 @@ export interface GraphSubscriptionsTable {
   updated_at: number;
 }
 
+/** An Entra group a tenant's admins chose: its members get a Roster role, or (`access`) may use Roster at all. */
+export interface GroupRoleMappingsTable {
+  tenant_id: string;
+  group_id: string;
+  grants: 'admin' | 'member' | 'access';
+  /** `tid:oid` of the admin who added it. */
+  created_by: string;
+  created_at: number;
+}
+
 export interface MigrationsSeen {
   id: Generated<number>;
 }
@@ -298,4 +310,5 @@ export interface Database {
   api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
   graph_subscriptions: GraphSubscriptionsTable;
+  group_role_mappings: GroupRoleMappingsTable;
 }

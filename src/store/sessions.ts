@@ -104,6 +104,12 @@ export class SessionRepository {
     return ended;
   }
 
+  /** The users of the tenant with a session (to re-check them). */
+  async userIdsOf(tenantId: string): Promise<string[]> {
+    const rows = await this.#db.selectFrom('sessions').select('user_id').distinct().where('tenant_id', '=', tenantId).execute();
+    return rows.map((row) => row.user_id);
+  }
+
   async destroyForTenant(tenantId: string): Promise<number> {
     const result = await this.#db.deleteFrom('sessions').where('tenant_id', '=', tenantId).executeTakeFirst();
     return Number(result.numDeletedRows);

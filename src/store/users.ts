@@ -40,12 +40,27 @@ export interface DirectoryUser {
   mobilePhone: string | null;
   businessPhones: string[];
   deletedAt: number | null;
+  /** The role Roster acts on: the higher of `assignedRole` and `mappedRole`. */
   rosterRole: UsersTable['roster_role'];
+  /** The role set by hand (or at sign-up). */
+  assignedRole: UsersTable['roster_role'];
+  /** The role the tenant's group mappings give, as of the last sign-in or sync. */
+  mappedRole: UsersTable['mapped_role'];
   lastSignInAt: number | null;
   syncedAt: number | null;
   updatedAt: number;
   /** 'deleted' (restorable in Entra), 'disabled', 'guest' or 'active'. */
   status: 'active' | 'disabled' | 'deleted' | 'guest';
+}
+
+/** The role Roster acts on: admin when made one by hand or by a group mapped to admin. */
+function effectiveRole(row: Pick<UsersTable, 'roster_role' | 'mapped_role'>): UsersTable['roster_role'] {
+  return row.roster_role === 'admin' || row.mapped_role === 'admin' ? 'admin' : 'member';
+}
+
+/** Admins by either path, as a filter on `users`. */
+function isAdminRow(eb: ExpressionBuilder<Database, 'users'>) {
+  return eb.or([eb('roster_role', '=', 'admin'), eb('mapped_role', '=', 'admin')]);
 }
 
 function toDirectoryUser(row: UsersTable): DirectoryUser {
@@ -68,7 +83,9 @@ function toDirectoryUser(row: UsersTable): DirectoryUser {
     mobilePhone: row.mobile_phone,
     businessPhones: row.business_phones ? (JSON.parse(row.business_phones) as string[]) : [],
     deletedAt: row.deleted_at,
-    rosterRole: row.roster_role,
+    rosterRole: effectiveRole(row),
+    assignedRole: row.roster_role,
+    mappedRole: row.mapped_role,
     lastSignInAt: row.last_sign_in_at,
     syncedAt: row.synced_at,
     updatedAt: Number(row.updated_at),
@@ -149,7 +166,7 @@ function toRecord(row: UsersTable): UserRecord {
     mail: row.mail,
     accountEnabled: row.account_enabled === 1,
     deleted: row.deleted_at !== null,
-    rosterRole: row.roster_role,
+    rosterRole: effectiveRole(row),
     lastSignInAt: row.last_sign_in_at,
   };
 }
@@ -282,18 +299,20 @@ export class UserRepository {
       .set({ roster_role: 'admin', updated_at: now })
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
-      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('users as admin').select('admin.id').where('admin.tenant_id', '=', tenantId).where('admin.roster_role', '=', 'admin'))))
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('users as admin').select('admin.id').where('admin.tenant_id', '=', tenantId).where((admin) => admin.or([admin('admin.roster_role', '=', 'admin'), admin('admin.mapped_role', '=', 'admin')])))),
+      )
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 
   async hasAdmin(tenantId: string): Promise<boolean> {
-    const row = await this.#db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where('roster_role', '=', 'admin').limit(1).executeTakeFirst();
+    const row = await this.#db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where(isAdminRow).limit(1).executeTakeFirst();
     return row !== undefined;
   }
 
   async admins(tenantId: string): Promise<DirectoryUser[]> {
-    const rows = await this.#db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).where('roster_role', '=', 'admin').orderBy(sortKey('name')).execute();
+    const rows = await this.#db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).where(isAdminRow).orderBy(sortKey('name')).execute();
     return rows.map(toDirectoryUser);
   }
 

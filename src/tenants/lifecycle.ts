@@ -47,6 +47,7 @@ export class TenantLifecycle {
       const users = await tx.syncedUsers.deleteForTenant(tenantId);
       const runs = await tx.syncRuns.deleteForTenant(tenantId);
       await tx.syncedGroups.deleteForTenant(tenantId);
+      await tx.groupRoles.deleteForTenant(tenantId);
       if (before && before.state !== 'offboarded') await appendTenantEvent(tx, tenantId, 'tenant.offboarded', now);
       return { users, runs, sessions };
     }));

@@ -19,6 +19,7 @@ import type { OperatorIdentity } from '../config/config.ts';
 import { formatters } from './format.ts';
 import { registerObservability } from './observability.ts';
 import { TenantLifecycle } from '../tenants/lifecycle.ts';
+import { GroupRoles } from '../tenants/group-roles.ts';
 import { OperatorActions } from '../tenants/operator-actions.ts';
 import { ApiKeys } from '../tenants/api-keys.ts';
 import { AuditRepository } from '../store/audit.ts';
@@ -110,6 +111,7 @@ function pageServices(deps: WebDependencies): PageServices {
     apiKeys: new ApiKeys(deps.store, now),
     audit: new AuditRepository(deps.store.db),
     webhooks: deps.webhooks ?? new WebhookEndpoints({ store: deps.store, now }),
+    groupRoles: new GroupRoles(deps.store, now),
   };
 }
 
@@ -200,7 +202,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   await app.register(userRoutes, { pages, users, syncStatus, groups: services.groups, audit: services.audit });
   await app.register(groupRoutes, { pages, groups: services.groups, syncStatus });
   await app.register(syncRoutes, { pages, syncStatus, sync, actions: services.actions, viewers, streamCheckMs: deps.streamCheckMs ?? 5_000 });
-  await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session });
+  await app.register(organisationRoutes, { pages, users, syncStatus, lifecycle, sessionCookie: ctx.cookieNames.session, groups: services.groups, groupRoles: services.groupRoles });
   await app.register(operatorRoutes, { pages, tenants, syncStatus, actions: services.actions });
   await app.register(operatorAccessRoutes, { pages, tenants, apiKeys: services.apiKeys, audit: services.audit });
   await app.register(webhookRoutes, { pages, webhooks: services.webhooks });

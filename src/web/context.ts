@@ -14,6 +14,7 @@ import type { ApiKeys } from '../tenants/api-keys.ts';
 import type { OperatorActions } from '../tenants/operator-actions.ts';
 import type { OperatorIdentity } from '../config/config.ts';
 import type { WebhookEndpoints } from '../events/endpoints.ts';
+import type { GroupRoles } from '../tenants/group-roles.ts';
 
 /** What the pages may ask of directory sync; the runs themselves happen in the sync daemon. */
 export interface SyncControl {
@@ -82,6 +83,8 @@ export interface PageServices {
   apiKeys: ApiKeys;
   /** Read-only here: entries are written by the actions themselves. */
   audit: AuditRepository;
+  /** Roles and access from Entra groups. */
+  groupRoles: GroupRoles;
 }
 
 /** Everything the sign-in and sign-up routes use. */

@@ -7,7 +7,7 @@ import type { WebContext } from './context.ts';
 /** What the sign-in and sign-up routes are handed: the identity provider, the repositories they write, the pages kit. */
 export type SignInServices = Pick<
   WebContext,
-  'publicUrl' | 'secureCookies' | 'cookieNames' | 'entra' | 'validator' | 'onboarding' | 'tenants' | 'users' | 'sessions' | 'authRequests' | 'sync' | 'render' | 'message' | 'now' | 'browserBinding'
+  'publicUrl' | 'secureCookies' | 'cookieNames' | 'entra' | 'validator' | 'onboarding' | 'tenants' | 'users' | 'sessions' | 'authRequests' | 'sync' | 'render' | 'message' | 'now' | 'browserBinding' | 'groupRoles'
 >;
 
 /** What Roster keeps of a validated sign-in between the steps of a flow (no raw token, no claims bag). */

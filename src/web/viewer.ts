@@ -5,19 +5,22 @@ export interface ViewerSource {
   /**
    * The person behind a session id, re-checked against Roster's records: a
    * tenant that left or was disconnected, or a user removed or disabled by a
-   * sync, no longer has a session (and its row is deleted). `touch: false`
+   * sync, or someone the tenant's access list no longer lets in, no longer
+   * has a session (and its row is deleted). `touch: false`
    * checks without counting as activity (the live sync stream re-checks with it).
    */
   resume(sessionId: string, options?: { touch?: boolean }): Promise<Viewer | null>;
 }
 
-export function viewerSource(services: Pick<PageServices, 'sessions' | 'tenants' | 'users'>, operators: readonly OperatorIdentity[], now: () => number): ViewerSource {
+export function viewerSource(services: Pick<PageServices, 'sessions' | 'tenants' | 'users' | 'groupRoles'>, operators: readonly OperatorIdentity[], now: () => number): ViewerSource {
   return {
     async resume(sessionId, options = {}) {
       const session = await services.sessions.resume(sessionId, now(), options);
       const tenant = session ? await services.tenants.get(session.tenantId) : undefined;
       const user = session ? await services.users.get(session.tenantId, session.userId) : undefined;
-      if (!session || !tenant || tenant.state !== 'active' || !user || user.deleted || !user.accountEnabled) {
+      // Someone the tenant's access list no longer lets in is treated like a disabled user.
+      const refused = !session || !tenant || tenant.state !== 'active' || !user || user.deleted || !user.accountEnabled || !(await services.groupRoles.admits(tenant, user.id));
+      if (refused) {
         if (session) await services.sessions.destroy(sessionId);
         return null;
       }

@@ -111,9 +111,26 @@ async function admit(ctx: SignInServices, request: FastifyRequest, reply: Fastif
     const recentlyPending = tenant?.state === 'pending' && ctx.now() - tenant.updatedAt < PENDING_SIGNUP_MS;
     return notAdmitted(ctx, reply, tenant?.state === 'pending' && !recentlyPending ? undefined : tenant);
   }
-  // Roster's own records decide who is an admin; a sign-in never grants it (the signer was recorded at sign-up).
+  // The tenant's access list may leave this person out: no session, and a page that says why.
+  const verdict = await ctx.groupRoles.verdict(tenant, identity.objectId);
+  if (!verdict.admitted) return notInAccessList(ctx, request, reply, tenant);
+  // Roster's own records decide who is an admin (the signer was recorded at sign-up, mapped groups give roles); a token's claims never do.
   await openSession(ctx, request, reply, personOf(identity));
+  await ctx.groupRoles.recordMappedRole(tenant.id, identity.objectId, verdict.mappedRole);
   return reply.redirect(returnTo ?? '/app', 303);
+}
+
+/** The page for a person of an active tenant whose admins limited Roster to groups this person is in none of. */
+async function notInAccessList(ctx: SignInServices, request: FastifyRequest, reply: FastifyReply, tenant: TenantRecord): Promise<FastifyReply> {
+  const allowed = (await ctx.groupRoles.list(tenant.id)).filter((mapping) => mapping.grants === 'access' && !mapping.inactive);
+  const names = allowed.map((mapping) => mapping.displayName ?? mapping.groupId);
+  request.log.info({ tenant: tenant.id }, 'sign-in refused: not in a group allowed to use Roster');
+  return ctx.message(request, reply, 403, {
+    title: 'Roster is limited to certain groups',
+    message: `${tenant.displayName}'s Roster administrators allow only members of ${names.length === 1 ? 'the group' : 'these groups'} ${names.length ? names.join(', ') : '(none left)'} to use Roster, and you are not a member of ${names.length === 1 ? 'it' : 'any of them'}. You were not signed in.`,
+    next: 'If you need Roster, ask your IT department to add you to one of these groups in Microsoft Entra ID. Membership changes reach Roster at its next sync.',
+    links: [{ href: '/', label: 'Home' }],
+  });
 }
 
 /** The page for a valid sign-in from a tenant Roster does not admit: never signed up, left, disconnected, or a sign-up in progress. */
