@@ -36,9 +36,6 @@ const COMMANDS: Entry[] = [
   },
 ];
 
-/** Commands of the design that this build does not have yet: they say so instead of pretending. */
-const NOT_YET = new Set<string>([]);
-
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length), 'help'.length) + 4;
   const rows = [...COMMANDS.map((c) => [c.name, c.summary] as const), ['help', 'show this text'] as const].map(([name, summary]) =>
@@ -62,10 +59,6 @@ export async function main(argv: string[]): Promise<Outcome> {
   }
   const entry = COMMANDS.find((c) => c.name === name);
   if (entry) return entry.run(rest);
-  if (NOT_YET.has(name)) {
-    process.stderr.write(`roster ${name}: not available yet in this version of Roster. Available now: roster ${COMMANDS.map((c) => c.name).join(', ')}.\n`);
-    return 2;
-  }
   process.stderr.write(`roster: unknown command "${name}"\n\n${helpText()}`);
   return 2;
 }

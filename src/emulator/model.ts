@@ -277,6 +277,8 @@ export class Directory {
    * the tokens it covers expire within the hour anyway.
    */
   readonly appTokensRevokedAt = new Map<string, number>();
+  /** When each tenant's present consent to an app was granted (seconds; none after a revocation), so tokens of a new consent outlive an earlier revocation. */
+  readonly #consentGrantedAt = new Map<string, number>();
   /** Which error a tenant without the app's service principal answers with. */
   missingServicePrincipalError: 700016 | 7000229 = 700016;
   /** Told of every logged change (change notifications); bulk seeding is not announced. */
@@ -652,13 +654,18 @@ export class Directory {
     if (!tenant.servicePrincipals.delete(appId)) {
       throw new DirectoryError(404, `app ${appId} has no service principal in tenant ${tenant.id}`);
     }
+    this.#consentGrantedAt.delete(`${tenant.id} ${appId}`);
     if (options.revokeTokens) this.appTokensRevokedAt.set(`${tenant.id} ${appId}`, this.clock.nowSeconds());
   }
 
   /** Whether Graph must refuse this app-only token because its consent was revoked with its tokens. */
   appTokenRevoked(tenantId: string, appId: string, issuedAt: number): boolean {
-    const revokedAt = this.appTokensRevokedAt.get(`${tenantId} ${appId}`);
-    return revokedAt !== undefined && issuedAt <= revokedAt;
+    const key = `${tenantId} ${appId}`;
+    const revokedAt = this.appTokensRevokedAt.get(key);
+    if (revokedAt === undefined || issuedAt > revokedAt) return false;
+    // Token times are whole seconds: a token of a consent granted again within the revocation's second is the new consent's.
+    const grantedAgainAt = this.#consentGrantedAt.get(key);
+    return !(grantedAgainAt !== undefined && grantedAgainAt >= revokedAt && issuedAt >= grantedAgainAt);
   }
 
   // ---- internals -----------------------------------------------------------
@@ -734,6 +741,7 @@ export class Directory {
       createdDateTime: this.clock.nowIso(),
     };
     tenant.servicePrincipals.set(app.appId, sp);
+    this.#consentGrantedAt.set(`${tenant.id} ${app.appId}`, this.clock.nowSeconds());
     return sp;
   }
 

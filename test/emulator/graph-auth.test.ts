@@ -200,6 +200,15 @@ describe('Graph bearer tokens, permissions and faults', () => {
     emu.ctx.directory.grantAdminConsent(tenant, app);
     assert.equal((await call('/v1.0/users', bearer(await appToken(emu.ctx, tenant.id)))).status, 200, 'a token after the new consent works');
     emu.ctx.directory.revokeConsent(tenant, app.appId);
+
+    // Token times are whole seconds: a consent granted again within the revocation's second still gets working tokens.
+    emu.ctx.directory.grantAdminConsent(tenant, app);
+    emu.ctx.directory.revokeConsent(tenant, app.appId, { revokeTokens: true });
+    emu.ctx.directory.grantAdminConsent(tenant, app);
+    assert.equal((await call('/v1.0/users', bearer(await appToken(emu.ctx, tenant.id)))).status, 200, 'a token of the consent granted again at once works');
+    emu.ctx.directory.revokeConsent(tenant, app.appId);
+    // The tests after this one take tokens without consenting again: past the revocation's second.
+    emu.ctx.clock.advance(2);
   });
 
   test('a throttle fault gives 429 TooManyRequests with Retry-After, then the next request succeeds', async () => {
