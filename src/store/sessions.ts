@@ -70,8 +70,7 @@ export class SessionRepository {
     const idHash = hashToken(id);
     const row = await this.#db.selectFrom('sessions').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
     if (!row) return undefined;
-    // last_seen_at may lag the last use by up to its precision, so a session used within the idle window is still live.
-    if (row.expires_at <= now || row.last_seen_at + LAST_SEEN_PRECISION_MS + this.#limits.idleMs <= now) {
+    if (row.expires_at <= now || row.last_seen_at <= this.#idleCutoff(now)) {
       await this.#db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
       return undefined;
     }
@@ -119,8 +118,17 @@ export class SessionRepository {
   async deleteExpired(now: number): Promise<number> {
     const result = await this.#db
       .deleteFrom('sessions')
-      .where((eb) => eb.or([eb('expires_at', '<=', now), eb('last_seen_at', '<=', now - this.#limits.idleMs)]))
+      .where((eb) => eb.or([eb('expires_at', '<=', now), eb('last_seen_at', '<=', this.#idleCutoff(now))]))
       .executeTakeFirst();
     return Number(result.numDeletedRows);
+  }
+
+  /**
+   * A session whose last_seen_at is at or before this has been idle too long.
+   * last_seen_at may lag the last use by up to its precision, so a session used
+   * within the idle window is still live: resuming and purging agree on that.
+   */
+  #idleCutoff(now: number): number {
+    return now - this.#limits.idleMs - LAST_SEEN_PRECISION_MS;
   }
 }

@@ -8,7 +8,7 @@ import { AuthRequestRepository } from '../../src/store/auth-requests.ts';
 import { JobsRepository } from '../../src/store/jobs.ts';
 import { SessionRepository } from '../../src/store/sessions.ts';
 import { createLogger } from '../../src/web/logger.ts';
-import { openTestStore, type TestStore } from '../helpers/stores.ts';
+import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
 const MINUTE = 60_000;
 const NOW = Date.UTC(2026, 0, 15, 12);
@@ -72,4 +72,22 @@ describe('purging expired sign-in requests and sessions', () => {
       await queue.stop();
     }
   });
+
+  for (const engine of ENGINES) {
+    it(`hardening 11: the purge keeps a session used within the idle window, whatever last_seen_at lags behind (${engine})`, async () => {
+      const db = await openTestStore(engine);
+      stores.push(db);
+      const limits = { idleMs: 60 * MINUTE, absoluteMs: 12 * 60 * MINUTE };
+      const sessions = new SessionRepository(db.store.db, limits);
+      const jobs = new JobsRepository(db.store, { sessionIdleMs: limits.idleMs });
+      const { id } = await sessions.create(TENANT, 'active', NOW);
+      // Used 59 s after sign-in: within last_seen_at's precision, so nothing is written; then idle for just under the window.
+      assert.ok(await sessions.resume(id, NOW + 59_000));
+      const lastUse = NOW + 59_000;
+      assert.equal((await jobs.purgeExpired(lastUse + limits.idleMs - 1000)).sessions, 0, 'a purge inside the idle window ended a session in use');
+      assert.ok(await sessions.resume(id, lastUse + limits.idleMs - 1000), 'the session survives the purge');
+      // Idle for longer than the window and its minute of precision: the purge takes it.
+      assert.equal((await jobs.purgeExpired(lastUse + limits.idleMs - 1000 + limits.idleMs + MINUTE)).sessions, 1);
+    });
+  }
 });
