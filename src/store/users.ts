@@ -63,6 +63,15 @@ function isAdminRow(eb: ExpressionBuilder<Database, 'users'>) {
   return eb.or([eb('roster_role', '=', 'admin'), eb('mapped_role', '=', 'admin')]);
 }
 
+/**
+ * Admins by either path who can still sign in, as a filter on `users as admin`:
+ * one deleted or disabled in the directory leaves the organisation without an
+ * admin who can act, so it may be claimed.
+ */
+function isLiveAdmin(eb: ExpressionBuilder<Database & { admin: UsersTable }, 'admin'>) {
+  return eb.and([eb.or([eb('admin.roster_role', '=', 'admin'), eb('admin.mapped_role', '=', 'admin')]), eb('admin.deleted_at', 'is', null), eb('admin.account_enabled', '=', 1)]);
+}
+
 function toDirectoryUser(row: UsersTable): DirectoryUser {
   const status = row.deleted_at !== null ? 'deleted' : row.account_enabled !== 1 ? 'disabled' : row.user_type === 'Guest' ? 'guest' : 'active';
   return {
@@ -299,15 +308,13 @@ export class UserRepository {
       .set({ roster_role: 'admin', updated_at: now })
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
-      .where(({ not, exists, selectFrom }) =>
-        not(exists(selectFrom('users as admin').select('admin.id').where('admin.tenant_id', '=', tenantId).where((admin) => admin.or([admin('admin.roster_role', '=', 'admin'), admin('admin.mapped_role', '=', 'admin')])))),
-      )
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('users as admin').select('admin.id').where('admin.tenant_id', '=', tenantId).where(isLiveAdmin))))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 
   async hasAdmin(tenantId: string): Promise<boolean> {
-    const row = await this.#db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where(isAdminRow).limit(1).executeTakeFirst();
+    const row = await this.#db.selectFrom('users as admin').select('admin.id').where('admin.tenant_id', '=', tenantId).where(isLiveAdmin).limit(1).executeTakeFirst();
     return row !== undefined;
   }
 

@@ -537,8 +537,9 @@ for (const engine of ENGINES) {
         assert.equal(claimed.status, 303);
         assert.match((await admin.get(`${roster.url}/app`)).html, /Your role in Roster<\/dt><dd>Administrator/);
 
+        const other = roster.emulator.ctx.directory.addUser(contoso.tenant, { userPrincipalName: 'late@contoso.com', displayName: 'Late Admin', password: 'pw', admin: true });
         const late = new Browser();
-        const latePage = (await signIn(late, roster, 'global@contoso.com')).final;
+        const latePage = (await signIn(late, roster, other.props.userPrincipalName)).final;
         assert.doesNotMatch(latePage.html, /no Roster administrator/);
         const lateCsrf = /name="_csrf" value="([^"]+)"/.exec(latePage.html)![1]!;
         assert.equal((await late.post(`${roster.url}/app/claim-admin`, { _csrf: lateCsrf })).status, 403, 'claimed once');
@@ -546,6 +547,31 @@ for (const engine of ENGINES) {
       } finally {
         await roster.db.store.db.updateTable('users').set({ roster_role: 'member' }).where('tenant_id', '=', contoso.tenant.id).execute();
         for (const { id } of admins) await roster.db.store.db.updateTable('users').set({ roster_role: 'admin' }).where('tenant_id', '=', contoso.tenant.id).where('id', '=', id).execute();
+      }
+    });
+
+    it('hardening 13: an organisation whose only admin was deleted or disabled in the directory has no Roster admin, and a directory administrator may claim it', async () => {
+      const db = roster.db.store.db;
+      const claimant = roster.emulator.ctx.directory.addUser(contoso.tenant, { userPrincipalName: 'successor@contoso.com', displayName: 'Successor Admin', password: 'pw', admin: true });
+      const onlyAdmin = db.updateTable('users').where('tenant_id', '=', contoso.tenant.id).where('id', '=', contoso.admin.props.id);
+      for (const [gone, restore] of [
+        [{ deleted_at: Date.now() }, { deleted_at: null }],
+        [{ account_enabled: 0 }, { account_enabled: 1 }],
+      ] as const) {
+        const round = Object.keys(gone)[0];
+        await onlyAdmin.set(gone).execute();
+        try {
+          const browser = new Browser();
+          const page = (await signIn(browser, roster, claimant.props.userPrincipalName)).final;
+          assert.match(page.html, /has no Roster administrator/, round);
+          const csrf = /action="\/app\/claim-admin">\s*<input type="hidden" name="_csrf" value="([^"]+)"/.exec(page.html)?.[1];
+          assert.ok(csrf, `${round}: the claim form is offered`);
+          assert.equal((await browser.post(`${roster.url}/app/claim-admin`, { _csrf: csrf })).status, 303, round);
+          assert.match((await browser.get(`${roster.url}/app`)).html, /Your role in Roster<\/dt><dd>Administrator/, round);
+        } finally {
+          await db.updateTable('users').set({ roster_role: 'member' }).where('tenant_id', '=', contoso.tenant.id).where('id', '=', claimant.props.id).execute();
+          await onlyAdmin.set(restore).execute();
+        }
       }
     });
   });
