@@ -92,8 +92,8 @@ const HERE = import.meta.dirname;
 const SESSIONLESS_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 /** Graph's calls carry no session, cookie or CSRF token: checked by their own rules instead (security rule 34). */
 const GRAPH_CALLBACK_PATHS = new Set([NOTIFICATION_PATH, LIFECYCLE_PATH]);
-/** Callbacks that set a session: their answers must not be stored by any cache either. */
-const NO_STORE_PATHS = new Set(['/auth/callback', '/signup/callback']);
+/** Responses that may open a session (the callbacks, and a sign-up finished by its retry): no cache may store them either. */
+const NO_STORE_PATHS = new Set(['/auth/callback', '/signup/callback', '/signup/confirm']);
 
 /** The repositories and services behind the pages, the one place that sees the store. */
 function pageServices(deps: WebDependencies): PageServices {

@@ -118,6 +118,25 @@ for (const engine of ENGINES) {
       assert.equal(failedSignIn.headers.get('cache-control'), 'no-store', 'sign-in callback that failed');
     });
 
+    it('hardening 10: a sign-up finished by its retry, which signs the admin in, says Cache-Control: no-store', async () => {
+      const northwind = addOrg(roster.emulator.ctx, 'Northwind', 'northwind.com');
+      const directory = roster.emulator.ctx.directory;
+      directory.consentPropagationSeconds = 30;
+      try {
+        const browser = new Browser();
+        const waiting = await signUp(browser, roster, northwind);
+        assert.equal(waiting.status, 202);
+        assert.equal(waiting.headers.get('cache-control'), 'no-store', 'the page that waits for consent');
+        roster.advance(31_000);
+        const done = await browser.submitForm(waiting);
+        assert.equal(done.url, `${roster.url}/signup/confirm`);
+        assert.match(done.html, /Northwind is signed up/);
+        assert.equal(done.headers.get('cache-control'), 'no-store', 'the signed-up page of the new session');
+      } finally {
+        directory.consentPropagationSeconds = 0;
+      }
+    });
+
     it('rule 17 (hardening 11): a session used within the idle window never expires, whatever last_seen_at lags behind', async () => {
       const browser = new Browser();
       await signIn(browser, roster, 'user@contoso.com');
