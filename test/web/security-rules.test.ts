@@ -516,6 +516,24 @@ for (const engine of ENGINES) {
       assert.equal(signer?.signed_up_by_oid, contoso.admin.props.id, 'the first signer stays recorded');
     });
 
+    it('rule 15: the sign-up that signs its admin in starts a new session id; the one the browser had stops working', async () => {
+      const member = new Browser();
+      await signIn(member, roster, contoso.member.props.userPrincipalName);
+      const before = member.cookie(SESSION)!;
+      // The same browser, signed in to Roster as the member, signs up with the admin's account at the identity provider.
+      const browser = new Browser();
+      browser.cookies.set(SESSION, member.cookies.get(SESSION)!);
+      assert.match((await signUp(browser, roster, contoso)).html, /Contoso is signed up/);
+      const after = browser.cookie(SESSION);
+      assert.ok(after && after !== before, 'a new session id');
+      assert.match((await browser.get(`${roster.url}/app`)).html, /Your account<\/dt><dd class="upn">admin@contoso\.com/);
+      const stale = new Browser();
+      stale.cookies.set(SESSION, { value: before, raw: '' });
+      assert.equal((await stale.get(`${roster.url}/app`)).status, 303, 'the old session ended');
+      const left = await roster.db.store.db.selectFrom('sessions').select('id_hash').where('id_hash', '=', hashToken(before)).execute();
+      assert.deepEqual(left, []);
+    });
+
     it('hardening 13: an organisation without a Roster admin says so; only a directory administrator may claim it, once', async () => {
       const admins = await roster.db.store.db.selectFrom('users').select('id').where('tenant_id', '=', contoso.tenant.id).where('roster_role', '=', 'admin').execute();
       await roster.db.store.db.updateTable('users').set({ roster_role: 'member' }).where('tenant_id', '=', contoso.tenant.id).execute();
