@@ -409,6 +409,27 @@ for (const engine of ENGINES) {
       assert.match((await a.get(callback(contoso.tenant.id, flowA.state))).html, /Contoso is signed up/);
     });
 
+    it('rule 11 (hardening 2): a suspended organisation stays suspended, whatever consent callback comes back, even one of a flow started before the suspension', async () => {
+      const litware = addOrg(roster.emulator.ctx, 'Litware', 'litware.com');
+      assert.match((await signUp(new Browser(), roster, litware)).html, /Litware is signed up/);
+      await roster.scheduler.syncNow(litware.tenant.id);
+      const admin = new Browser();
+      const flow = consentRequestOf(await startSignUp(admin, roster, litware.admin.props.userPrincipalName));
+      await new TenantLifecycle(roster.db.store).suspend(litware.tenant.id, 'operator', Date.now());
+      const row = () => roster.db.store.db.selectFrom('tenants').select(['state', 'signup_context', 'signed_up_by_oid']).where('id', '=', litware.tenant.id).executeTakeFirst().then((r) => r && { ...r });
+      const before = await row();
+      const forged = await new Browser().get(`${roster.url}/signup/callback?admin_consent=True&tenant=${litware.tenant.id}&state=${flow.state}`);
+      assert.equal(forged.status, 400);
+      const own = await admin.get(`${roster.url}/signup/callback?admin_consent=True&tenant=${litware.tenant.id}&state=${flow.state}`);
+      assert.equal(own.status, 403);
+      assert.match(own.html, /access to Roster is suspended/);
+      assert.equal(admin.cookie(SESSION), undefined, 'nobody signed in');
+      const again = await startSignUp(new Browser(), roster, litware.admin.props.userPrincipalName);
+      assert.equal(again.status, 403, 'a new sign-up is refused before consent');
+      assert.deepEqual(await row(), before);
+      assert.equal(before?.state, 'suspended');
+    });
+
     it('rule 11 (hardening 1): a member answering the consent step of an admin\'s flow changes nothing', async () => {
       const admin = new Browser();
       const flow = consentRequestOf(await startSignUp(admin, roster, tailspin.admin.props.userPrincipalName));
