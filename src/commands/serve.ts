@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { buildWebApp, type WebDependencies } from '../web/app.ts';
+import type { RosterConfig } from '../config/config.ts';
 import { bootstrap, identityProviderFromConfig, type Roster } from './bootstrap.ts';
 import { readSettings, stderrLogger, stopOnSignals, type Command } from './run.ts';
 
@@ -47,12 +48,24 @@ export async function startWebServer(roster: Roster, extra: Pick<WebDependencies
   };
 }
 
-/** Says, once at start-up, that `/metrics` answers anyone while METRICS_TOKEN is unset. */
-export function warnIfMetricsOpen(roster: Roster): void {
-  if (roster.config.metricsToken) return;
-  roster.logger.warn(
-    'METRICS_TOKEN is not set: /metrics answers anyone who can reach this server. Set METRICS_TOKEN to a random value of at least 16 characters (e.g. openssl rand -hex 32) and have the scraper send Authorization: Bearer <token>.',
-  );
+/**
+ * What start-up warns about in settings that work but leave a hole: `/metrics`
+ * open to anyone, and an https PUBLIC_URL (so a TLS proxy in front) whose
+ * clients would all share the proxy's address in the rate limits.
+ */
+export function startupWarnings(config: Pick<RosterConfig, 'metricsToken' | 'publicUrl' | 'trustProxy'>): string[] {
+  const warnings: string[] = [];
+  if (!config.metricsToken) {
+    warnings.push(
+      'METRICS_TOKEN is not set: /metrics answers anyone who can reach this server. Set METRICS_TOKEN to a random value of at least 16 characters (e.g. openssl rand -hex 32) and have the scraper send Authorization: Bearer <token>.',
+    );
+  }
+  if (config.publicUrl.protocol === 'https:' && config.trustProxy === false) {
+    warnings.push(
+      `PUBLIC_URL is ${config.publicUrl.origin} but TRUST_PROXY is not set: every client behind the TLS proxy shares its address, so one of them can use up the sign-in rate limit for all. Set TRUST_PROXY to the number of proxies in front of Roster (e.g. 1) or their addresses.`,
+    );
+  }
+  return warnings;
 }
 
 export const serve: Command = {
@@ -73,7 +86,7 @@ export const serve: Command = {
       await roster.close();
       throw err;
     }
-    warnIfMetricsOpen(roster);
+    for (const warning of startupWarnings(roster.config)) logger.warn(warning);
     logger.info({ url: server.url, database: roster.store.location }, 'Roster is serving');
     stopOnSignals('serve', server.close, config.shutdownSeconds);
     return 'running';

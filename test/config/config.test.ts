@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError, environmentWithDotEnv, loadConfig } from '../../src/config/config.ts';
+import { startupWarnings } from '../../src/commands/serve.ts';
 
 const CLIENT_ID = '11111111-2222-4333-8444-555555555555';
 
@@ -83,6 +84,16 @@ describe('configuration', () => {
     for (const bad of ['true', 'yes', '10.0.0.0/33', 'fd00::/129', '10.0.0.1/8/8', 'proxy.example.com', '10.0.0.1,', '300']) {
       assert.match(problemsOf({ TRUST_PROXY: bad }).join('\n'), /TRUST_PROXY must be the number of proxies in front of Roster/, bad);
     }
+  });
+
+  it('hardening 7: start-up warns when an https PUBLIC_URL, so a TLS proxy in front, comes without TRUST_PROXY', () => {
+    const behindProxy = { metricsToken: 'a-token-of-at-least-16-characters', publicUrl: new URL('https://roster.example.com') };
+    const [warning, ...rest] = startupWarnings({ ...behindProxy, trustProxy: false });
+    assert.match(warning ?? '', /TRUST_PROXY is not set: every client behind the TLS proxy shares its address/);
+    assert.deepEqual(rest, []);
+    assert.deepEqual(startupWarnings({ ...behindProxy, trustProxy: 1 }), []);
+    assert.deepEqual(startupWarnings({ ...behindProxy, trustProxy: ['10.0.0.0/8'] }), []);
+    assert.deepEqual(startupWarnings({ ...behindProxy, publicUrl: new URL('http://localhost:3000'), trustProxy: false }), [], 'served directly');
   });
 
   it('.env fills gaps but never overrides the real environment', async () => {
