@@ -145,7 +145,7 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
       void subscriptions?.maintain().catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'keeping Graph subscriptions failed; the next tick tries again'));
     };
     // Webhooks are sent beside the syncs, never inside them; on PostgreSQL every worker process sends, each delivery leased to one.
-    const deliveries = options.jobs === 'scheduled' ? new DeliveryWorker({ store, logger, now, perEndpoint: config.webhooks.concurrencyPerEndpoint }) : null;
+    const deliveries = options.jobs === 'scheduled' ? new DeliveryWorker({ store, logger, now, perEndpoint: config.webhooks.concurrencyPerEndpoint, addressPolicy: config.webhooks.addressPolicy }) : null;
     deliveries?.start();
 
     let stopping: Promise<void> | undefined;
@@ -168,7 +168,7 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
       sync,
       onboarding: new TenantOnboarding({ store, entra, http, graphBaseUrl, now }),
       lifecycle: new TenantLifecycle(store, subscriptions ? { onChange: keepSubscriptions } : {}),
-      webhooks: new WebhookEndpoints({ store, now, rotationWindowMs: config.webhooks.rotationWindowHours * 3_600_000 }),
+      webhooks: new WebhookEndpoints({ store, now, rotationWindowMs: config.webhooks.rotationWindowHours * 3_600_000, addressPolicy: config.webhooks.addressPolicy }),
       deliveries,
       scheduler,
       queue,

@@ -39,7 +39,7 @@ function webhooksCommand(verb: Verb): Command<Values> {
       const store = await openStore(config.database);
       try {
         await migrateToLatest(store);
-        const endpoints = new WebhookEndpoints({ store, rotationWindowMs: config.webhooks.rotationWindowHours * 3_600_000 });
+        const endpoints = new WebhookEndpoints({ store, rotationWindowMs: config.webhooks.rotationWindowHours * 3_600_000, addressPolicy: config.webhooks.addressPolicy });
         const id = () => {
           if (!values.id) throw new WebhookInputError('id', '--id is required: the endpoint id (roster webhooks list shows them)');
           return values.id;

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { WEBHOOK_ADDRESS_POLICIES, type WebhookAddressPolicy } from '../events/address-policy.ts';
 
 /**
  * Roster's configuration, read once at start-up from the environment (and an
@@ -43,7 +44,7 @@ export interface RosterConfig {
   /** The outbox: whether changes append events, and how long the feed keeps them. */
   events: { enabled: boolean; retentionDays: number };
   /** Webhook delivery: how long a rotated-out secret keeps signing, and requests in flight per endpoint. */
-  webhooks: { rotationWindowHours: number; concurrencyPerEndpoint: number };
+  webhooks: { rotationWindowHours: number; concurrencyPerEndpoint: number; addressPolicy: WebhookAddressPolicy };
   /** Requests each API key may make per minute on `/api/v1`. */
   apiRateLimitPerMinute: number;
   /**
@@ -148,6 +149,7 @@ const envSchema = z.object({
   EVENT_RETENTION_DAYS: integer('EVENT_RETENTION_DAYS', 2, 3650),
   WEBHOOK_SECRET_ROTATION_HOURS: integer('WEBHOOK_SECRET_ROTATION_HOURS', 0, 30 * 24),
   WEBHOOK_CONCURRENCY_PER_ENDPOINT: integer('WEBHOOK_CONCURRENCY_PER_ENDPOINT', 1, 64),
+  WEBHOOK_ADDRESSES: optionalText.pipe(z.enum(WEBHOOK_ADDRESS_POLICIES, { message: `WEBHOOK_ADDRESSES must be one of ${WEBHOOK_ADDRESS_POLICIES.join(', ')}` }).optional()),
   API_RATE_LIMIT_PER_MINUTE: integer('API_RATE_LIMIT_PER_MINUTE', 1, 1_000_000),
   LOG_LEVEL: optionalText.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
   NOTIFICATIONS: optionalText.pipe(z.enum(['on', 'off'], { message: 'NOTIFICATIONS must be on or off' }).optional()),
@@ -233,7 +235,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     shutdownSeconds: v.SHUTDOWN_TIMEOUT_SECONDS ?? 30,
     trustProxy: v.TRUST_PROXY ?? false,
     events: { enabled: v.EVENTS_ENABLED !== 'false', retentionDays: v.EVENT_RETENTION_DAYS ?? 30 },
-    webhooks: { rotationWindowHours: v.WEBHOOK_SECRET_ROTATION_HOURS ?? 24, concurrencyPerEndpoint: v.WEBHOOK_CONCURRENCY_PER_ENDPOINT ?? 8 },
+    webhooks: { rotationWindowHours: v.WEBHOOK_SECRET_ROTATION_HOURS ?? 24, concurrencyPerEndpoint: v.WEBHOOK_CONCURRENCY_PER_ENDPOINT ?? 8, addressPolicy: v.WEBHOOK_ADDRESSES ?? 'public-and-loopback' },
     apiRateLimitPerMinute: v.API_RATE_LIMIT_PER_MINUTE ?? 600,
     notifications,
   };

@@ -73,9 +73,10 @@ export class GraphReader {
   }
 
   /**
-   * One page. `accessToken` is asked again with `fresh` after a 401, once: a
-   * cached token can be refused before its expiry (clock skew, revoked
-   * sessions), and only a new one tells whether the refusal stands.
+   * One page. `accessToken` is asked again with `fresh` after a 401 or a 403,
+   * once: a cached token can be refused before its expiry (clock skew, revoked
+   * sessions), and an app token's roles are fixed when it is issued, so after
+   * an administrator consents to a new permission only a new token carries it.
    */
   async getPage<T>(url: string, accessToken: AccessTokenSource, headers: Record<string, string> = {}): Promise<GraphPage<T>> {
     let fresh = false;
@@ -108,7 +109,7 @@ export class GraphReader {
       } catch {
         // Not Graph's JSON envelope (a proxy's page): keep the status and the start of the text.
       }
-      if (response.status === 401 && !fresh) {
+      if ((response.status === 401 || response.status === 403) && !fresh) {
         fresh = true;
         attempt -= 1; // asking again with a new token is not a retry of a failure
         continue;

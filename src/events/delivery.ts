@@ -7,6 +7,7 @@ import { Agent, request } from 'undici';
 import type { Store } from '../store/database.ts';
 import { repositoriesOf, type Repositories } from '../store/repositories.ts';
 import type { AttemptResult, ClaimedDelivery, WebhookEndpointRow } from '../store/webhooks.ts';
+import { guardedLookup, RefusedAddressError, type WebhookAddressPolicy } from './address-policy.ts';
 import { checkWebhookUrl, signingSecrets } from './endpoints.ts';
 import { envelopeBody } from './types.ts';
 
@@ -32,6 +33,10 @@ export interface DeliveryWorkerOptions {
   /** Deliveries an endpoint's sender takes at a time (default 64). */
   batch?: number;
   pollMs?: number;
+  /** Which addresses may be sent to (default `public-and-loopback`). */
+  addressPolicy?: WebhookAddressPolicy;
+  /** Name resolution for the connections (tests give their own). */
+  resolve?: Parameters<typeof guardedLookup>[1];
 }
 
 /**
@@ -51,6 +56,7 @@ export class DeliveryWorker {
   readonly #batch: number;
   readonly #pollMs: number;
   readonly #leaseMs: number;
+  readonly #addressPolicy: WebhookAddressPolicy;
   readonly #owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   readonly #agent: Agent;
   readonly #lanes = new Map<string, Promise<void>>();
@@ -72,7 +78,9 @@ export class DeliveryWorker {
     // Long enough for a whole batch to time out, twice over.
     this.#leaseMs = Math.max(60_000, 2 * Math.ceil(this.#batch / this.#perEndpoint) * this.#timeoutMs);
     if (this.#schedule.length === 0) throw new RangeError('the retry schedule needs at least one attempt');
-    this.#agent = new Agent({ connections: this.#perEndpoint, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs, connect: { timeout: this.#timeoutMs } });
+    this.#addressPolicy = options.addressPolicy ?? 'public-and-loopback';
+    const lookup = this.#addressPolicy === 'any' ? undefined : guardedLookup(this.#addressPolicy, options.resolve);
+    this.#agent = new Agent({ connections: this.#perEndpoint, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs, connect: { timeout: this.#timeoutMs, ...(lookup && { lookup }) } });
   }
 
   start(): void {
@@ -172,7 +180,7 @@ export class DeliveryWorker {
     let retryAfterMs: number | null = null;
     try {
       // Checked again at send time: an endpoint stored before a rule tightened is not sent to either (rule 33).
-      const url = checkWebhookUrl(endpoint.url);
+      const url = checkWebhookUrl(endpoint.url, this.#addressPolicy);
       // undici's request never follows redirects: a 3xx is an answer like any other non-2xx (rule 33).
       const response = await request(url, {
         method: 'POST',
@@ -231,5 +239,7 @@ function describeSendError(err: unknown, timeoutMs: number): string {
   const e = err as Error & { code?: string; name?: string };
   if (e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return `no answer within ${timeoutMs / 1000} s`;
   if (e.name === 'WebhookInputError') return e.message;
+  // undici wraps nothing here: the lookup's refusal arrives as itself.
+  if (e instanceof RefusedAddressError) return e.message;
   return `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`.slice(0, 300);
 }

@@ -4,6 +4,7 @@ import type { Store } from '../store/database.ts';
 import type { AuditActor } from '../store/audit.ts';
 import { repositoriesOf, transaction, type Repositories } from '../store/repositories.ts';
 import type { DeliveryWithEvent, WebhookAttemptRow, WebhookEndpointRow } from '../store/webhooks.ts';
+import { refusedHostReason, type WebhookAddressPolicy } from './address-policy.ts';
 import { WebhookInputError, WebhookNotFoundError } from './errors.ts';
 import { isEventType } from './types.ts';
 
@@ -25,14 +26,16 @@ export function isLoopbackHost(hostname: string): boolean {
   return host === '::1' || host === '0:0:0:0:0:0:0:1';
 }
 
-/** An endpoint URL Roster may send to: https, or http to a loopback address; no credentials in it (rule 33). */
-export function checkWebhookUrl(value: string): URL {
+/** An endpoint URL Roster may send to: https, or http to a loopback address; no credentials in it (rule 33); a host the address policy allows. */
+export function checkWebhookUrl(value: string, policy: WebhookAddressPolicy = 'public-and-loopback'): URL {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_URL_LENGTH || !URL.canParse(value)) {
     throw new WebhookInputError('url', `url must be an absolute https URL of at most ${MAX_URL_LENGTH} characters`);
   }
   const url = new URL(value);
   if (url.username || url.password) throw new WebhookInputError('url', 'url must not carry a user name or password');
   if (url.hash) throw new WebhookInputError('url', 'url must not have a fragment');
+  const refused = refusedHostReason(url.hostname, policy);
+  if (refused) throw new WebhookInputError('url', `url: ${refused}`);
   if (url.protocol === 'https:') return url;
   if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return url;
   throw new WebhookInputError('url', 'url must use https (plain http is accepted only for loopback addresses such as 127.0.0.1)');
@@ -94,16 +97,18 @@ export class WebhookEndpoints {
   readonly #repos: Repositories;
   readonly #now: () => number;
   readonly #rotationWindowMs: number;
+  readonly #addressPolicy: WebhookAddressPolicy;
 
-  constructor(options: { store: Store; now?: () => number; rotationWindowMs?: number }) {
+  constructor(options: { store: Store; now?: () => number; rotationWindowMs?: number; addressPolicy?: WebhookAddressPolicy }) {
     this.#store = options.store;
     this.#repos = repositoriesOf(options.store);
     this.#now = options.now ?? Date.now;
     this.#rotationWindowMs = options.rotationWindowMs ?? 24 * 3_600_000;
+    this.#addressPolicy = options.addressPolicy ?? 'public-and-loopback';
   }
 
   async create(input: EndpointInput, actor: AuditActor): Promise<{ endpoint: EndpointView; secret: string }> {
-    const url = checkWebhookUrl(input.url);
+    const url = checkWebhookUrl(input.url, this.#addressPolicy);
     const eventTypes = [...new Set(input.eventTypes ?? [])];
     const unknown = eventTypes.find((type) => !isEventType(type));
     if (unknown !== undefined) throw new WebhookInputError('event_types', `event_types: ${JSON.stringify(unknown).slice(0, 80)} is not an event type`);

@@ -110,6 +110,7 @@ for (const engine of ENGINES) {
 
     it('rules 32 and 35: endpoints through the API: the secret in the create and rotate answers only, field-named refusals, deliveries with their attempts, replay, every change audited with the key', async () => {
       await problem(call('POST', '/webhook-endpoints', secrets.hooks, { url: 'http://example.com/hooks' }), 400, 'url');
+      await problem(call('POST', '/webhook-endpoints', secrets.hooks, { url: 'https://169.254.169.254/latest/meta-data/' }), 400, 'url');
       await problem(call('POST', '/webhook-endpoints', secrets.hooks, { url: receiverUrl, event_types: ['user.exploded'] }), 400, 'event_types.0');
       await problem(call('POST', '/webhook-endpoints', secrets.hooks, { url: receiverUrl, colour: 'blue' }), 400, 'colour');
       const created = await call('POST', '/webhook-endpoints', secrets.hooks, { url: receiverUrl, event_types: ['tenant.suspended'], tenant_id: b.id });

@@ -96,6 +96,13 @@ describe('configuration', () => {
     assert.deepEqual(startupWarnings({ ...behindProxy, publicUrl: new URL('http://localhost:3000'), trustProxy: false }), [], 'served directly');
   });
 
+  it('WEBHOOK_ADDRESSES defaults to public and loopback, and takes only its three policies', () => {
+    assert.equal(loadConfig({}, '/srv/roster').webhooks.addressPolicy, 'public-and-loopback');
+    assert.equal(loadConfig({ WEBHOOK_ADDRESSES: 'public' }, '/srv/roster').webhooks.addressPolicy, 'public');
+    assert.equal(loadConfig({ WEBHOOK_ADDRESSES: 'any' }, '/srv/roster').webhooks.addressPolicy, 'any');
+    for (const bad of ['private', 'true', 'PUBLIC']) assert.match(problemsOf({ WEBHOOK_ADDRESSES: bad }).join('\n'), /WEBHOOK_ADDRESSES must be one of public-and-loopback, public, any/, bad);
+  });
+
   it('.env fills gaps but never overrides the real environment', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'roster-config-'));
     after(() => rm(dir, { recursive: true, force: true }));

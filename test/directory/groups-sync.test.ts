@@ -203,9 +203,9 @@ for (const engine of ENGINES) {
       const again = await sync.run(tenant.id);
       assert.equal(again.status, 'succeeded');
       await assertMirrors(db.store, tenant);
-      // Consent again with the group permission; a new process gets a token carrying it.
+      // Consent again with the group permission: the same process, holding a cached token without it, asks for a new one.
       emulator.ctx.directory.grantAdminConsent(tenant, demoApp(emulator.ctx));
-      const fixed = await makeSync().run(tenant.id);
+      const fixed = await sync.run(tenant.id);
       assert.equal(fixed.groups?.status, 'succeeded', fixed.groups?.error ?? '');
       await assertGroupsMirror(db.store, tenant);
       assert.equal((await db.store.db.selectFrom('group_sync_state').select('health').where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).health, 'ok');

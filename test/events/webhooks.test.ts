@@ -5,7 +5,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Webhook } from 'standardwebhooks';
 import { webhookHandler, type RosterEvent } from '../../examples/webhook-receiver/receiver.ts';
-import { DeliveryWorker, RETRY_SCHEDULE_MS } from '../../src/events/delivery.ts';
+import { DeliveryWorker, RETRY_SCHEDULE_MS, type DeliveryWorkerOptions } from '../../src/events/delivery.ts';
 import { WebhookEndpoints } from '../../src/events/endpoints.ts';
 import { WebhookInputError } from '../../src/events/errors.ts';
 import type { AuditActor } from '../../src/store/audit.ts';
@@ -53,8 +53,8 @@ for (const engine of ENGINES) {
     const tenantId = '11111111-2222-3333-4444-555555555555';
     const workers: DeliveryWorker[] = [];
 
-    function worker(options: { timeoutMs?: number; perEndpoint?: number } = {}): DeliveryWorker {
-      const w = new DeliveryWorker({ store: db.store, now, timeoutMs: options.timeoutMs ?? 400, perEndpoint: options.perEndpoint ?? 4 });
+    function worker(options: { timeoutMs?: number; perEndpoint?: number; resolve?: DeliveryWorkerOptions['resolve'] } = {}): DeliveryWorker {
+      const w = new DeliveryWorker({ store: db.store, now, timeoutMs: options.timeoutMs ?? 400, perEndpoint: options.perEndpoint ?? 4, resolve: options.resolve });
       workers.push(w);
       return w;
     }
@@ -293,6 +293,41 @@ for (const engine of ENGINES) {
       } finally {
         await receiver.close();
         await target.close();
+      }
+    });
+
+    it('rule 33, addresses: private, link-local and metadata addresses are refused when saved, and a name that resolves to one at send time is not connected to', async () => {
+      for (const url of ['https://169.254.169.254/latest/meta-data/', 'https://10.1.2.3/h', 'https://192.168.0.10/h', 'https://100.64.0.1/h', 'https://[fd00::1]/h', 'https://[fe80::1]/h', 'https://[::ffff:172.16.0.1]/h', 'https://0.0.0.0/h']) {
+        await assert.rejects(endpoints.create({ url }, OPS), (err: unknown) => err instanceof WebhookInputError && err.field === 'url' && /refuses/.test(err.message), url);
+      }
+      const strict = new WebhookEndpoints({ store: db.store, now, addressPolicy: 'public' });
+      for (const url of ['http://127.0.0.1:9/h', 'http://localhost:9/h', 'http://[::1]:9/h']) {
+        await assert.rejects(strict.create({ url }, OPS), (err: unknown) => err instanceof WebhookInputError && /loopback/.test(err.message), url);
+      }
+      const open = new WebhookEndpoints({ store: db.store, now, addressPolicy: 'any' });
+      await endpoints.setEnabled((await open.create({ url: 'https://10.1.2.3/h' }, OPS)).endpoint.id, false, OPS);
+
+      // A name the save-time check cannot see through, answered by DNS with an internal address (rebinding).
+      const receiver = await startReceiver();
+      try {
+        const rebound = await endpoints.create({ url: `http://hooks.localhost:${receiver.port}/hooks` }, OPS);
+        await emit(1);
+        const asked: string[] = [];
+        await worker({ resolve: (host, _o, cb) => { asked.push(host); cb(null, [{ address: '10.0.0.5', family: 4 }]); } }).drain();
+        assert.deepEqual(asked, ['hooks.localhost']);
+        assert.equal(receiver.requests.length, 0, 'nothing reached the receiver');
+        const [row] = await deliveriesOf(rebound.endpoint.id);
+        assert.equal(row!.status, 'pending');
+        assert.match(row!.last_error ?? '', /hooks\.localhost resolves only to refused addresses: 10\.0\.0\.5 is a private/);
+
+        // The same name resolving to loopback is sent to: the refusal came from the address, not the name.
+        clock += RETRY_SCHEDULE_MS[1]!;
+        await worker({ resolve: (_host, _o, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }]) }).drain();
+        assert.equal(receiver.requests.length, 1);
+        assert.equal((await deliveriesOf(rebound.endpoint.id))[0]!.status, 'succeeded');
+        await endpoints.setEnabled(rebound.endpoint.id, false, OPS);
+      } finally {
+        await receiver.close();
       }
     });
 
