@@ -62,17 +62,18 @@ async function pagesCommitted(store: Store, tenantId: string, roster: RosterProc
 }
 
 /**
- * Sends SIGTERM mid-sync and checks the graceful stop: exit 0, the run
+ * Sends SIGTERM (or Ctrl+C's SIGINT) mid-sync and checks the graceful stop: exit 0, the run
  * recorded as stopped part-way, the lease free at once, and a new
  * `roster sync` that starts at once and leaves the copy equal to the directory.
  */
-async function stopMidSync(args: string[], store: Store, database: Record<string, string>, name: string): Promise<void> {
+async function stopMidSync(args: string[], store: Store, database: Record<string, string>, name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   const { tenant, slow } = await slowTenant(store, name);
   const env = settings(database);
   const roster = spawnRoster(args, env);
   await pagesCommitted(store, tenant.id, roster);
-  roster.child.kill('SIGTERM');
+  roster.child.kill(signal);
   assert.equal(await roster.exited, 0, roster.err().slice(-3000));
+  assert.match(roster.err(), new RegExp(`${signal}: roster ${args[0]} is stopping`));
 
   const runs = await store.db.selectFrom('sync_runs').selectAll().where('tenant_id', '=', tenant.id).execute();
   assert.equal(runs.length, 1);
@@ -93,16 +94,18 @@ async function stopMidSync(args: string[], store: Store, database: Record<string
 }
 
 describe('graceful shutdown mid-sync of 20,000 users', () => {
-  it('roster sync on SQLite: SIGTERM stops after the page in hand, exits 0 and frees the lease; the next sync resumes and mirrors the directory', async () => {
-    const dataDir = join(tmp, 'sqlite');
-    const store = await openStore({ engine: 'sqlite', path: join(dataDir, 'roster.db') });
-    try {
-      await migrateToLatest(store);
-      await stopMidSync(['sync'], store, { DATA_DIR: dataDir }, 'Sqlite');
-    } finally {
-      await store.close();
-    }
-  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`roster sync on SQLite: ${signal} stops after the page in hand, exits 0 and frees the lease; the next sync resumes and mirrors the directory`, async () => {
+      const dataDir = join(tmp, `sqlite-${signal}`);
+      const store = await openStore({ engine: 'sqlite', path: join(dataDir, 'roster.db') });
+      try {
+        await migrateToLatest(store);
+        await stopMidSync(['sync'], store, { DATA_DIR: dataDir }, `Sqlite${signal}`, signal);
+      } finally {
+        await store.close();
+      }
+    });
+  }
 
   for (const command of ['serve', 'worker'] as const) {
     it(`roster ${command} on PostgreSQL: SIGTERM stops the queued sync after the page in hand, exits 0 and frees the lease; the next sync resumes and mirrors the directory`, async () => {
