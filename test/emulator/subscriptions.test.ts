@@ -204,8 +204,8 @@ describe('emulator: Graph change-notification subscriptions', () => {
     await receiver.waitFor(() => sub.stats.dropped === 1);
     receiver.behaviour.status = 500;
     emulator.ctx.directory.removeGroupMember(org.tenant, group.props.id, org.member.props.id);
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    assert.ok(sub.stats.failedAttempts >= 2, `failed attempts: ${sub.stats.failedAttempts}`);
+    await receiver.waitFor(() => sub.stats.failedAttempts >= 2);
+    assert.equal(sub.stats.delivered, 1, 'nothing delivered while the receiver fails');
     receiver.behaviour.status = 202;
     await receiver.waitFor(() => sub.stats.delivered === 2);
     assert.deepEqual(receiver.items().map(objectId), [group.props.id, group.props.id], 'the dropped one is gone, the retried one arrived');
@@ -216,9 +216,9 @@ describe('emulator: Graph change-notification subscriptions', () => {
     await graph('POST', '/subscriptions', subscription());
     receiver.behaviour.status = 500;
     emulator.ctx.directory.editUser(org.tenant, org.member.props.id, { jobTitle: 'Retry 1' });
-    await new Promise((resolve) => setTimeout(resolve, 700));
     const sub = emulator.ctx.subscriptions.all()[0]!;
-    assert.ok(sub.stats.failedAttempts >= 2, `failed attempts: ${sub.stats.failedAttempts}`);
+    await receiver.waitFor(() => sub.stats.failedAttempts >= 2);
+    assert.equal(sub.stats.delivered, 0, 'nothing delivered while the receiver fails');
     receiver.behaviour.status = 202;
     await receiver.waitFor(() => receiver.items().length === 1);
 
@@ -226,7 +226,8 @@ describe('emulator: Graph change-notification subscriptions', () => {
     receiver.behaviour.delayMs = 3_300;
     const failedBefore = sub.stats.failedAttempts;
     emulator.ctx.directory.editUser(org.tenant, org.member.props.id, { jobTitle: 'Slow' });
-    await new Promise((resolve) => setTimeout(resolve, 3_200));
+    // Graph gives up on the slow answer after 3 s: a failed attempt, then a retry, which is answered at once.
+    await receiver.waitFor(() => sub.stats.failedAttempts > failedBefore, 15_000);
     receiver.behaviour.delayMs = 0;
     // The slow answer still arrives (and is recorded) after Graph gave up on it; the retry arrives again.
     await receiver.waitFor(() => sub.stats.delivered >= 2, 15_000);
@@ -238,9 +239,10 @@ describe('emulator: Graph change-notification subscriptions', () => {
     await graph('POST', '/subscriptions', subscription({ expirationDateTime: inMinutes(41_000) }));
     receiver.behaviour.status = 503;
     emulator.ctx.directory.editUser(org.tenant, org.member.props.id, { jobTitle: 'Never' });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    emulator.ctx.clock.advance(4 * 3600 + 1);
     const sub = emulator.ctx.subscriptions.all()[0]!;
+    // The four hours count from the first attempt: let it fail before the clock moves on.
+    await receiver.waitFor(() => sub.stats.failedAttempts >= 1);
+    emulator.ctx.clock.advance(4 * 3600 + 1);
     await receiver.waitFor(() => sub.stats.dropped === 1);
     assert.equal(sub.stats.delivered, 0);
     emulator.ctx.clock.advance(-(4 * 3600 + 1));
