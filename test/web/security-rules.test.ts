@@ -256,6 +256,12 @@ for (const engine of ENGINES) {
       await signIn(browser, roster, 'user@contoso.com');
       const noToken = await browser.post(`${roster.url}/signout`, {});
       assert.equal(noToken.status, 403);
+      // A token is bound to its session: another session's (an attacker's own, say) does not do.
+      const other = new Browser();
+      await signIn(other, roster, 'user@contoso.com');
+      const othersToken = /name="_csrf" value="([^"]+)"/.exec((await other.get(`${roster.url}/app`)).html)![1]!;
+      const wrongToken = await browser.post(`${roster.url}/signout`, { _csrf: othersToken });
+      assert.equal(wrongToken.status, 403);
       assert.equal((await browser.get(`${roster.url}/app`)).status, 200, 'still signed in');
     });
 
