@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { STOPPED_REASON } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
@@ -106,6 +107,32 @@ describe('graceful shutdown mid-sync of 20,000 users', () => {
       }
     });
   }
+
+  it('roster sync on SQLite: a stop that cannot finish (the file locked by another process) exits 1 once SHUTDOWN_TIMEOUT_SECONDS has passed, saying so', async () => {
+    const dataDir = join(tmp, 'sqlite-bound');
+    const path = join(dataDir, 'roster.db');
+    const store = await openStore({ engine: 'sqlite', path });
+    await migrateToLatest(store);
+    const { tenant, slow } = await slowTenant(store, 'Bounded');
+    try {
+      const roster = spawnRoster(['sync'], { ...settings({ DATA_DIR: dataDir }), SHUTDOWN_TIMEOUT_SECONDS: '1' });
+      await pagesCommitted(store, tenant.id, roster);
+      // Every write of the stop (the page in hand, the run's record, the lease) waits on this lock.
+      const holder = new DatabaseSync(path);
+      holder.exec('BEGIN IMMEDIATE');
+      try {
+        roster.child.kill('SIGTERM');
+        assert.equal(await roster.exited, 1, roster.err().slice(-3000));
+      } finally {
+        holder.exec('ROLLBACK');
+        holder.close();
+      }
+      assert.match(roster.err(), /roster sync did not stop within 1 s \(SHUTDOWN_TIMEOUT_SECONDS\); exiting/);
+    } finally {
+      slow();
+      await store.close();
+    }
+  });
 
   for (const command of ['serve', 'worker'] as const) {
     it(`roster ${command} on PostgreSQL: SIGTERM stops the queued sync after the page in hand, exits 0 and frees the lease; the next sync resumes and mirrors the directory`, async () => {
