@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { databaseUnavailable } from '../store/database.ts';
 import { SyncStoppedError, TenantNotActiveError } from './errors.ts';
 import { HeldDeletionError, STOPPED_REASON, TenantBusyError, type SyncOutcome } from './sync.ts';
 
@@ -65,6 +66,11 @@ export function describeOutcome(tenant: { id: string; displayName?: string }, re
   }
   if (error instanceof TenantNotActiveError) {
     return { level: 'info', fields: { tenant: tenant.id }, message: 'sync skipped: the tenant is no longer active', line: `${name}: skipped, it is no longer an active tenant` };
+  }
+  // The database went away before the run could be recorded (a lost connection, a read-only or full file): no crash, the schedule tries again.
+  const unavailable = databaseUnavailable(error);
+  if (unavailable) {
+    return { level: 'warn', fields: { tenant: tenant.id, err: unavailable }, message: 'sync not run: the database is unavailable', line: `${name}: sync not run, ${unavailable.message}` };
   }
   return { level: 'error', fields: { tenant: tenant.id, err: error }, message: 'sync run crashed', line: `${name}: sync crashed: ${error instanceof Error ? error.message : String(error)}` };
 }

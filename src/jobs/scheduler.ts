@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { logOutcome, settleRun } from '../directory/outcome.ts';
 import type { DirectorySync, RunOptions, SyncOutcome } from '../directory/sync.ts';
-import type { Store } from '../store/database.ts';
+import { databaseUnavailable, type Store } from '../store/database.ts';
 import { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
 import { JobsRepository } from '../store/jobs.ts';
 import { SyncDebouncer } from './debounce.ts';
@@ -48,6 +48,7 @@ export class SyncScheduler {
   #timer: NodeJS.Timeout | undefined;
   #stopping = false;
   #tickFailing = false;
+  #purgeFailing = false;
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
@@ -83,7 +84,19 @@ export class SyncScheduler {
   async tick(): Promise<string[]> {
     if (this.#stopping) return [];
     const { queue, logger } = this.#options;
-    if (!queue) await this.purgeExpired().catch((err: unknown) => logger.error({ err }, 'purging expired sign-in requests and sessions failed'));
+    // Like the schedule checks, a purge that keeps failing (a database out of reach) is logged when it starts and when it ends.
+    if (!queue) {
+      await this.purgeExpired().then(
+        () => {
+          if (this.#purgeFailing) logger.info('purging expired sign-in requests and sessions works again');
+          this.#purgeFailing = false;
+        },
+        (err: unknown) => {
+          if (!this.#purgeFailing) logger.warn({ err: databaseUnavailable(err) ?? err }, 'purging expired sign-in requests and sessions failed; trying again at every tick');
+          this.#purgeFailing = true;
+        },
+      );
+    }
     const { notifications } = this.#options;
     if (notifications) await notifications.subscriptions.maintain().catch((err: unknown) => logger.error({ err }, 'keeping Graph subscriptions failed'));
     const tenants = await this.#jobs.activeTenantSchedules();

@@ -10,18 +10,30 @@ import { SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely
 class NodeSqliteStatement implements SqliteStatement {
   readonly reader: boolean;
   readonly #statement: StatementSync;
+  readonly #onError: (err: unknown) => void;
 
-  constructor(statement: StatementSync) {
+  constructor(statement: StatementSync, onError: (err: unknown) => void) {
     this.#statement = statement;
+    this.#onError = onError;
     this.reader = statement.columns().length > 0;
   }
 
   all(parameters: ReadonlyArray<unknown>): unknown[] {
-    return this.#statement.all(...(parameters as SQLInputValue[]));
+    try {
+      return this.#statement.all(...(parameters as SQLInputValue[]));
+    } catch (err) {
+      this.#onError(err);
+      throw err;
+    }
   }
 
   run(parameters: ReadonlyArray<unknown>): { changes: number | bigint; lastInsertRowid: number | bigint } {
-    return this.#statement.run(...(parameters as SQLInputValue[]));
+    try {
+      return this.#statement.run(...(parameters as SQLInputValue[]));
+    } catch (err) {
+      this.#onError(err);
+      throw err;
+    }
   }
 
   iterate(parameters: ReadonlyArray<unknown>): IterableIterator<unknown> {
@@ -29,22 +41,55 @@ class NodeSqliteStatement implements SqliteStatement {
   }
 }
 
+const SQLITE_READONLY = 8;
+
+/** Stands in for `rollback` when SQLite has already rolled the transaction back. */
+const ALREADY_ROLLED_BACK: SqliteStatement = {
+  reader: false,
+  all: () => [],
+  run: () => ({ changes: 0, lastInsertRowid: 0 }),
+  iterate: () => [][Symbol.iterator](),
+};
+
 /** Kysely prepares every query anew; the same few statements run on every request, so keep them. */
 const STATEMENT_CACHE_SIZE = 200;
 
 class NodeSqliteDatabase implements SqliteDatabase {
-  readonly #database: DatabaseSync;
+  readonly #path: string;
+  #database: DatabaseSync;
   readonly #statements = new Map<string, NodeSqliteStatement>();
+  #reopen = false;
 
-  constructor(database: DatabaseSync) {
-    this.#database = database;
+  constructor(path: string) {
+    this.#path = path;
+    this.#database = openFile(path);
   }
 
+  /**
+   * SQLite opens a file it cannot write read-only, and the connection stays so
+   * after the file is writable again: once a write was refused, the next
+   * statement outside a transaction opens the file anew.
+   */
+  readonly #noteError = (err: unknown): void => {
+    const errcode = (err as { errcode?: unknown }).errcode;
+    if (typeof errcode === 'number' && (errcode & 0xff) === SQLITE_READONLY) this.#reopen = true;
+  };
+
   prepare(sql: string): SqliteStatement {
+    if (this.#reopen && !this.#database.isTransaction) {
+      const fresh = openFile(this.#path);
+      this.#statements.clear();
+      this.#database.close();
+      this.#database = fresh;
+      this.#reopen = false;
+    }
+    // SQLite rolls a transaction back by itself on a full disk or an I/O error; Kysely's rollback that
+    // follows would then fail with "no transaction is active" and hide the error that ended it.
+    if (sql === 'rollback' && !this.#database.isTransaction) return ALREADY_ROLLED_BACK;
     let statement = this.#statements.get(sql);
     if (!statement) {
       if (this.#statements.size >= STATEMENT_CACHE_SIZE) this.#statements.delete(this.#statements.keys().next().value!);
-      statement = new NodeSqliteStatement(this.#database.prepare(sql));
+      statement = new NodeSqliteStatement(this.#database.prepare(sql), this.#noteError);
       this.#statements.set(sql, statement);
     }
     return statement;
@@ -55,8 +100,7 @@ class NodeSqliteDatabase implements SqliteDatabase {
   }
 }
 
-/** Opens the file now (so a bad path fails here, not inside Kysely) and wraps it. */
-export function nodeSqliteDialect(path: string): SqliteDialect {
+function openFile(path: string): DatabaseSync {
   const database = new DatabaseSync(path);
   try {
     // WAL lets readers proceed while a sync writes; the busy timeout covers a second process.
@@ -66,5 +110,10 @@ export function nodeSqliteDialect(path: string): SqliteDialect {
     database.close();
     throw err;
   }
-  return new SqliteDialect({ database: new NodeSqliteDatabase(database) });
+  return database;
+}
+
+/** Opens the file now (so a bad path fails here, not inside Kysely) and wraps it. */
+export function nodeSqliteDialect(path: string): SqliteDialect {
+  return new SqliteDialect({ database: new NodeSqliteDatabase(path) });
 }

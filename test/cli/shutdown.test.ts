@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { STOPPED_REASON } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
@@ -62,17 +63,18 @@ async function pagesCommitted(store: Store, tenantId: string, roster: RosterProc
 }
 
 /**
- * Sends SIGTERM mid-sync and checks the graceful stop: exit 0, the run
+ * Sends SIGTERM (or Ctrl+C's SIGINT) mid-sync and checks the graceful stop: exit 0, the run
  * recorded as stopped part-way, the lease free at once, and a new
  * `roster sync` that starts at once and leaves the copy equal to the directory.
  */
-async function stopMidSync(args: string[], store: Store, database: Record<string, string>, name: string): Promise<void> {
+async function stopMidSync(args: string[], store: Store, database: Record<string, string>, name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   const { tenant, slow } = await slowTenant(store, name);
   const env = settings(database);
   const roster = spawnRoster(args, env);
   await pagesCommitted(store, tenant.id, roster);
-  roster.child.kill('SIGTERM');
+  roster.child.kill(signal);
   assert.equal(await roster.exited, 0, roster.err().slice(-3000));
+  assert.match(roster.err(), new RegExp(`${signal}: roster ${args[0]} is stopping`));
 
   const runs = await store.db.selectFrom('sync_runs').selectAll().where('tenant_id', '=', tenant.id).execute();
   assert.equal(runs.length, 1);
@@ -93,13 +95,41 @@ async function stopMidSync(args: string[], store: Store, database: Record<string
 }
 
 describe('graceful shutdown mid-sync of 20,000 users', () => {
-  it('roster sync on SQLite: SIGTERM stops after the page in hand, exits 0 and frees the lease; the next sync resumes and mirrors the directory', async () => {
-    const dataDir = join(tmp, 'sqlite');
-    const store = await openStore({ engine: 'sqlite', path: join(dataDir, 'roster.db') });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`roster sync on SQLite: ${signal} stops after the page in hand, exits 0 and frees the lease; the next sync resumes and mirrors the directory`, async () => {
+      const dataDir = join(tmp, `sqlite-${signal}`);
+      const store = await openStore({ engine: 'sqlite', path: join(dataDir, 'roster.db') });
+      try {
+        await migrateToLatest(store);
+        await stopMidSync(['sync'], store, { DATA_DIR: dataDir }, `Sqlite${signal}`, signal);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it('roster sync on SQLite: a stop that cannot finish (the file locked by another process) exits 1 once SHUTDOWN_TIMEOUT_SECONDS has passed, saying so', async () => {
+    const dataDir = join(tmp, 'sqlite-bound');
+    const path = join(dataDir, 'roster.db');
+    const store = await openStore({ engine: 'sqlite', path });
+    await migrateToLatest(store);
+    const { tenant, slow } = await slowTenant(store, 'Bounded');
     try {
-      await migrateToLatest(store);
-      await stopMidSync(['sync'], store, { DATA_DIR: dataDir }, 'Sqlite');
+      const roster = spawnRoster(['sync'], { ...settings({ DATA_DIR: dataDir }), SHUTDOWN_TIMEOUT_SECONDS: '1' });
+      await pagesCommitted(store, tenant.id, roster);
+      // Every write of the stop (the page in hand, the run's record, the lease) waits on this lock.
+      const holder = new DatabaseSync(path);
+      holder.exec('BEGIN IMMEDIATE');
+      try {
+        roster.child.kill('SIGTERM');
+        assert.equal(await roster.exited, 1, roster.err().slice(-3000));
+      } finally {
+        holder.exec('ROLLBACK');
+        holder.close();
+      }
+      assert.match(roster.err(), /roster sync did not stop within 1 s \(SHUTDOWN_TIMEOUT_SECONDS\); exiting/);
     } finally {
+      slow();
       await store.close();
     }
   });

@@ -33,7 +33,7 @@ describe('describeOutcome: one wording for every way a sync run ends', () => {
     assert.deepEqual([notStarted.level, notStarted.message], ['info', 'sync skipped: Roster is stopping']);
   });
 
-  it('a run that never started: skipped while another process syncs the tenant or a held deletion waits; a crash is an error', () => {
+  it('a run that never started: skipped while another process syncs the tenant or a held deletion waits; a crash is an error, a database out of reach a warning', () => {
     const busy = describeOutcome(tenant, { error: new TenantBusyError('busy') });
     assert.deepEqual([busy.level, busy.message], ['info', 'sync skipped: another process is syncing this tenant']);
     assert.match(busy.line, /Contoso: skipped, another process is syncing it/);
@@ -41,6 +41,8 @@ describe('describeOutcome: one wording for every way a sync run ends', () => {
     assert.deepEqual([held.level, held.message], ['info', 'sync skipped: a held deletion waits for a decision']);
     const crash = describeOutcome({ id: tenant.id }, { error: new Error('database gone') });
     assert.deepEqual([crash.level, crash.message, crash.line], ['error', 'sync run crashed', `${tenant.id}: sync crashed: database gone`]);
+    const readOnly = describeOutcome(tenant, { error: Object.assign(new Error('attempt to write a readonly database'), { errcode: 8 }) });
+    assert.deepEqual([readOnly.level, readOnly.message, readOnly.line], ['warn', 'sync not run: the database is unavailable', 'Contoso: sync not run, the database file is read-only']);
   });
 
   it('settleRun keeps a rejection as a value, and logOutcome logs at the described level', async () => {

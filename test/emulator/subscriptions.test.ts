@@ -204,8 +204,8 @@ describe('emulator: Graph change-notification subscriptions', () => {
     await receiver.waitFor(() => sub.stats.dropped === 1);
     receiver.behaviour.status = 500;
     emulator.ctx.directory.removeGroupMember(org.tenant, group.props.id, org.member.props.id);
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    assert.ok(sub.stats.failedAttempts >= 2, `failed attempts: ${sub.stats.failedAttempts}`);
+    await receiver.waitFor(() => sub.stats.failedAttempts >= 2);
+    assert.equal(sub.stats.delivered, 1, 'nothing delivered while the receiver fails');
     receiver.behaviour.status = 202;
     await receiver.waitFor(() => sub.stats.delivered === 2);
     assert.deepEqual(receiver.items().map(objectId), [group.props.id, group.props.id], 'the dropped one is gone, the retried one arrived');
@@ -216,9 +216,9 @@ describe('emulator: Graph change-notification subscriptions', () => {
     await graph('POST', '/subscriptions', subscription());
     receiver.behaviour.status = 500;
     emulator.ctx.directory.editUser(org.tenant, org.member.props.id, { jobTitle: 'Retry 1' });
-    await new Promise((resolve) => setTimeout(resolve, 700));
     const sub = emulator.ctx.subscriptions.all()[0]!;
-    assert.ok(sub.stats.failedAttempts >= 2, `failed attempts: ${sub.stats.failedAttempts}`);
+    await receiver.waitFor(() => sub.stats.failedAttempts >= 2);
+    assert.equal(sub.stats.delivered, 0, 'nothing delivered while the receiver fails');
     receiver.behaviour.status = 202;
     await receiver.waitFor(() => receiver.items().length === 1);
 
@@ -226,7 +226,8 @@ describe('emulator: Graph change-notification subscriptions', () => {
     receiver.behaviour.delayMs = 3_300;
     const failedBefore = sub.stats.failedAttempts;
     emulator.ctx.directory.editUser(org.tenant, org.member.props.id, { jobTitle: 'Slow' });
-    await new Promise((resolve) => setTimeout(resolve, 3_200));
+    // Graph gives up on the slow answer after 3 s: a failed attempt, then a retry, which is answered at once.
+    await receiver.waitFor(() => sub.stats.failedAttempts > failedBefore, 15_000);
     receiver.behaviour.delayMs = 0;
     // The slow answer still arrives (and is recorded) after Graph gave up on it; the retry arrives again.
     await receiver.waitFor(() => sub.stats.delivered >= 2, 15_000);
@@ -238,9 +239,10 @@ describe('emulator: Graph change-notification subscriptions', () => {
     await graph('POST', '/subscriptions', subscription({ expirationDateTime: inMinutes(41_000) }));
     receiver.behaviour.status = 503;
     emulator.ctx.directory.editUser(org.tenant, org.member.props.id, { jobTitle: 'Never' });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    emulator.ctx.clock.advance(4 * 3600 + 1);
     const sub = emulator.ctx.subscriptions.all()[0]!;
+    // The four hours count from the first attempt: let it fail before the clock moves on.
+    await receiver.waitFor(() => sub.stats.failedAttempts >= 1);
+    emulator.ctx.clock.advance(4 * 3600 + 1);
     await receiver.waitFor(() => sub.stats.dropped === 1);
     assert.equal(sub.stats.delivered, 0);
     emulator.ctx.clock.advance(-(4 * 3600 + 1));
@@ -254,17 +256,22 @@ describe('emulator: Graph change-notification subscriptions', () => {
     await emulator.control('POST', '/faults', { target: 'notification', kind: 'drop', count: 1, tenant: org.tenant.id });
     emulator.ctx.directory.editUser(org.tenant, org.member.props.id, { jobTitle: 'Dropped' });
     await receiver.waitFor(() => sub.stats.dropped === 1);
-    await emulator.control('POST', '/faults', { target: 'notification', kind: 'delay', delayMs: 400, count: 1 });
-    const started = Date.now();
+    // The delayed delivery is overtaken by one sent after it: the order shows the delay, not a clock.
+    const { id: delayId } = await emulator.control<{ id: string }>('POST', '/faults', { target: 'notification', kind: 'delay', delayMs: 5000, count: 1 });
     emulator.ctx.directory.editUser(org.tenant, org.member.props.id, { jobTitle: 'Delayed' });
-    await receiver.waitFor(() => receiver.items().length === 1);
-    assert.ok(Date.now() - started >= 400);
-    assert.equal(receiver.items()[0]!.resource, `Users/${org.member.props.id}`);
+    await receiver.waitFor(() => emulator.ctx.faults.list().find((f) => f.id === delayId)?.hits === 1);
+    emulator.ctx.directory.editUser(org.tenant, org.admin.props.id, { jobTitle: 'Overtaking' });
+    await receiver.waitFor(() => receiver.items().length === 2);
+    assert.deepEqual(receiver.items().map((item) => item.resource), [`Users/${org.admin.props.id}`, `Users/${org.member.props.id}`]);
 
     emulator.ctx.clock.advance(31 * 60);
     emulator.ctx.directory.editUser(org.tenant, org.member.props.id, { jobTitle: 'Too late' });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal(receiver.items().length, 1, 'nothing after expiry');
+    // A live subscription made after it gets the next change: once that has arrived, the expired one has had its turn.
+    const control = await graph('POST', '/subscriptions', subscription({ expirationDateTime: inMinutes(30) }));
+    assert.equal(control.status, 201, JSON.stringify(control.body));
+    emulator.ctx.directory.editUser(org.tenant, org.member.props.id, { jobTitle: 'Control' });
+    await receiver.waitFor(() => receiver.items().some((item) => item.subscriptionId === control.body.id));
+    assert.equal(receiver.items().filter((item) => item.subscriptionId === sub.id).length, 2, 'nothing after expiry');
     assert.equal((await graph('GET', `/subscriptions/${sub.id}`)).status, 404);
     emulator.ctx.clock.advance(-31 * 60);
   });

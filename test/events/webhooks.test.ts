@@ -112,7 +112,7 @@ for (const engine of ENGINES) {
         await sender.drain();
         rows = await deliveriesOf(endpoint.id);
         assert.ok(rows.every((r) => r.status === 'pending' && r.schedule_step === 2 && /no answer within 0.4 s/.test(r.last_error ?? '')), JSON.stringify(rows));
-        await delay(900);
+        for (const deadline = Date.now() + 10_000; received.length < 3 && Date.now() < deadline; ) await delay(20);
         assert.equal(received.length, 3, 'the late answers were still handled by the receiver');
 
         // Roster restarts between attempts: a new sender finds the rows.
@@ -335,19 +335,28 @@ for (const engine of ENGINES) {
       const slow = await startReceiver();
       const fast = await startReceiver();
       try {
-        slow.handle.current = (_req, res) => void delay(1500).then(() => res.writeHead(200).end());
+        // The slow endpoint answers nothing until the fast one has had all its deliveries.
+        const { promise: slowMayAnswer, resolve: releaseSlow } = Promise.withResolvers<void>();
+        let slowRequests = 0;
+        slow.handle.current = (_req, res) => {
+          slowRequests += 1;
+          void slowMayAnswer.then(() => res.writeHead(200).end());
+        };
         const a = await endpoints.create({ url: slow.url }, OPS);
         const b = await endpoints.create({ url: fast.url }, OPS);
         await emit(4);
-        const sender = worker({ timeoutMs: 5000, perEndpoint: 2 });
-        const started = Date.now();
+        const sender = worker({ timeoutMs: 30_000, perEndpoint: 2 });
         const draining = sender.drain();
-        while ((await deliveriesOf(b.endpoint.id)).some((r) => r.status !== 'succeeded')) await delay(20);
-        const fastDone = Date.now() - started;
+        // Bounded below the senders' timeout, so that a fast endpoint held up by the slow one fails here.
+        for (const deadline = Date.now() + 20_000; (await deliveriesOf(b.endpoint.id)).some((r) => r.status !== 'succeeded'); await delay(20)) {
+          if (Date.now() > deadline) assert.fail('the fast endpoint waited on the slow one');
+        }
+        assert.ok(slowRequests <= 2, `the slow endpoint has at most two deliveries in flight, its limit (${slowRequests})`);
+        assert.ok((await deliveriesOf(a.endpoint.id)).every((r) => r.status !== 'succeeded'));
+        releaseSlow();
         await draining;
-        assert.ok(fastDone < 1200, `the fast endpoint took ${fastDone} ms`);
         assert.ok((await deliveriesOf(a.endpoint.id)).every((r) => r.status === 'succeeded'));
-        assert.ok(Date.now() - started >= 3000, 'the slow one took its two rounds of two');
+        assert.equal(slowRequests, 4, 'the slow one took its two rounds of two');
       } finally {
         await slow.close();
         await fast.close();

@@ -70,17 +70,23 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
     const cutAtMs = Date.now();
     rig.proxy.cut({ refuseMs: OUTAGE_MS });
     rig.proxy.refuse();
-    await assertOutageAnswers();
-    assertAlive();
-    // The cut may land while the run waits on Graph, holding no connection: keep refusing
-    // until its next page has been served, so that page's write meets the outage.
-    await waitUntil(
-      'the interrupted run asks Graph for its next page',
-      () => rig.emulator.ctx.requestLog.entries({ tenant: big.id, sinceMs: cutAtMs }).some((entry) => entry.route.includes('/users')),
-      { ms: 30_000, context: logs },
-    );
-    await new Promise((resolve) => setTimeout(resolve, PAGE_DELAY_MS + 1000));
-    rig.proxy.accept();
+    try {
+      await assertOutageAnswers();
+      assertAlive();
+      // The cut may land while the run waits on Graph, holding no connection: keep refusing
+      // until its next page has been served, so that page's write meets the outage.
+      await waitUntil(
+        'the interrupted run asks Graph for its next page and Graph answers it',
+        () => rig.emulator.ctx.requestLog.entries({ tenant: big.id, sinceMs: cutAtMs }).some((entry) => entry.route.includes('/users') && entry.status !== undefined),
+        { ms: 30_000, context: logs },
+      );
+      // Its write of that page follows at once and fails on the refused connection. Nothing outside the
+      // process marks that moment, so the outage lasts a second more; were it too short, the run would
+      // succeed and the wait below for the failed run would time out: this margin cannot make the test pass.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    } finally {
+      rig.proxy.accept();
+    }
 
     await waitUntil('/readyz answers 200 again', ready, { ms: 30_000, context: logs });
     await waitUntil(
@@ -107,8 +113,11 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
     // Refused until the answers are checked: on a loaded machine they may take longer than an outage.
     rig.proxy.cut();
     rig.proxy.refuse();
-    await assertOutageAnswers();
-    rig.proxy.accept();
+    try {
+      await assertOutageAnswers();
+    } finally {
+      rig.proxy.accept();
+    }
     await waitUntil('/readyz answers 200 again', ready, { ms: 30_000, context: logs });
 
     // Hold every byte until the workers' polling has a query in flight, then cut it.

@@ -69,12 +69,21 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** `roster serve` of the rig on a free port, with its sign-in redirect URI registered at the emulator. */
+/**
+ * `roster serve` of the rig on a free port, with its sign-in redirect URI
+ * registered at the emulator; resolves once it answers `/readyz` with 200, so
+ * that a fault staged next meets a serving process, not one still starting.
+ */
 export async function spawnServe(rig: FaultRig<FaultProxy | null>): Promise<{ serve: RosterProcess; url: string }> {
   const port = await freePort();
   const url = `http://localhost:${port}`;
   demoApp(rig.emulator.ctx).redirectUris.push(`${url}/auth/callback`);
-  return { serve: spawnRoster(['serve'], { ...rig.env, PORT: String(port), PUBLIC_URL: url }), url };
+  const serve = spawnRoster(['serve'], { ...rig.env, PORT: String(port), PUBLIC_URL: url });
+  await waitUntil('roster serve answers /readyz with 200', async () => {
+    if (!serve.alive()) assert.fail(`roster serve exited while starting:\n${serve.output().slice(-3000)}`);
+    return isReady(url);
+  }, { ms: 120_000, context: () => serve.output().slice(-3000) });
+  return { serve, url };
 }
 
 /** Whether `/readyz` answers 200. */
@@ -119,10 +128,10 @@ export interface FaultRig<P extends FaultProxy | null = FaultProxy> {
 }
 
 export async function startFaultRig(options: { users: number[]; env?: Record<string, string> }): Promise<FaultRig>;
-export async function startFaultRig(options: { users: number[]; env?: Record<string, string>; engine: 'sqlite' }): Promise<FaultRig<null>>;
-export async function startFaultRig(options: { users: number[]; env?: Record<string, string>; engine?: Engine }): Promise<FaultRig<FaultProxy | null>> {
+export async function startFaultRig(options: { users: number[]; env?: Record<string, string>; engine: 'sqlite'; sqliteParent?: string }): Promise<FaultRig<null>>;
+export async function startFaultRig(options: { users: number[]; env?: Record<string, string>; engine?: Engine; sqliteParent?: string }): Promise<FaultRig<FaultProxy | null>> {
   const emulator = await startTestEmulator();
-  const db = await openTestStore(options.engine ?? 'postgres');
+  const db = await openTestStore(options.engine ?? 'postgres', options.sqliteParent);
   const proxy = options.engine === 'sqlite' ? null : await startFaultProxy(postgresAddress(db.target));
   const dir = await mkdtemp(join(tmpdir(), 'roster-faults-'));
   const caFile = join(dir, 'ca.pem');

@@ -17,10 +17,10 @@ export interface TestStore {
   drop(): Promise<void>;
 }
 
-/** A fresh, migrated database on the given engine; `drop()` removes it. */
-export async function openTestStore(engine: Engine): Promise<TestStore> {
+/** A fresh, migrated database on the given engine (a SQLite file under `parent`, by default the temporary folder); `drop()` removes it. */
+export async function openTestStore(engine: Engine, parent = tmpdir()): Promise<TestStore> {
   if (engine === 'sqlite') {
-    const dir = await mkdtemp(join(tmpdir(), 'roster-store-'));
+    const dir = await mkdtemp(join(parent, 'roster-store-'));
     const path = join(dir, 'roster.db');
     const store = await openStore({ engine: 'sqlite', path });
     await migrateToLatest(store);

@@ -100,6 +100,11 @@ for (const engine of ENGINES) {
       assert.equal(fetchMetadata.status, 403);
       const noToken = await signer.post(`${roster.url}/app/organisation/group-roles`, { groupId: ids.staff, grants: 'access' });
       assert.equal(noToken.status, 403);
+      // A token is bound to its session: one from another session (an attacker's own, say) does not do.
+      const other = new Browser();
+      assert.equal((await signIn(other, roster, contoso.member.props.userPrincipalName)).final.status, 200);
+      const othersToken = await signer.post(`${roster.url}/app/organisation/group-roles`, { groupId: ids.staff, grants: 'access', _csrf: csrfOf(await other.get(`${roster.url}/app`)) });
+      assert.equal(othersToken.status, 403);
       assert.deepEqual(await mappings(), before);
     });
 

@@ -134,8 +134,8 @@ for (const engine of ENGINES) {
       const target = tenant.users[1]!;
       const started = Date.now();
       t.emulator.ctx.directory.editUser(tenant, target.props.id, { accountEnabled: false });
+      // How soon is a figure of bench/freshness.ts; here, that a notification brought it.
       await waitFor('the change in Roster', async () => (await userRow(tenant, target.props.id))?.account_enabled === 0);
-      assert.ok(Date.now() - started < 5_000, `fresh after ${Date.now() - started} ms`);
       assert.ok((await rows.get(tenant.id, 'users'))!.lastNotificationAt! >= started);
     });
 
@@ -149,10 +149,8 @@ for (const engine of ENGINES) {
       await settled();
       const groupsRow = await rows.get(tenant.id, 'groups');
       const joiner = tenant.users[3]!.props.id;
-      const started = Date.now();
       d.addGroupMember(tenant, group.props.id, joiner);
       await waitFor('the membership in Roster', async () => (await memberRow(group.props.id, joiner)) !== undefined);
-      assert.ok(Date.now() - started < 5_000, `fresh after ${Date.now() - started} ms`);
       // The time of a notice is written at most once a second per subscription.
       assert.ok((await rows.get(tenant.id, 'groups'))!.lastNotificationAt! >= createdAt, 'the groups subscription brought it');
       assert.equal(subscriptionOf(tenant, 'groups').id, groupsRow!.subscriptionId);
@@ -172,13 +170,10 @@ for (const engine of ENGINES) {
       const before = await runsOf(tenant);
       const acceptedBefore = counters().accepted;
       const item = notification(tenant);
-      const slowest = { ms: 0 };
       // As Graph sends a burst: batches of notifications, several requests at once.
       await Promise.all(
         Array.from({ length: 20 }, async () => {
-          const sent = performance.now();
           const res = await post('/graph/notifications', { value: Array.from({ length: 50 }, () => item) });
-          slowest.ms = Math.max(slowest.ms, performance.now() - sent);
           assert.equal(res.status, 202);
         }),
       );
@@ -186,7 +181,6 @@ for (const engine of ENGINES) {
       await settled();
       const rounds = (await runsOf(tenant)) - before;
       assert.ok(rounds >= 1 && rounds <= 2, `${rounds} delta rounds`);
-      assert.ok(slowest.ms < 3_000, `slowest answer ${Math.round(slowest.ms)} ms, inside Graph's 3 s`);
     });
 
     test('rule 5: a dropped notification is caught by the next scheduled round; while the subscription is healthy rounds run less often', async () => {
