@@ -196,6 +196,17 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     pages.message(request, reply, 404, { title: 'Page not found', message: 'There is no page at this address.', links: [{ href: '/', label: 'Go to the home page', primary: true }] }),
   );
 
+  await registerRoutes(app, { deps, services, pages, ctx, viewers });
+  return app;
+}
+
+/** The pages, each resource a plugin given the repositories and services it uses; the API; Graph's callbacks; the product's own plugins. */
+async function registerRoutes(
+  app: FastifyInstance,
+  parts: { deps: WebDependencies; services: PageServices; pages: Pages; ctx: WebContext; viewers: ViewerSource },
+): Promise<void> {
+  const { deps, services, pages, ctx, viewers } = parts;
+  const now = pages.now;
   const { tenants, users, syncStatus, lifecycle, sync } = services;
   await app.register(overviewRoutes, { pages, syncStatus, users });
   await app.register(adminClaimRoutes, { pages, users, audit: services.audit });
@@ -216,7 +227,6 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   for (const extension of deps.plugins ?? []) {
     await app.register(extension.plugin, { pages, tenants, users, syncStatus, ...(extension.prefix ? { prefix: extension.prefix } : {}) });
   }
-  return app;
 }
 
 /** Cookies, forms, security headers, rate limits, Server-Sent Events and the static assets. */
