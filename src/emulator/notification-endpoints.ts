@@ -1,9 +1,18 @@
-// The emulator's calls out to a subscriber: Graph's validation handshake and the notification posts.
+// A subscriber's endpoints as Graph treats them: the URLs it accepts, the validation handshake and the notification posts.
 import { randomUUID } from 'node:crypto';
 import { GraphError } from './errors.ts';
 
 /** The endpoint must answer the validation request within this time. */
 export const VALIDATION_TIMEOUT_MS = 10_000;
+
+/** https anywhere, or http to the local machine (Graph itself demands a public https URL). */
+export function checkedUrl(raw: unknown, field: string): string {
+  if (typeof raw !== 'string' || !URL.canParse(raw)) throw new GraphError(400, 'InvalidRequest', `'${field}' must be an absolute URL.`);
+  const url = new URL(raw);
+  const loopback = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new GraphError(400, 'InvalidRequest', `'${field}' must be an https URL (the emulator also accepts http://localhost).`);
+  return url.toString();
+}
 
 /**
  * The handshake Graph makes before trusting a URL: a POST with

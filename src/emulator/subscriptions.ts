@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock.ts';
 import { GraphError } from './errors.ts';
-import { postJson, validateEndpoint } from './notification-endpoints.ts';
+import { checkedUrl, postJson, validateEndpoint } from './notification-endpoints.ts';
 import type { FaultInjector } from './faults.ts';
 import { READ_GROUPS_ROLES, READ_USERS_ROLES } from './graph-auth.ts';
 import type { DirectoryChange, Tenant } from './model.ts';
@@ -369,15 +369,6 @@ export class Subscriptions {
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.#later(ms, resolve));
   }
-}
-
-/** https anywhere, or http to the local machine (Graph itself demands a public https URL). */
-function checkedUrl(raw: unknown, field: string): string {
-  if (typeof raw !== 'string' || !URL.canParse(raw)) throw invalid(`'${field}' must be an absolute URL.`);
-  const url = new URL(raw);
-  const loopback = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw invalid(`'${field}' must be an https URL (the emulator also accepts http://localhost).`);
-  return url.toString();
 }
 
 function checkedClientState(raw: unknown): string | null {
