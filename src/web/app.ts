@@ -45,6 +45,7 @@ import { operatorAccessRoutes } from './routes/operator-access.ts';
 import { graphNotificationRoutes } from './routes/graph-notifications.ts';
 import type { NotificationReceiver } from './graph-notifications.ts';
 import { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
+import { MetricsRepository } from '../store/metrics.ts';
 import { LIFECYCLE_PATH, NOTIFICATION_PATH } from '../directory/subscriptions.ts';
 
 export interface WebDependencies {
@@ -189,7 +190,12 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     // A signed-in person's pages, and the callbacks that sign people in, stay out of every cache.
     if (request.viewer || NO_STORE_PATHS.has(path)) reply.header('cache-control', 'no-store');
   });
-  await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now, ...(deps.notifications ? { notificationCounters: deps.notifications.counters } : {}) });
+  await registerObservability(app, {
+    metrics: new MetricsRepository(deps.store),
+    metricsToken: deps.metricsToken ?? null,
+    now,
+    ...(deps.notifications ? { notifications: { counters: deps.notifications.counters, subscriptions: new GraphSubscriptionRepository(deps.store.db) } } : {}),
+  });
 
   app.setErrorHandler(pageErrorHandler(pages));
   app.setNotFoundHandler((request, reply) =>

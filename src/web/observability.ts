@@ -1,20 +1,20 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type GaugeConfiguration } from 'prom-client';
-import type { Store } from '../store/database.ts';
-import { MetricsRepository } from '../store/metrics.ts';
+import type { MetricsRepository } from '../store/metrics.ts';
 import { latestMigration } from '../store/migrations.ts';
 import type { GraphSubscriptionsTable, SyncRunsTable, SyncStateTable, TenantsTable } from '../store/schema.ts';
-import { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
+import type { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
 import { DROP_REASONS, type NotificationCounters } from './graph-notifications.ts';
 
 export interface ObservabilityOptions {
-  store: Store;
+  /** The database's figures and readiness. */
+  metrics: MetricsRepository;
   /** When set, `/metrics` asks for `Authorization: Bearer <token>`. */
   metricsToken?: string | null;
   now?: () => number;
-  /** Graph change notifications received by this process (when NOTIFICATIONS is on). */
-  notificationCounters?: NotificationCounters;
+  /** When NOTIFICATIONS is on: Graph change notifications received by this process, and the subscriptions' states. */
+  notifications?: { counters: NotificationCounters; subscriptions: GraphSubscriptionRepository };
 }
 
 const METRICS_PATH = '/metrics';
@@ -40,7 +40,7 @@ function keysOf<K extends string>(record: Record<K, 0>): K[] {
  * timing hook then sees every route, including ones registered earlier.
  */
 export async function registerObservability(app: FastifyInstance, options: ObservabilityOptions): Promise<void> {
-  const { store } = options;
+  const { metrics } = options;
   const now = options.now ?? Date.now;
   const token = options.metricsToken ?? null;
   if (token === '') throw new Error('metricsToken must not be empty; leave it unset to serve /metrics openly');
@@ -57,10 +57,9 @@ export async function registerObservability(app: FastifyInstance, options: Obser
     registers: [registry],
   });
 
-  const metrics = new MetricsRepository(store);
   const dbGauge = databaseGauges(registry, app.log);
   registerDirectoryMetrics(dbGauge, metrics, now);
-  if (options.notificationCounters) registerNotificationMetrics(registry, dbGauge, new GraphSubscriptionRepository(store.db), options.notificationCounters);
+  if (options.notifications) registerNotificationMetrics(registry, dbGauge, options.notifications.subscriptions, options.notifications.counters);
 
   app.addHook('onResponse', async (request, reply) => {
     const route = routePattern(request);
