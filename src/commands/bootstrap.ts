@@ -141,13 +141,11 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
       ? new GraphSubscriptions({ store, entra, http, graphBaseUrl, notificationUrl: config.notifications.url, logger, now })
       : null;
     const { scheduler, queue } = await startJobs(config, { store, sync, jobs, logger, now, signal: shutdown.signal, scheduled: options.jobs === 'scheduled', subscriptions });
-    const keepSubscriptions = (tenantId: string) => {
-      void subscriptions?.maintain().catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'keeping Graph subscriptions failed; the next tick tries again'));
-    };
     // Webhooks are sent beside the syncs, never inside them; on PostgreSQL every worker process sends, each delivery leased to one.
     const deliveries = options.jobs === 'scheduled' ? new DeliveryWorker({ store, logger, now, perEndpoint: config.webhooks.concurrencyPerEndpoint, addressPolicy: config.webhooks.addressPolicy }) : null;
     deliveries?.start();
 
+    const { syncControl, notifications } = syncWiring({ scheduler, sync, subscriptions, logger });
     let stopping: Promise<void> | undefined;
     const stopWork = () =>
       (stopping ??= (async () => {
@@ -167,32 +165,13 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
       validator: new IdTokenValidator(http, metadata, entra.clientId, now),
       sync,
       onboarding: new TenantOnboarding({ store, entra, http, graphBaseUrl, now }),
-      lifecycle: new TenantLifecycle(store, subscriptions ? { onChange: keepSubscriptions } : {}),
+      lifecycle: new TenantLifecycle(store, syncControl.tenantStateChanged ? { onChange: syncControl.tenantStateChanged } : {}),
       webhooks: new WebhookEndpoints({ store, now, rotationWindowMs: config.webhooks.rotationWindowHours * 3_600_000, addressPolicy: config.webhooks.addressPolicy }),
       deliveries,
       scheduler,
       queue,
-      syncControl: {
-        requestSync: (tenantId, runOptions) => {
-          const ensure = () => void subscriptions?.ensure(tenantId).catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'could not create the Graph subscription; the next tick tries again'));
-          // The first sync follows sign-up: the users' subscription is created with it, the groups' once that sync has read them.
-          void scheduler.syncNow(tenantId, runOptions).then(ensure, () => undefined);
-          ensure();
-        },
-        ...(subscriptions ? { tenantStateChanged: keepSubscriptions } : {}),
-        confirmHeldDeletion: (tenantId) => sync.confirmHeldDeletion(tenantId),
-        discardHeldDeletion: (tenantId) => sync.discardHeldDeletion(tenantId),
-      },
-      notifications: subscriptions
-        ? {
-            subscriptions,
-            receiver: {
-              syncSoon: (tenantId) => scheduler.syncSoon(tenantId),
-              reauthorize: (subscriptionId) => void subscriptions.reauthorize(subscriptionId).catch((err: unknown) => logger.warn({ err }, 'reauthorizing a Graph subscription failed; the next tick tries again')),
-              counters: new NotificationCounters(),
-            },
-          }
-        : null,
+      syncControl,
+      notifications,
       shutdown: shutdown.signal,
       now,
       stopWork,
@@ -206,6 +185,37 @@ export async function bootstrap(config: RosterConfig, options: BootstrapOptions)
     await release();
     throw err;
   }
+}
+
+/** How pages ask for syncs and decide held deletions, and how Graph's change notifications reach the scheduler. */
+function syncWiring(parts: { scheduler: SyncScheduler; sync: DirectorySync; subscriptions: GraphSubscriptions | null; logger: Logger }): Pick<Roster, 'syncControl' | 'notifications'> {
+  const { scheduler, sync, subscriptions, logger } = parts;
+  const keepSubscriptions = (tenantId: string) => {
+    void subscriptions?.maintain().catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'keeping Graph subscriptions failed; the next tick tries again'));
+  };
+  return {
+    syncControl: {
+      requestSync: (tenantId, runOptions) => {
+        const ensure = () => void subscriptions?.ensure(tenantId).catch((err: unknown) => logger.warn({ err, tenant: tenantId }, 'could not create the Graph subscription; the next tick tries again'));
+        // The first sync follows sign-up: the users' subscription is created with it, the groups' once that sync has read them.
+        void scheduler.syncNow(tenantId, runOptions).then(ensure, () => undefined);
+        ensure();
+      },
+      ...(subscriptions ? { tenantStateChanged: keepSubscriptions } : {}),
+      confirmHeldDeletion: (tenantId) => sync.confirmHeldDeletion(tenantId),
+      discardHeldDeletion: (tenantId) => sync.discardHeldDeletion(tenantId),
+    },
+    notifications: subscriptions
+      ? {
+          subscriptions,
+          receiver: {
+            syncSoon: (tenantId) => scheduler.syncSoon(tenantId),
+            reauthorize: (subscriptionId) => void subscriptions.reauthorize(subscriptionId).catch((err: unknown) => logger.warn({ err }, 'reauthorizing a Graph subscription failed; the next tick tries again')),
+            counters: new NotificationCounters(),
+          },
+        }
+      : null,
+  };
 }
 
 /**

@@ -1,14 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { environmentWithDotEnv } from '../config/config.ts';
-import { updateDotEnv, writePrivateFile } from '../config/dotenv.ts';
-import { generateAppCertificate, keyCredentialFor, keyProof, sha1Thumbprint } from '../identity/certificate.ts';
-import { loadCertificateCredential, type AppCredentials, type CertificateCredential } from '../identity/credentials.ts';
+import { updateDotEnv } from '../config/dotenv.ts';
 import { signInWithDeviceCode } from '../identity/device-code.ts';
-import { EntraApp, graphDefaultScope } from '../identity/entra-app.ts';
+import { graphDefaultScope } from '../identity/entra-app.ts';
 import { OutboundHttp } from '../identity/http.ts';
-import { loadAuthorityMetadata, type AuthorityMetadata } from '../identity/metadata.ts';
+import { loadAuthorityMetadata } from '../identity/metadata.ts';
 import {
   GRAPH_RESOURCE_APP_ID,
   GraphAdminError,
@@ -26,41 +22,10 @@ import {
   type GraphApplication,
 } from '../identity/registration.ts';
 import type { Command } from './run.ts';
-
-interface SetupOptions {
-  secret?: boolean;
-  'rotate-credential'?: boolean;
-  'drop-old'?: boolean;
-  force?: boolean;
-  tenant?: string;
-  name?: string;
-}
-
-/** Thrown for input and settings to fix: exit 2. Anything Entra or Graph refuses: exit 1. */
-class SetupInputError extends Error {}
-
-type Status = 'created' | 'updated' | 'unchanged' | 'written' | 'replaced' | 'skipped' | 'rotated' | 'removed';
-interface Step {
-  status: Status;
-  item: string;
-  detail: string;
-}
+import { certificateCredential, secretCredential, SetupInputError, type SetupOptions, type SetupSettings, type Step } from './setup-credentials.ts';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DEFAULT_CERTIFICATE_FILE = 'entra-app.pem';
-
-/** The settings `roster setup` reads: a subset of Roster's, before the app registration exists. */
-interface SetupSettings {
-  publicUrl: URL;
-  authorityHost: URL;
-  graphBaseUrl: URL;
-  clientId: string | null;
-  clientSecret: string | null;
-  /** As written in the settings (relative to the working folder) and resolved. */
-  certificate: { setting: string; path: string };
-  /** Settings that are not Microsoft's defaults, written to `.env` so `roster serve` finds the same hosts. */
-  hosts: Record<string, string>;
-}
 
 function readSetupSettings(env: Record<string, string | undefined>, cwd: string): SetupSettings {
   const problems: string[] = [];
@@ -133,10 +98,6 @@ function desiredProperties(app: GraphApplication | null, publicUrl: URL): Record
   };
 }
 
-function previousPathOf(path: string): string {
-  return path.endsWith('.pem') ? `${path.slice(0, -4)}.previous.pem` : `${path}.previous`;
-}
-
 /** The `.env` changes as report lines; the secret's value is never shown. */
 async function updateDotEnvSteps(file: string, wanted: Record<string, string>, force: boolean, replace: ReadonlySet<string>): Promise<Step[]> {
   const changes = await updateDotEnv(file, wanted, { force, replace });
@@ -144,16 +105,6 @@ async function updateDotEnvSteps(file: string, wanted: Record<string, string>, f
     const shown = key === 'ENTRA_CLIENT_SECRET' ? '(secret)' : value;
     return { status, item: `.env ${key}`, detail: status === 'skipped' ? `keeps its own value (roster setup would write ${shown}); --force replaces it` : shown };
   });
-}
-
-/** Asks the token endpoint for an app token with exactly these credentials: proof that they are in use and accepted. */
-async function credentialsWork(http: OutboundHttp, metadata: AuthorityMetadata, graphBaseUrl: URL, credentials: AppCredentials, tenantId: string): Promise<string | null> {
-  try {
-    await new EntraApp({ credentials, metadata, http, graphBaseUrl }).appToken(tenantId, { forceRefresh: true });
-    return null;
-  } catch (err) {
-    return (err as Error).message;
-  }
 }
 
 function printSteps(steps: Step[]): void {
@@ -315,109 +266,4 @@ function describe(item: string, value: unknown): string {
   if (item === 'permissions') return REQUIRED_APP_ROLES.map((r) => r.name).join(', ');
   if (item.startsWith('optional claims')) return `ID token: ${REQUIRED_ID_TOKEN_CLAIMS.join(', ')}`;
   return String(value);
-}
-
-type Refuse = (err: unknown) => never;
-interface Identity {
-  http: OutboundHttp;
-  metadata: AuthorityMetadata;
-}
-
-async function certificateCredential(options: SetupOptions, settings: SetupSettings, graph: RegistrationClient, app: GraphApplication, tenantId: string, id: Identity, refuse: Refuse): Promise<Step[]> {
-  const file = settings.certificate.path;
-  const local: CertificateCredential | null = existsSync(file) ? await loadCertificateCredential(file).catch((err: Error) => {
-    throw new SetupInputError(err.message);
-  }) : null;
-  const onApp = app.keyCredentials ?? [];
-  const localSha1 = local ? sha1Thumbprint(local.certificatePem) : null;
-  const localOnApp = localSha1 ? onApp.find((k) => k.customKeyIdentifier?.toUpperCase() === localSha1) : undefined;
-  const label = `Roster ${new Date().toISOString().slice(0, 10)}`;
-
-  if (options['drop-old']) {
-    if (!local || !localOnApp) throw new SetupInputError(`--drop-old keeps the certificate in ${settings.certificate.setting}, which ${local ? 'is not on the registration' : 'does not exist'}; nothing was removed`);
-    const others = onApp.filter((k) => k !== localOnApp);
-    if (others.length === 0) return [{ status: 'unchanged', item: 'certificate', detail: `${localSha1} is the only one` }];
-    const failure = await credentialsWork(id.http, id.metadata, settings.graphBaseUrl, { clientId: app.appId, clientSecret: null, certificate: local }, tenantId);
-    if (failure) throw new SetupInputError(`the certificate in ${settings.certificate.setting} does not get a token yet (${failure}); nothing was removed`);
-    const steps: Step[] = [{ status: 'unchanged', item: 'certificate', detail: `${localSha1} (in use: it gets tokens)` }];
-    for (const old of others) {
-      await graph.removeKey(app.id, old.keyId, await keyProof(local, app.id)).catch(refuse);
-      steps.push({ status: 'removed', item: 'old certificate', detail: old.customKeyIdentifier ?? old.keyId });
-    }
-    await rm(previousPathOf(file), { force: true });
-    return steps;
-  }
-
-  if (options['rotate-credential']) {
-    if (!local || !localOnApp) {
-      throw new SetupInputError(`--rotate-credential signs the new certificate in with the current one, ${settings.certificate.setting}, which ${local ? 'is not on the registration' : 'does not exist'}`);
-    }
-    const pem = await generateAppCertificate(`Roster ${settings.publicUrl.host}`);
-    const next = await credentialFromPem(pem, file);
-    await graph.addKey(app.id, keyCredentialFor(next, label), await keyProof(local, app.id)).catch(refuse);
-    // The old pair stays on disk until --drop-old, so it can be put back; the new one replaces the file in one rename.
-    await writePrivateFile(previousPathOf(file), readFileSync(file, 'utf8'));
-    await writePrivateFile(file, pem);
-    return [{ status: 'rotated', item: 'certificate', detail: `new ${sha1Thumbprint(next.certificatePem)} in ${settings.certificate.setting}; old ${localSha1} stays valid until --drop-old` }];
-  }
-
-  if (local && localOnApp) return [{ status: 'unchanged', item: 'certificate', detail: `${localSha1} in ${settings.certificate.setting}, valid until ${local.notAfter.toISOString().slice(0, 10)}` }];
-  if (onApp.length > 0) {
-    throw new SetupInputError(
-      `the registration has ${onApp.length} certificate(s) but ${settings.certificate.setting} ${local ? 'holds another one' : 'does not exist'}: point ENTRA_CLIENT_CERTIFICATE at the PEM file of one of them, or add this one in the portal (Certificates & secrets)`,
-    );
-  }
-  const pem = local ? readFileSync(file, 'utf8') : await generateAppCertificate(`Roster ${settings.publicUrl.host}`);
-  const credential = local ?? (await credentialFromPem(pem, file));
-  await graph.updateApplication(app.id, { keyCredentials: [keyCredentialFor(credential, label)] }).catch(refuse);
-  if (!local) await writePrivateFile(file, pem);
-  return [{ status: 'created', item: 'certificate', detail: `${sha1Thumbprint(credential.certificatePem)} (private key in ${settings.certificate.setting}, owner-only)` }];
-}
-
-/** Parses a PEM pair the same way `roster serve` will, by writing it where it is read from only after it parses. */
-async function credentialFromPem(pem: string, file: string): Promise<CertificateCredential> {
-  const probe = `${file}.${process.pid}.check`;
-  await mkdir(dirname(file), { recursive: true });
-  await writeFile(probe, pem, { mode: 0o600 });
-  try {
-    return await loadCertificateCredential(probe);
-  } finally {
-    await rm(probe, { force: true });
-  }
-}
-
-async function secretCredential(
-  options: SetupOptions,
-  settings: SetupSettings,
-  graph: RegistrationClient,
-  app: GraphApplication,
-  tenantId: string,
-  id: Identity,
-  envSettings: Record<string, string>,
-  replace: Set<string>,
-  refuse: Refuse,
-): Promise<Step[]> {
-  const onApp = app.passwordCredentials ?? [];
-  const current = settings.clientSecret;
-  const currentOnApp = current ? onApp.find((p) => p.hint && current.startsWith(p.hint)) : undefined;
-  if (options['drop-old']) {
-    if (!current || !currentOnApp) throw new SetupInputError('--drop-old keeps the secret in ENTRA_CLIENT_SECRET, which is not set or not on the registration; nothing was removed');
-    const failure = await credentialsWork(id.http, id.metadata, settings.graphBaseUrl, { clientId: app.appId, clientSecret: current, certificate: null }, tenantId);
-    if (failure) throw new SetupInputError(`the secret in ENTRA_CLIENT_SECRET does not get a token (${failure}); nothing was removed`);
-    const steps: Step[] = [{ status: 'unchanged', item: 'secret', detail: `${currentOnApp.keyId} (in use: it gets tokens)` }];
-    for (const old of onApp.filter((p) => p !== currentOnApp)) {
-      await graph.removePassword(app.id, old.keyId).catch(refuse);
-      steps.push({ status: 'removed', item: 'old secret', detail: old.keyId });
-    }
-    return steps;
-  }
-  if (!options['rotate-credential'] && currentOnApp) return [{ status: 'unchanged', item: 'secret', detail: `${currentOnApp.keyId}, valid until ${currentOnApp.endDateTime?.slice(0, 10) ?? '?'}` }];
-  if (!options['rotate-credential'] && current && !options.force) {
-    return [{ status: 'skipped', item: 'secret', detail: 'ENTRA_CLIENT_SECRET holds a secret this registration does not have; --force adds a new one and replaces it' }];
-  }
-  const secret = await graph.addPassword(app.id, `Roster ${new Date().toISOString().slice(0, 10)}`).catch(refuse);
-  envSettings.ENTRA_CLIENT_SECRET = secret.secretText;
-  // A rotation's whole point is the new value: restart Roster with it, then --drop-old.
-  replace.add('ENTRA_CLIENT_SECRET');
-  return [{ status: options['rotate-credential'] ? 'rotated' : 'created', item: 'secret', detail: `${secret.keyId}, valid until ${secret.endDateTime.slice(0, 10)} (value written to .env only)` }];
 }

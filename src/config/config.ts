@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { RosterError } from '../errors.ts';
 import { WEBHOOK_ADDRESS_POLICIES, type WebhookAddressPolicy } from '../events/address-policy.ts';
 
 /**
@@ -60,10 +61,10 @@ export interface OperatorIdentity {
   objectId: string;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends RosterError {
   readonly problems: string[];
   constructor(problems: string[]) {
-    super(`Roster's configuration has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(`Roster's configuration has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { code: 'config_invalid' });
     this.problems = problems;
   }
 }

@@ -32,7 +32,7 @@ export function classifyFailure(err: unknown, context: FailureContext): SyncRunF
       { code: 'app_not_in_tenant', cause: err },
     );
   }
-  if (err instanceof GraphRequestError && err.status === 403) {
+  if (err instanceof GraphRequestError && err.graphStatus === 403) {
     return new SyncRunFailure(
       'missing_permission',
       `Graph refused to ${context.reading} (403 Authorization_RequestDenied): grant Roster the Microsoft Graph application permission ${context.permission} and give admin consent again`,
@@ -46,5 +46,5 @@ export function classifyFailure(err: unknown, context: FailureContext): SyncRunF
 
 /** The delta link has expired (410 Gone, or Graph's resync codes): the round must start over with a full listing. */
 export function isExpiredDeltaLink(err: unknown): err is GraphRequestError {
-  return err instanceof GraphRequestError && (err.status === 410 || /syncStateNotFound|resyncRequired/i.test(err.code));
+  return err instanceof GraphRequestError && (err.graphStatus === 410 || /syncStateNotFound|resyncRequired/i.test(err.graphCode));
 }

@@ -1,22 +1,16 @@
+import { RosterError } from '../errors.ts';
+import { GraphError, graphErrorBody } from '../identity/graph-errors.ts';
 import type { OutboundHttp } from '../identity/http.ts';
 import { backoffMs, retryAfterMs } from './retry.ts';
 
-/** A Graph answer Roster could not use, after retries; `code` is Graph's error code. */
-export class GraphRequestError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
+/** A Graph answer Roster could not use, after retries. */
+export class GraphRequestError extends GraphError {}
 
 /** Graph could not be reached at all (connection refused, dropped or timed out), after retries. */
-export class GraphUnreachableError extends Error {
+export class GraphUnreachableError extends RosterError {
   constructor(cause: Error) {
     const detail = cause.cause instanceof Error ? `${cause.message}: ${cause.cause.message}` : cause.message;
-    super(`Microsoft Graph could not be reached (${detail})`, { cause });
+    super(`Microsoft Graph could not be reached (${detail})`, { status: 502, code: 'graph_unreachable', cause });
   }
 }
 
@@ -100,15 +94,10 @@ export class GraphReader {
       if (answer.ok) return JSON.parse(answer.text) as GraphPage<T>;
       const response = answer;
       const text = answer.text;
-      let code = `HTTP${response.status}`;
-      let message = text.slice(0, 300);
-      try {
-        const body = JSON.parse(text) as { error?: { code?: string; message?: string } };
-        code = body.error?.code ?? code;
-        message = body.error?.message ?? message;
-      } catch {
-        // Not Graph's JSON envelope (a proxy's page): keep the status and the start of the text.
-      }
+      // Not Graph's JSON envelope (a proxy's page): keep the status and the start of the text.
+      const body = graphErrorBody(text);
+      const code = body.code ?? `HTTP${response.status}`;
+      const message = body.message ?? text.slice(0, 300);
       if ((response.status === 401 || response.status === 403) && !fresh) {
         fresh = true;
         attempt -= 1; // asking again with a new token is not a retry of a failure

@@ -58,5 +58,5 @@ export class GraphSource {
 }
 
 function isUnknownResource(err: unknown): boolean {
-  return err instanceof GraphRequestError && (err.status === 404 || (err.status === 400 && /resource not found for the segment/i.test(err.message)));
+  return err instanceof GraphRequestError && (err.graphStatus === 404 || (err.graphStatus === 400 && /resource not found for the segment/i.test(err.message)));
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { EntraApp } from '../identity/entra-app.ts';
+import { GraphError, graphErrorBody } from '../identity/graph-errors.ts';
 import type { OutboundHttp } from '../identity/http.ts';
 import type { Store } from '../store/database.ts';
 import { GraphSubscriptionRepository, type GraphSubscriptionRecord } from '../store/graph-subscriptions.ts';
@@ -52,13 +53,7 @@ export interface GraphSubscriptionsOptions {
 }
 
 /** Graph refused or failed a subscription request. */
-export class SubscriptionRequestError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
+export class SubscriptionRequestError extends GraphError {}
 
 export interface MaintenanceReport {
   created: number;
@@ -206,7 +201,7 @@ export class GraphSubscriptions {
         expirationDateTime: new Date(this.#expiry(kind, now)).toISOString(),
         clientState,
       })) as { id?: unknown; expirationDateTime?: unknown };
-      if (typeof created.id !== 'string' || typeof created.expirationDateTime !== 'string') throw new SubscriptionRequestError(502, 'Graph answered a subscription without id or expiry');
+      if (typeof created.id !== 'string' || typeof created.expirationDateTime !== 'string') throw new SubscriptionRequestError(502, 'InvalidAnswer', 'Graph answered a subscription without id or expiry');
       await this.#rows.created(tenantId, kind.resource, created.id, Date.parse(created.expirationDateTime), this.#now());
       this.#options.logger.info({ tenant: tenantId, resource: kind.resource, expires: created.expirationDateTime }, 'Graph subscription created');
       return true;
@@ -228,7 +223,7 @@ export class GraphSubscriptions {
       await this.#graph(row.tenantId, 'GET', `/subscriptions/${encodeURIComponent(row.subscriptionId)}`);
       return true;
     } catch (err) {
-      if (!(err instanceof SubscriptionRequestError && err.status === 404)) return true;
+      if (!(err instanceof SubscriptionRequestError && err.graphStatus === 404)) return true;
       await this.#rows.remove(row.tenantId, row.resource);
       this.#options.logger.info({ tenant: row.tenantId, resource: row.resource }, 'Graph no longer has the subscription; creating it again');
       return false;
@@ -243,12 +238,12 @@ export class GraphSubscriptions {
       const renewed = (await this.#graph(row.tenantId, 'PATCH', `/subscriptions/${encodeURIComponent(row.subscriptionId)}`, {
         expirationDateTime: new Date(this.#expiry(kind, this.#now())).toISOString(),
       })) as { expirationDateTime?: unknown };
-      if (typeof renewed.expirationDateTime !== 'string') throw new SubscriptionRequestError(502, 'Graph answered a renewal without expiry');
+      if (typeof renewed.expirationDateTime !== 'string') throw new SubscriptionRequestError(502, 'InvalidAnswer', 'Graph answered a renewal without expiry');
       await this.#rows.renewed(row.subscriptionId, Date.parse(renewed.expirationDateTime), this.#now());
       this.#options.logger.info({ tenant: row.tenantId, resource: row.resource, expires: renewed.expirationDateTime, ...(cause ? { instead: (cause as Error).message } : {}) }, 'Graph subscription renewed');
       return true;
     } catch (err) {
-      if (err instanceof SubscriptionRequestError && err.status === 404) {
+      if (err instanceof SubscriptionRequestError && err.graphStatus === 404) {
         await this.#rows.remove(row.tenantId, row.resource);
         return this.#create(row.tenantId, kind);
       }
@@ -280,14 +275,11 @@ export class GraphSubscriptions {
     }
     const text = await response.text();
     if (!response.ok) {
-      let message = `HTTP ${response.status}`;
-      try {
-        const error = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-        if (error) message = `${error.code ?? message}: ${error.message ?? ''}`;
-      } catch {
-        // not Graph's envelope: the status says enough
-      }
-      throw new SubscriptionRequestError(response.status, `Graph answered ${method} /subscriptions with ${message}`);
+      // not Graph's envelope: the status says enough
+      const body = graphErrorBody(text);
+      const status = `HTTP ${response.status}`;
+      const message = body.code !== undefined || body.message !== undefined ? `${body.code ?? status}: ${body.message ?? ''}` : status;
+      throw new SubscriptionRequestError(response.status, body.code ?? status, `Graph answered ${method} /subscriptions with ${message}`);
     }
     return text ? (JSON.parse(text) as unknown) : {};
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock.ts';
 import { GraphError } from './errors.ts';
+import { checkedUrl, postJson, validateEndpoint } from './notification-endpoints.ts';
 import type { FaultInjector } from './faults.ts';
 import { READ_GROUPS_ROLES, READ_USERS_ROLES } from './graph-auth.ts';
 import type { DirectoryChange, Tenant } from './model.ts';
@@ -45,8 +46,6 @@ export const SUBSCRIBABLE_RESOURCES: Record<string, SubscribableResource> = {
 /** Graph's quotas: per app per tenant, per tenant across apps, per app overall. */
 export const SUBSCRIPTION_QUOTAS = { perAppPerTenant: 100, perTenant: 1_000, perApp: 50_000 } as const;
 export const CLIENT_STATE_MAX = 128;
-/** The endpoint must answer the validation request within this time. */
-export const VALIDATION_TIMEOUT_MS = 10_000;
 /** A notification answered later than this counts as failed and is retried. */
 export const DELIVERY_TIMEOUT_MS = 3_000;
 /** Graph retries a failed delivery for up to four hours, measured on the emulator's clock (tests move it to reach the end). */
@@ -254,7 +253,7 @@ export class Subscriptions {
         },
       ],
     };
-    const status = await post(subscription.lifecycleNotificationUrl, body, this.#closing.signal).catch(() => null);
+    const status = await postJson(subscription.lifecycleNotificationUrl, body, this.#closing.signal).catch(() => null);
     return { delivered: status !== null && status >= 200 && status < 300, status };
   }
 
@@ -313,7 +312,7 @@ export class Subscriptions {
         subscription.stats.dropped += items.length;
         return;
       }
-      const status = await post(subscription.notificationUrl, { value: items }, AbortSignal.any([this.#closing.signal, AbortSignal.timeout(DELIVERY_TIMEOUT_MS)])).catch(() => null);
+      const status = await postJson(subscription.notificationUrl, { value: items }, AbortSignal.any([this.#closing.signal, AbortSignal.timeout(DELIVERY_TIMEOUT_MS)])).catch(() => null);
       if (status !== null && status >= 200 && status < 300) {
         subscription.stats.delivered += items.length;
         return;
@@ -372,52 +371,11 @@ export class Subscriptions {
   }
 }
 
-/** https anywhere, or http to the local machine (Graph itself demands a public https URL). */
-function checkedUrl(raw: unknown, field: string): string {
-  if (typeof raw !== 'string' || !URL.canParse(raw)) throw invalid(`'${field}' must be an absolute URL.`);
-  const url = new URL(raw);
-  const loopback = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw invalid(`'${field}' must be an https URL (the emulator also accepts http://localhost).`);
-  return url.toString();
-}
-
 function checkedClientState(raw: unknown): string | null {
   if (raw === undefined || raw === null) return null;
   if (typeof raw !== 'string') throw invalid("'clientState' must be a string.");
   if (raw.length > CLIENT_STATE_MAX) throw invalid(`'clientState' is limited to ${CLIENT_STATE_MAX} characters.`);
   return raw;
-}
-
-/**
- * The handshake Graph makes before trusting a URL: a POST with
- * `?validationToken=`, answered within 10 s by 200, text/plain and the token.
- */
-export async function validateEndpoint(url: string, closing: AbortSignal): Promise<void> {
-  const token = `Validation: Testing client application reachability for subscription Request-Id: ${randomUUID()}`;
-  const target = new URL(url);
-  target.searchParams.set('validationToken', token);
-  let answer: { status: number; type: string; body: string } | null = null;
-  try {
-    const response = await fetch(target, {
-      method: 'POST',
-      headers: { 'content-type': 'text/plain; charset=utf-8' },
-      redirect: 'manual',
-      signal: AbortSignal.any([closing, AbortSignal.timeout(VALIDATION_TIMEOUT_MS)]),
-    });
-    answer = { status: response.status, type: response.headers.get('content-type') ?? '', body: await response.text() };
-  } catch {
-    answer = null;
-  }
-  if (!answer || answer.status !== 200 || !answer.type.toLowerCase().startsWith('text/plain') || answer.body !== token) {
-    const why = !answer ? 'no answer within 10 seconds' : answer.status !== 200 ? `HTTP ${answer.status}` : !answer.type.toLowerCase().startsWith('text/plain') ? `Content-Type ${answer.type || 'missing'}` : 'the body was not the validation token';
-    throw new GraphError(400, 'ValidationError', `Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request (${why}).`);
-  }
-}
-
-async function post(url: string, body: unknown, signal: AbortSignal): Promise<number> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body), redirect: 'manual', signal });
-  await response.arrayBuffer().catch(() => undefined);
-  return response.status;
 }
 
 /** The subscription resource as Graph returns it. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IdentityError } from './errors.ts';
 import type { OutboundHttp } from './http.ts';
 
 const discoverySchema = z.object({
@@ -29,7 +30,12 @@ export interface AuthorityMetadata {
   raw: string;
 }
 
-export class AuthorityUnavailableError extends Error {}
+/** The authority's discovery document could not be read or is not a multi-tenant Entra one (at start-up). */
+export class AuthorityUnavailableError extends IdentityError {
+  constructor(message: string) {
+    super(message, { status: 503, code: 'authority_unavailable' });
+  }
+}
 
 export async function loadAuthorityMetadata(http: OutboundHttp, authorityHost: URL): Promise<AuthorityMetadata> {
   const url = new URL('/organizations/v2.0/.well-known/openid-configuration', authorityHost);

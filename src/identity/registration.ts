@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RosterError } from '../errors.ts';
+import { GraphError, graphErrorBody } from './graph-errors.ts';
 import type { OutboundHttp } from './http.ts';
 
 /**
@@ -137,14 +137,10 @@ export function checkRegistration(app: GraphApplication, expected: { publicUrl: 
   return problems;
 }
 
-/** Graph refused or failed; `status` is Graph's. */
-export class GraphAdminError extends RosterError {
-  readonly graphStatus: number;
-  readonly graphCode: string;
+/** Graph refused or failed an app registration call; its refusals are the administrator's to read. */
+export class GraphAdminError extends GraphError {
   constructor(status: number, code: string, message: string) {
-    super(message, { status: status >= 500 ? 502 : status, code: `graph_${code}`, expose: true });
-    this.graphStatus = status;
-    this.graphCode = code;
+    super(status, code, message, { status: status >= 500 ? 502 : status, code: `graph_${code}`, expose: true });
   }
 }
 
@@ -169,15 +165,10 @@ export class RegistrationClient {
     });
     const text = await response.text();
     if (!response.ok) {
-      let code = 'Unknown';
-      let message = text.slice(0, 300);
-      try {
-        const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
-        code = parsed.error?.code ?? code;
-        message = parsed.error?.message ?? message;
-      } catch {
-        // not Graph's envelope: keep the start of the body
-      }
+      // not Graph's envelope: keep the start of the body
+      const body = graphErrorBody(text);
+      const code = body.code ?? 'Unknown';
+      const message = body.message ?? text.slice(0, 300);
       throw new GraphAdminError(response.status, code, `Graph ${method} ${path.split('?')[0]} answered ${response.status} ${code}: ${message}`);
     }
     return text ? JSON.parse(text) : undefined;

@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: every migration ever shipped, in order. An applied migration never changes, so each keeps its own table definitions even where a later one repeats their shape.
 import { PostgresAdapter, SqliteAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**

@@ -69,7 +69,7 @@ export class TenantOnboarding {
       const page = await this.#graph.getPage<Organization>(url, async ({ fresh }) => (await this.#entra.appToken(id, { forceRefresh: fresh })).accessToken);
       organization = page.value[0];
     } catch (err) {
-      if (err instanceof GraphRequestError && (err.status === 401 || err.status === 403)) {
+      if (err instanceof GraphRequestError && (err.graphStatus === 401 || err.graphStatus === 403)) {
         await this.#tenants.markPending(id, this.#now());
         return { kind: 'propagating', detail: describeError(err) };
       }
@@ -102,6 +102,6 @@ export class TenantOnboarding {
 
 function describeError(err: unknown): string {
   if (err instanceof IdentityError) return err.message;
-  if (err instanceof GraphRequestError) return `Graph ${err.status} ${err.code}`;
+  if (err instanceof GraphRequestError) return `Graph ${err.graphStatus} ${err.graphCode}`;
   return (err as Error).message ?? String(err);
 }

@@ -45,6 +45,7 @@ import { operatorAccessRoutes } from './routes/operator-access.ts';
 import { graphNotificationRoutes } from './routes/graph-notifications.ts';
 import type { NotificationReceiver } from './graph-notifications.ts';
 import { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
+import { MetricsRepository } from '../store/metrics.ts';
 import { LIFECYCLE_PATH, NOTIFICATION_PATH } from '../directory/subscriptions.ts';
 
 export interface WebDependencies {
@@ -189,13 +190,29 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
     // A signed-in person's pages, and the callbacks that sign people in, stay out of every cache.
     if (request.viewer || NO_STORE_PATHS.has(path)) reply.header('cache-control', 'no-store');
   });
-  await registerObservability(app, { store: deps.store, metricsToken: deps.metricsToken ?? null, now, ...(deps.notifications ? { notificationCounters: deps.notifications.counters } : {}) });
+  await registerObservability(app, {
+    metrics: new MetricsRepository(deps.store),
+    metricsToken: deps.metricsToken ?? null,
+    now,
+    ...(deps.notifications ? { notifications: { counters: deps.notifications.counters, subscriptions: new GraphSubscriptionRepository(deps.store.db) } } : {}),
+  });
 
   app.setErrorHandler(pageErrorHandler(pages));
   app.setNotFoundHandler((request, reply) =>
     pages.message(request, reply, 404, { title: 'Page not found', message: 'There is no page at this address.', links: [{ href: '/', label: 'Go to the home page', primary: true }] }),
   );
 
+  await registerRoutes(app, { deps, services, pages, ctx, viewers });
+  return app;
+}
+
+/** The pages, each resource a plugin given the repositories and services it uses; the API; Graph's callbacks; the product's own plugins. */
+async function registerRoutes(
+  app: FastifyInstance,
+  parts: { deps: WebDependencies; services: PageServices; pages: Pages; ctx: WebContext; viewers: ViewerSource },
+): Promise<void> {
+  const { deps, services, pages, ctx, viewers } = parts;
+  const now = pages.now;
   const { tenants, users, syncStatus, lifecycle, sync } = services;
   await app.register(overviewRoutes, { pages, syncStatus, users });
   await app.register(adminClaimRoutes, { pages, users, audit: services.audit });
@@ -216,7 +233,6 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
   for (const extension of deps.plugins ?? []) {
     await app.register(extension.plugin, { pages, tenants, users, syncStatus, ...(extension.prefix ? { prefix: extension.prefix } : {}) });
   }
-  return app;
 }
 
 /** Cookies, forms, security headers, rate limits, Server-Sent Events and the static assets. */

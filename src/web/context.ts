@@ -1,14 +1,11 @@
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { EntraApp } from '../identity/entra-app.ts';
 import type { IdTokenValidator } from '../identity/id-token.ts';
-import type { AuthRequestRepository } from '../store/auth-requests.ts';
-import type { GroupRepository } from '../store/groups.ts';
-import type { SessionRepository } from '../store/sessions.ts';
-import type { TenantRecord, TenantRepository } from '../store/tenants.ts';
-import type { UserRecord, UserRepository } from '../store/users.ts';
+import type { WebRepositories } from '../store/repositories.ts';
+import type { TenantRecord } from '../store/tenants.ts';
+import type { UserRecord } from '../store/users.ts';
 import type { TenantOnboarding } from '../tenants/onboarding.ts';
 import type { TenantLifecycle } from '../tenants/lifecycle.ts';
-import type { SyncStatusRepository } from '../store/sync-status.ts';
 import type { AuditRepository } from '../store/audit.ts';
 import type { ApiKeys } from '../tenants/api-keys.ts';
 import type { OperatorActions } from '../tenants/operator-actions.ts';
@@ -68,13 +65,7 @@ export interface Pages {
 }
 
 /** The repositories and services behind the pages, built in one place (no route sees the database itself). */
-export interface PageServices {
-  tenants: TenantRepository;
-  users: UserRepository;
-  sessions: SessionRepository;
-  authRequests: AuthRequestRepository;
-  syncStatus: SyncStatusRepository;
-  groups: GroupRepository;
+export interface PageServices extends WebRepositories {
   lifecycle: TenantLifecycle;
   sync: SyncControl;
   webhooks: WebhookEndpoints;

@@ -3,6 +3,8 @@
  * act on. Codes come from Entra's AADSTS list; anything unknown still gets a
  * next step, never a raw stack or JSON.
  */
+import { aadstsCodeOf } from '../identity/errors.ts';
+
 export interface Explanation {
   title: string;
   message: string;
@@ -10,8 +12,9 @@ export interface Explanation {
   next: string;
 }
 
+/** The digits of the AADSTS code in an error description; identity/ alone reads the code itself. */
 export function aadstsCode(description: string | undefined): string | undefined {
-  return /AADSTS(\d+)/.exec(description ?? '')?.[1];
+  return aadstsCodeOf(description)?.slice('AADSTS'.length);
 }
 
 export function explainSignupError(error: string, description: string | undefined): Explanation {

@@ -1,20 +1,20 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type GaugeConfiguration } from 'prom-client';
-import type { Store } from '../store/database.ts';
-import { MetricsRepository } from '../store/metrics.ts';
+import type { MetricsRepository } from '../store/metrics.ts';
 import { latestMigration } from '../store/migrations.ts';
 import type { GraphSubscriptionsTable, SyncRunsTable, SyncStateTable, TenantsTable } from '../store/schema.ts';
-import { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
+import type { GraphSubscriptionRepository } from '../store/graph-subscriptions.ts';
 import { DROP_REASONS, type NotificationCounters } from './graph-notifications.ts';
 
 export interface ObservabilityOptions {
-  store: Store;
+  /** The database's figures and readiness. */
+  metrics: MetricsRepository;
   /** When set, `/metrics` asks for `Authorization: Bearer <token>`. */
   metricsToken?: string | null;
   now?: () => number;
-  /** Graph change notifications received by this process (when NOTIFICATIONS is on). */
-  notificationCounters?: NotificationCounters;
+  /** When NOTIFICATIONS is on: Graph change notifications received by this process, and the subscriptions' states. */
+  notifications?: { counters: NotificationCounters; subscriptions: GraphSubscriptionRepository };
 }
 
 const METRICS_PATH = '/metrics';
@@ -40,7 +40,7 @@ function keysOf<K extends string>(record: Record<K, 0>): K[] {
  * timing hook then sees every route, including ones registered earlier.
  */
 export async function registerObservability(app: FastifyInstance, options: ObservabilityOptions): Promise<void> {
-  const { store } = options;
+  const { metrics } = options;
   const now = options.now ?? Date.now;
   const token = options.metricsToken ?? null;
   if (token === '') throw new Error('metricsToken must not be empty; leave it unset to serve /metrics openly');
@@ -57,127 +57,9 @@ export async function registerObservability(app: FastifyInstance, options: Obser
     registers: [registry],
   });
 
-  const metrics = new MetricsRepository(store);
-  // A database outage must not fail the whole scrape: keep process and HTTP figures, drop the stale ones.
-  const dbGauge = <L extends string>(config: GaugeConfiguration<L> & { collect: (this: Gauge<L>) => Promise<void> }): void => {
-    const query = config.collect;
-    new Gauge<L>({
-      ...config,
-      registers: [registry],
-      async collect() {
-        try {
-          await query.call(this);
-        } catch (err) {
-          this.reset();
-          app.log.warn({ err, metric: config.name }, 'could not read a metric from the database');
-        }
-      },
-    });
-  };
-
-  // Figures come from the database at scrape time, so runs made by other processes count too.
-  // Each gauge queries first and only then resets and sets, so a concurrent scrape never sees it half-filled.
-  dbGauge({
-    name: 'roster_tenants',
-    help: 'Tenants, by state.',
-    labelNames: ['state'] as const,
-    async collect() {
-      const rows = await metrics.tenantsByState();
-      this.reset();
-      for (const state of TENANT_STATES) this.set({ state }, 0);
-      for (const row of rows) this.set({ state: row.state }, row.n);
-    },
-  });
-  dbGauge({
-    name: 'roster_directory_users',
-    help: 'Directory users not soft-deleted, across all tenants.',
-    async collect() {
-      this.set(await metrics.presentUsers());
-    },
-  });
-  dbGauge({
-    name: 'roster_sync_runs',
-    help: 'Recorded directory sync runs, by kind and status.',
-    labelNames: ['kind', 'status'] as const,
-    async collect() {
-      const rows = await metrics.runsByKindAndStatus();
-      this.reset();
-      for (const kind of RUN_KINDS) for (const status of RUN_STATUSES) this.set({ kind, status }, 0);
-      for (const row of rows) this.set({ kind: row.kind, status: row.status }, row.n);
-    },
-  });
-  dbGauge({
-    name: 'roster_sync_failures_recent',
-    help: 'Directory sync runs that failed and started in the last 24 hours.',
-    async collect() {
-      this.set(await metrics.failedRunsSince(now() - RECENT_FAILURE_WINDOW_MS));
-    },
-  });
-  dbGauge({
-    name: 'roster_tenants_sync_health',
-    help: 'Tenants by directory sync health.',
-    labelNames: ['health'] as const,
-    async collect() {
-      const rows = await metrics.tenantsByHealth();
-      this.reset();
-      for (const health of SYNC_HEALTHS) this.set({ health }, 0);
-      for (const row of rows) this.set({ health: row.health }, row.n);
-    },
-  });
-  dbGauge({
-    name: 'roster_sync_last_success_age_seconds',
-    help: 'Seconds since the oldest last successful sync among active tenants (0 when none has succeeded yet).',
-    async collect() {
-      // Tenants that never finished a sync are left out: there is no success to age.
-      const oldest = await metrics.oldestLastSuccessOfActiveTenants();
-      this.set(oldest === null ? 0 : Math.max(0, (now() - oldest) / 1000));
-    },
-  });
-
-  const counters = options.notificationCounters;
-  if (counters) {
-    const subscriptions = new GraphSubscriptionRepository(store.db);
-    dbGauge({
-      name: 'roster_graph_subscriptions',
-      help: 'Graph change-notification subscriptions, by state.',
-      labelNames: ['state'] as const,
-      async collect() {
-        const rows = await subscriptions.countByState();
-        this.reset();
-        for (const state of SUBSCRIPTION_STATES) this.set({ state }, 0);
-        for (const row of rows) this.set({ state: row.state }, row.n);
-      },
-    });
-    // Counted in this process, as Prometheus counters are: a scrape of every process sums them.
-    new Counter({
-      name: 'roster_graph_notifications_received_total',
-      help: 'Items received at the Graph notification and lifecycle endpoints by this process, accepted or not.',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(counters.received);
-      },
-    });
-    new Counter({
-      name: 'roster_graph_notifications_accepted_total',
-      help: 'Graph change notifications that passed every check and scheduled a delta round.',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(counters.accepted);
-      },
-    });
-    new Counter({
-      name: 'roster_graph_notifications_dropped_total',
-      help: 'Graph notification items dropped, by reason.',
-      labelNames: ['reason'] as const,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const reason of DROP_REASONS) this.inc({ reason }, counters.dropped.get(reason) ?? 0);
-      },
-    });
-  }
+  const dbGauge = databaseGauges(registry, app.log);
+  registerDirectoryMetrics(dbGauge, metrics, now);
+  if (options.notifications) registerNotificationMetrics(registry, dbGauge, options.notifications.subscriptions, options.notifications.counters);
 
   app.addHook('onResponse', async (request, reply) => {
     const route = routePattern(request);
@@ -212,6 +94,131 @@ export async function registerObservability(app: FastifyInstance, options: Obser
     }
     const body = await registry.metrics();
     return reply.type(registry.contentType).send(body);
+  });
+}
+
+type DatabaseGauge = <L extends string>(config: GaugeConfiguration<L> & { collect: (this: Gauge<L>) => Promise<void> }) => void;
+
+/** Gauges read from the database at scrape time, so runs made by other processes count too. */
+function databaseGauges(registry: Registry, log: FastifyBaseLogger): DatabaseGauge {
+  // A database outage must not fail the whole scrape: keep process and HTTP figures, drop the stale ones.
+  return (config) => {
+    const query = config.collect;
+    new Gauge({
+      ...config,
+      registers: [registry],
+      async collect() {
+        try {
+          await query.call(this);
+        } catch (err) {
+          this.reset();
+          log.warn({ err, metric: config.name }, 'could not read a metric from the database');
+        }
+      },
+    });
+  };
+}
+
+/**
+ * A gauge of counts by label: every known combination is exported (as 0 when
+ * none). It queries first and only then resets and sets, so a concurrent
+ * scrape never sees it half-filled.
+ */
+function countsGauge<L extends string>(
+  dbGauge: DatabaseGauge,
+  config: { name: string; help: string; labelNames: readonly L[]; known: Array<Record<L, string>>; read: () => Promise<Array<Record<L, string> & { n: number }>> },
+): void {
+  const { known, read, labelNames } = config;
+  dbGauge({
+    name: config.name,
+    help: config.help,
+    labelNames,
+    async collect() {
+      const rows = await read();
+      this.reset();
+      for (const labels of known) this.set(labels, 0);
+      for (const row of rows) this.set(labelsOf(row, labelNames), row.n);
+    },
+  });
+}
+
+function labelsOf<L extends string>(row: Record<L, string>, names: readonly L[]): Record<L, string> {
+  const labels = {} as Record<L, string>;
+  for (const name of names) labels[name] = row[name];
+  return labels;
+}
+
+function registerDirectoryMetrics(dbGauge: DatabaseGauge, metrics: MetricsRepository, now: () => number): void {
+  countsGauge(dbGauge, { name: 'roster_tenants', help: 'Tenants, by state.', labelNames: ['state'], known: TENANT_STATES.map((state) => ({ state })), read: () => metrics.tenantsByState() });
+  dbGauge({
+    name: 'roster_directory_users',
+    help: 'Directory users not soft-deleted, across all tenants.',
+    async collect() {
+      this.set(await metrics.presentUsers());
+    },
+  });
+  countsGauge(dbGauge, {
+    name: 'roster_sync_runs',
+    help: 'Recorded directory sync runs, by kind and status.',
+    labelNames: ['kind', 'status'],
+    known: RUN_KINDS.flatMap((kind) => RUN_STATUSES.map((status) => ({ kind, status }))),
+    read: () => metrics.runsByKindAndStatus(),
+  });
+  dbGauge({
+    name: 'roster_sync_failures_recent',
+    help: 'Directory sync runs that failed and started in the last 24 hours.',
+    async collect() {
+      this.set(await metrics.failedRunsSince(now() - RECENT_FAILURE_WINDOW_MS));
+    },
+  });
+  countsGauge(dbGauge, { name: 'roster_tenants_sync_health', help: 'Tenants by directory sync health.', labelNames: ['health'], known: SYNC_HEALTHS.map((health) => ({ health })), read: () => metrics.tenantsByHealth() });
+  dbGauge({
+    name: 'roster_sync_last_success_age_seconds',
+    help: 'Seconds since the oldest last successful sync among active tenants (0 when none has succeeded yet).',
+    async collect() {
+      // Tenants that never finished a sync are left out: there is no success to age.
+      const oldest = await metrics.oldestLastSuccessOfActiveTenants();
+      this.set(oldest === null ? 0 : Math.max(0, (now() - oldest) / 1000));
+    },
+  });
+}
+
+function registerNotificationMetrics(registry: Registry, dbGauge: DatabaseGauge, subscriptions: GraphSubscriptionRepository, counters: NotificationCounters): void {
+  countsGauge(dbGauge, {
+    name: 'roster_graph_subscriptions',
+    help: 'Graph change-notification subscriptions, by state.',
+    labelNames: ['state'],
+    known: SUBSCRIPTION_STATES.map((state) => ({ state })),
+    read: () => subscriptions.countByState(),
+  });
+  // Counted in this process, as Prometheus counters are: a scrape of every process sums them.
+  new Counter({
+    name: 'roster_graph_notifications_received_total',
+    help: 'Items received at the Graph notification and lifecycle endpoints by this process, accepted or not.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(counters.received);
+    },
+  });
+  new Counter({
+    name: 'roster_graph_notifications_accepted_total',
+    help: 'Graph change notifications that passed every check and scheduled a delta round.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(counters.accepted);
+    },
+  });
+  new Counter({
+    name: 'roster_graph_notifications_dropped_total',
+    help: 'Graph notification items dropped, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const reason of DROP_REASONS) this.inc({ reason }, counters.dropped.get(reason) ?? 0);
+    },
   });
 }
 

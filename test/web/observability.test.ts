@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE, Migrator, NO_MIGRATIONS, sql } from 'kysely';
 import { migrateToLatest, openStore, type Engine, type Store } from '../../src/store/database.ts';
 import { latestMigration, migrationProvider } from '../../src/store/migrations.ts';
+import { MetricsRepository } from '../../src/store/metrics.ts';
 import { registerObservability } from '../../src/web/observability.ts';
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
@@ -40,7 +41,7 @@ async function buildApp(store: Store, metricsToken?: string): Promise<FastifyIns
   const app = Fastify({ logger: false });
   // Registered before the plugin, as buildWebApp's routes will be: the timing hook must still see it.
   app.get('/things/:id', async (request) => ({ id: (request.params as { id: string }).id }));
-  await registerObservability(app, { store, metricsToken, now: () => NOW });
+  await registerObservability(app, { metrics: new MetricsRepository(store), metricsToken, now: () => NOW });
   app.get('/late', async () => 'registered after the plugin');
   await app.ready();
   return app;
@@ -223,7 +224,7 @@ for (const engine of ENGINES) {
     });
 
     it('an empty token is refused rather than taken as "no token"', async () => {
-      await assert.rejects(registerObservability(Fastify(), { store: test.store, metricsToken: '' }), /must not be empty/);
+      await assert.rejects(registerObservability(Fastify(), { metrics: new MetricsRepository(test.store), metricsToken: '' }), /must not be empty/);
     });
 
     it('/readyz is not ready until every migration is applied', async () => {

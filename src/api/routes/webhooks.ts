@@ -114,10 +114,16 @@ async function visibleEndpoint(request: FastifyRequest, webhooks: ApiServices['w
   return endpoint;
 }
 
+const manage = requireScope('webhooks:manage');
+const tags = ['webhooks'];
+
 /** Webhook endpoints and their deliveries, through the same service (and audit entries) as the console and the CLI. */
-export const webhookRoutes: ApiRoutePlugin = async (app, { webhooks }) => {
-  const manage = requireScope('webhooks:manage');
-  const tags = ['webhooks'];
+export const webhookRoutes: ApiRoutePlugin = async (app, options) => {
+  await endpointRoutes(app, options);
+  await deliveryRoutes(app, options);
+};
+
+const endpointRoutes: ApiRoutePlugin = async (app, { webhooks }) => {
 
   app.get(
     '/webhook-endpoints',
@@ -184,6 +190,9 @@ export const webhookRoutes: ApiRoutePlugin = async (app, { webhooks }) => {
     },
   );
 
+};
+
+const deliveryRoutes: ApiRoutePlugin = async (app, { webhooks }) => {
   app.get(
     '/webhook-endpoints/:endpoint_id/deliveries',
     { onRequest: manage, schema: { tags, summary: "List an endpoint's deliveries, newest first, with their attempts", operationId: 'listWebhookDeliveries', params: EndpointParams, querystring: DeliveriesQuery, response: { 200: PageOf(DeliverySchema, 'WebhookDeliveryPage'), ...problems(400, 404) } } },

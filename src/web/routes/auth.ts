@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { IdentityUnavailableError } from '../../identity/errors.ts';
+import { aadstsCodeOf, IdentityUnavailableError } from '../../identity/errors.ts';
 import { IdTokenRejectedError, PERSONAL_ACCOUNT_TENANT_ID, type ValidatedIdentity } from '../../identity/id-token.ts';
 import type { PendingAuthRequest } from '../../store/auth-requests.ts';
 import type { TenantRecord } from '../../store/tenants.ts';
@@ -43,7 +43,7 @@ export const signInRoutes: FastifyPluginAsyncTypebox<SignInServices> = async (ap
     }
     if (error) {
       const explanation = explainSignInError(error, request.query.error_description);
-      request.log.info({ error, aadsts: /AADSTS\d+/.exec(request.query.error_description ?? '')?.[0] }, 'sign-in refused by the identity provider');
+      request.log.info({ error, aadsts: aadstsCodeOf(request.query.error_description) }, 'sign-in refused by the identity provider');
       return ctx.message(request, reply, 400, { title: explanation.title, message: explanation.message, next: explanation.next, links: [{ href: '/', label: 'Home' }] });
     }
     if (!code) return ctx.message(request, reply, 400, { title: 'Sign-in incomplete', message: 'Microsoft returned no sign-in result.', next: 'Start again.', links: [SIGN_IN_AGAIN] });

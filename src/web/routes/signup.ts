@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { isConsentingAdmin } from '../../identity/directory-roles.ts';
+import { aadstsCodeOf } from '../../identity/errors.ts';
 import { PERSONAL_ACCOUNT_TENANT_ID } from '../../identity/id-token.ts';
 import { randomToken } from '../../store/tokens.ts';
 import { explainSignupError } from '../explain.ts';
@@ -58,7 +59,7 @@ export const signupRoutes: FastifyPluginAsyncTypebox<SignInServices> = async (ap
     const { error, tenant } = request.query;
     if (error) {
       const explanation = explainSignupError(error, request.query.error_description);
-      request.log.info({ error, aadsts: /AADSTS\d+/.exec(request.query.error_description ?? '')?.[0] }, 'sign-up refused by the identity provider');
+      request.log.info({ error, aadsts: aadstsCodeOf(request.query.error_description) }, 'sign-up refused by the identity provider');
       return ctx.message(request, reply, 400, { title: explanation.title, message: explanation.message, next: explanation.next, links: [HOME] });
     }
     if (request.query.admin_consent !== 'True' || !tenant) {

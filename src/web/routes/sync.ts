@@ -1,3 +1,4 @@
+import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import type { Pages, PageServices } from '../context.ts';
 import { explainGroupSyncHealth, explainSyncHealth } from '../explain.ts';
@@ -78,20 +79,9 @@ export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syn
     const stop = watch.watch(viewer.tenant.id, (snapshot) => {
       if (sse.isConnected) void sse.send({ event: 'sync', data: snapshot }).catch(() => stop());
     });
-    // The stream is part of the session: sign-out, expiry, or the user or tenant losing access ends it.
-    const check = setInterval(() => {
-      void viewers.resume(viewer.sessionId, { touch: false }).then(
-        async (current) => {
-          if (current || !sse.isConnected) return;
-          await sse.send({ event: 'signed-out', data: {} }).catch(() => {});
-          sse.close();
-        },
-        () => {},
-      );
-    }, streamCheckMs);
-    check.unref();
+    const ended = endWithSession(sse, viewers, viewer.sessionId, streamCheckMs);
     sse.onClose(() => {
-      clearInterval(check);
+      ended();
       stop();
     });
   });
@@ -105,3 +95,22 @@ export const syncRoutes: PagePlugin<SyncRouteOptions> = async (app, { pages, syn
     return reply.redirect('/app/sync', 303);
   });
 };
+
+/**
+ * The stream is part of the session: sign-out, expiry, or the user or tenant
+ * losing access ends it. Returns what stops the checks.
+ */
+function endWithSession(sse: NonNullable<FastifyReply['sse']>, viewers: ViewerSource, sessionId: string, everyMs: number): () => void {
+  const check = setInterval(() => {
+    void viewers.resume(sessionId, { touch: false }).then(
+      async (current) => {
+        if (current || !sse.isConnected) return;
+        await sse.send({ event: 'signed-out', data: {} }).catch(() => {});
+        sse.close();
+      },
+      () => {},
+    );
+  }, everyMs);
+  check.unref();
+  return () => clearInterval(check);
+}

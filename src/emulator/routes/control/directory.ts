@@ -10,12 +10,19 @@ import { DEFAULT_PASSWORD, generateUsers, GROUP_SEED_SALT, seededGuid } from '..
 import { registerGroupControl } from './groups.ts';
 import { consentSchema, deleteManySchema, findDeleted, parse, resolveApp, tenantCreateSchema, tenantPatchSchema, tenantSummary, userCreateSchema, userPatchSchema, userView, type Params } from './shared.ts';
 
+type TenantOf = (request: FastifyRequest) => Tenant;
+
 /** Tenants, their users, consent, the change log and delta expiry. */
 export function registerDirectoryControl(scope: FastifyInstance, ctx: EmulatorContext): void {
-  const d = ctx.directory;
-  const tenantOf = (request: FastifyRequest): Tenant => d.requireTenant((request.params as Params).tenant!);
+  const tenantOf: TenantOf = (request) => ctx.directory.requireTenant((request.params as Params).tenant!);
+  registerTenantControl(scope, ctx, tenantOf);
+  registerUserControl(scope, ctx, tenantOf);
+  registerConsentControl(scope, ctx, tenantOf);
+  registerGroupControl(scope, ctx, tenantOf);
+}
 
-  // ---- tenants ----
+function registerTenantControl(scope: FastifyInstance, ctx: EmulatorContext, tenantOf: TenantOf): void {
+  const d = ctx.directory;
   scope.post('/tenants', async (request, reply) => {
     const body = parse(tenantCreateSchema, request.body);
     const slug = asciiSlug(body.displayName);
@@ -47,7 +54,10 @@ export function registerDirectoryControl(scope: FastifyInstance, ctx: EmulatorCo
     return { removed: tenant.id };
   });
 
-  // ---- users ----
+}
+
+function registerUserControl(scope: FastifyInstance, ctx: EmulatorContext, tenantOf: TenantOf): void {
+  const d = ctx.directory;
   scope.post('/tenants/:tenant/users', async (request, reply) => {
     const body = parse(userCreateSchema, request.body) as UserInput;
     return reply.code(201).send(userView(d.addUser(tenantOf(request), body)));
@@ -108,12 +118,10 @@ export function registerDirectoryControl(scope: FastifyInstance, ctx: EmulatorCo
     }
     return { tenant: tenant.id, deleted: body.permanent ? 'permanent' : 'soft', count, remaining: tenant.users.length, users: chosen.map((u) => u.props.userPrincipalName) };
   });
-  registerConsentControl(scope, ctx, tenantOf);
-  registerGroupControl(scope, ctx, tenantOf);
 }
 
 /** Consent grants and revocations, the change log that delta replays, and delta expiry. */
-function registerConsentControl(scope: FastifyInstance, ctx: EmulatorContext, tenantOf: (request: FastifyRequest) => Tenant): void {
+function registerConsentControl(scope: FastifyInstance, ctx: EmulatorContext, tenantOf: TenantOf): void {
   const d = ctx.directory;
   // ---- consent ----
   scope.post('/tenants/:tenant/consent', async (request, reply) => {

@@ -73,6 +73,11 @@ function servicePrincipalJson(sp: ServicePrincipal, app: AppRegistration): Recor
 /** Graph's app registrations and service principals in the caller's tenant. */
 export function registerApplicationRoutes(app: FastifyInstance, ctx: EmulatorContext, auth: GraphAuthenticator): void {
   const base = () => `${ctx.urls.graph}/v1.0/$metadata`;
+  registerRegistrationRoutes(app, ctx, auth, base);
+  registerServicePrincipalRoutes(app, ctx, auth, base);
+}
+
+function registerRegistrationRoutes(app: FastifyInstance, ctx: EmulatorContext, auth: GraphAuthenticator, base: () => string): void {
 
   app.get('/v1.0/applications', async (request, reply) => {
     const caller = await appReader(auth, request);
@@ -131,6 +136,9 @@ export function registerApplicationRoutes(app: FastifyInstance, ctx: EmulatorCon
     return reply.code(204).send();
   });
 
+}
+
+function registerServicePrincipalRoutes(app: FastifyInstance, ctx: EmulatorContext, auth: GraphAuthenticator, base: () => string): void {
   app.get('/v1.0/servicePrincipals', async (request, reply) => {
     const caller = await appReader(auth, request);
     const appId = appIdFilter(request);
