@@ -88,8 +88,11 @@ async function emulatorThread({ users, groups, membersPerGroup }: Shape): Promis
           const member = group.members.find((m) => !tenant.groupsById.has(m));
           if (member) d.removeGroupMember(tenant, group.props.id, member);
         } else {
-          const user = tenant.users[(i * 7717) % tenant.users.length]!.props.id;
-          if (!group.members.includes(user)) d.addGroupMember(tenant, group.props.id, user);
+          // The next user not in the group yet, so a second engine's round changes as many memberships as the first.
+          const members = new Set(group.members);
+          let k = i * 7717;
+          while (members.has(tenant.users[k % tenant.users.length]!.props.id)) k++;
+          d.addGroupMember(tenant, group.props.id, tenant.users[k % tenant.users.length]!.props.id);
         }
       }
       parentPort!.postMessage('edited');
