@@ -173,8 +173,11 @@ class GroupRows implements KindRows<StoredGroup, GroupWrite> {
     }
     await syncedGroups.addMembers(tenantId, existing);
     const inserted = await syncedGroups.insertMembers(tenantId, fresh);
-    const removed: MembershipRow[] = [];
-    for (const change of changes) if (change.write?.remove.length) removed.push(...(await syncedGroups.removeMembers(tenantId, change.id, change.write.remove)));
+    // One statement for the page's removals, not one a group: a delta round touches many groups a little.
+    const removed = await syncedGroups.removeMembers(
+      tenantId,
+      changes.flatMap((change) => (change.write?.remove ?? []).map((member) => [change.id, member] as const)),
+    );
     return [...membershipEvents('group.user_removed', tenantId, [...removed, ...retypedFrom]), ...membershipEvents('group.user_added', tenantId, [...inserted, ...retypedTo])];
   }
 
