@@ -5,8 +5,13 @@
  * reading the same rows straight from the database in the same keyset batches
  * of 1,000, as a ratio taken in one run on this machine (aim: at least 0.5x).
  *
- *   node_modules/.bin/node bench/api.ts [--engine sqlite|postgres] [--users 100000] [--passes 3]
+ *   node_modules/.bin/node bench/api.ts [--engine sqlite|postgres] [--users 100000] [--passes 3] [--profile api.cpuprofile]
+ *
+ * `--profile` samples the CPU during one more pass through the API, writes
+ * the profile (Chrome DevTools opens it) and prints where the time went.
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { generateUsers } from '../src/emulator/seed.ts';
@@ -16,7 +21,7 @@ import { addOrg, consent } from '../test/helpers/fixtures.ts';
 import { startTestRoster } from '../test/helpers/roster.ts';
 import { TenantRepository } from '../src/store/tenants.ts';
 
-const { values } = parseArgs({ options: { engine: { type: 'string', default: 'sqlite' }, users: { type: 'string', default: '100000' }, passes: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { engine: { type: 'string', default: 'sqlite' }, users: { type: 'string', default: '100000' }, passes: { type: 'string', default: '3' }, profile: { type: 'string' } } });
 const ENGINE = values.engine as Engine;
 if (ENGINE !== 'sqlite' && ENGINE !== 'postgres') throw new Error('--engine must be sqlite or postgres');
 const USERS = Number(values.users);
@@ -66,6 +71,50 @@ async function straightFromDatabase(): Promise<number> {
   }
 }
 
+/** Where a sample's time goes: the innermost frame on its stack that one of these recognises. */
+const PROFILER = 'the profiler itself';
+const STAGES: [string, (frame: { functionName: string; url: string }) => boolean][] = [
+  [PROFILER, (f) => f.url === 'node:inspector'],
+  ['garbage collection', (f) => f.functionName === '(garbage collector)'],
+  ['waiting (I/O, the database server)', (f) => f.functionName === '(idle)'],
+  ['client: undici, body and JSON.parse', (f) => f.url.includes('/undici/')],
+  ['database: query, driver and rows', (f) => /\/(kysely|pg|pg-protocol)\/|sqlite-dialect|user-json|store\/users/.test(f.url) || (f.url === '' && f.functionName === 'all')],
+  ['page body in Node (userOut, JSON, Buffer)', (f) => /api\/schemas|api\/routes\/users/.test(f.url)],
+  ['API key and rate limit', (f) => /api-keys|rate-limit/.test(f.url)],
+  ['HTTP: socket writes and reads', (f) => /_http_|node:net|stream_base_commons/.test(f.url)],
+  ['Fastify, hooks and plugins', (f) => /\/(fastify|@fastify|find-my-way|pino|prom-client|helmet)\//.test(f.url)],
+];
+
+/** One more pass through the API under the CPU profiler: the profile to `file`, the share of each stage. */
+async function profiled(file: string): Promise<[string, number][]> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  await throughApi();
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  writeFileSync(file, JSON.stringify(profile));
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parents = new Map<number, number>();
+  for (const n of profile.nodes) for (const child of n.children ?? []) parents.set(child, n.id);
+  const spent = new Map<string, number>();
+  profile.samples!.forEach((id, i) => {
+    let stage = 'other';
+    for (let at: number | undefined = id; at !== undefined; at = parents.get(at)) {
+      const found = STAGES.find(([, test]) => test(nodes.get(at)!.callFrame));
+      if (found) {
+        stage = found[0];
+        break;
+      }
+    }
+    spent.set(stage, (spent.get(stage) ?? 0) + profile.timeDeltas![i]!);
+  });
+  spent.delete(PROFILER);
+  const total = [...spent.values()].reduce((a, b) => a + b, 0);
+  return [...spent].sort((a, b) => b[1] - a[1]).map(([stage, us]) => [stage, us / total]);
+}
+
 async function timed(work: () => Promise<number>): Promise<{ seconds: number; rows: number }> {
   const start = performance.now();
   const rows = await work();
@@ -82,6 +131,7 @@ for (let pass = 0; pass < PASSES; pass++) {
   database.push(d.seconds);
 }
 
+const stages = values.profile ? await profiled(values.profile) : null;
 await agent.close();
 await roster.close();
 
@@ -91,3 +141,7 @@ console.log(`bench/api.ts: ${ENGINE}, ${USERS.toLocaleString('en-GB')} users (fi
 console.log(`GET /api/v1/tenants/{id}/users?limit=1000, every page  ${best(api).toFixed(2)} s  ${rate(best(api))}`);
 console.log(`the same rows straight from the database (keyset)      ${best(database).toFixed(2)} s  ${rate(best(database))}`);
 console.log(`ratio API / database (throughput)                       ${(best(database) / best(api)).toFixed(3)}x`);
+if (stages) {
+  console.log(`where one profiled pass through the API spent its time (${values.profile}):`);
+  for (const [stage, share] of stages) console.log(`  ${stage.padEnd(42)} ${(share * 100).toFixed(1).padStart(5)}%`);
+}

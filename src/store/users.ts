@@ -1,6 +1,7 @@
 import { sql, type ExpressionBuilder, type Kysely, type Selectable, type SelectQueryBuilder } from 'kysely';
 import type { Engine } from './database.ts';
 import type { Database, UsersTable } from './schema.ts';
+import { apiUsersJsonArray } from './user-json.ts';
 
 export const USER_SORTS = ['name', 'upn', 'mail', 'department'] as const;
 export type UserSort = (typeof USER_SORTS)[number];
@@ -51,6 +52,16 @@ export interface DirectoryUser {
   updatedAt: number;
   /** 'deleted' (restorable in Entra), 'disabled', 'guest' or 'active'. */
   status: 'active' | 'disabled' | 'deleted' | 'guest';
+}
+
+/** A page of users as the API's JSON array, ready to send. */
+export interface UserJsonPage {
+  /** `[{...}, ...]` in UTF-8. */
+  json: Buffer;
+  /** The id of the page's last user (the next page's keyset position); null when the page is empty. */
+  last: string | null;
+  /** Whether users follow this page. */
+  more: boolean;
 }
 
 /** The role Roster acts on: admin when made one by hand or by a group mapped to admin. */
@@ -279,11 +290,38 @@ export class UserRepository {
    * so every page costs the same however deep it is.
    */
   async pageById(tenantId: string, filter: UserQuery & { updatedSince?: number }, page: { after?: string; limit: number }): Promise<DirectoryUser[]> {
+    const rows = await this.#matchingAfter(tenantId, filter, page.after).selectAll().orderBy('id').limit(page.limit).execute();
+    return rows.map(toDirectoryUser);
+  }
+
+  /**
+   * The same page as the API's JSON array. On SQLite the database writes it:
+   * reading node:sqlite's row objects into JavaScript costs more than the
+   * query itself. On PostgreSQL the rows cross the wire either way and the
+   * server's JSON functions cost more than `write`, so `write` turns the
+   * users into the array.
+   */
+  async apiPageById(tenantId: string, filter: UserQuery & { updatedSince?: number }, page: { after?: string; limit: number }, write: (users: DirectoryUser[]) => Buffer): Promise<UserJsonPage> {
+    if (this.#engine === 'postgres') {
+      const users = await this.pageById(tenantId, filter, { ...page, limit: page.limit + 1 });
+      const shown = users.slice(0, page.limit);
+      return { json: write(shown), last: shown.at(-1)?.id ?? null, more: users.length > page.limit };
+    }
+    const rows = this.#matchingAfter(tenantId, filter, page.after).selectAll().orderBy('id').limit(page.limit).as('page');
+    const { json, last, count } = await this.#db
+      .selectFrom(rows)
+      .select((eb) => [apiUsersJsonArray().as('json'), eb.fn.max('id').as('last'), eb.fn.countAll<number>().as('count')])
+      .executeTakeFirstOrThrow();
+    // A full page asks the index whether users follow, so the last page never costs an empty request.
+    const more = last !== null && count === page.limit && (await this.#matchingAfter(tenantId, filter, last).select(sql<number>`1`.as('one')).limit(1).executeTakeFirst()) !== undefined;
+    const bytes = json as Uint8Array;
+    return { json: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), last, more };
+  }
+
+  #matchingAfter(tenantId: string, filter: UserQuery & { updatedSince?: number }, after: string | undefined): UsersQuery {
     let query = applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like);
     if (filter.updatedSince !== undefined) query = query.where('updated_at', '>=', filter.updatedSince);
-    if (page.after !== undefined) query = query.where('id', '>', page.after);
-    const rows = await query.selectAll().orderBy('id').limit(page.limit).execute();
-    return rows.map(toDirectoryUser);
+    return after === undefined ? query : query.where('id', '>', after);
   }
 
   async detail(tenantId: string, id: string): Promise<DirectoryUser | undefined> {
