@@ -30,6 +30,9 @@ describe('roster serve and roster worker when PostgreSQL goes away', () => {
     await rig.emulator.control('POST', '/faults', { target: 'graph', kind: 'delay', delayMs: PAGE_DELAY_MS, tenant: rig.tenants[0]!.id });
     ({ serve, url } = await spawnServe(rig));
     worker = spawnRoster(['worker'], rig.env);
+    // A worker that cannot reach its database at start-up exits (by design): the first cut must find it running.
+    await waitUntil('roster worker has started', async () => worker.output().includes('worker started') || !worker.alive(), { ms: 120_000, context: logs });
+    assertAlive();
   });
 
   after(async () => {
