@@ -56,7 +56,8 @@ export class PageSink<Stored, Write> {
       const changes = kind.fold(items, stored, { runId, kind: round.kind, now });
       const written = await rows.apply(tenantId, changes);
       // An object's own event first, then those of what hangs on it (a new group, then its members).
-      const events = [...kind.events(tenantId, changes, stored), ...written];
+      // With events off nothing is built for them either.
+      const events = repos.events.enabled ? [...kind.events(tenantId, changes, stored), ...written] : [];
       for (const change of changes) {
         if (change.change === 'created') counters.created += 1;
         else if (change.change === 'updated') counters.updated += 1;

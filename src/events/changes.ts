@@ -12,7 +12,9 @@ function previousAttributes<Data extends ObjectEventData>(before: Data, after: D
   const previous: Record<string, unknown> = {};
   for (const key of Object.keys(after) as (keyof Data & string)[]) {
     if (key === 'state' || key === 'deleted_at') continue;
-    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) previous[key] = before[key];
+    const [was, is] = [before[key], after[key]];
+    // Only arrays (phone numbers) need comparing by content; every other value is a primitive.
+    if (was !== is && (typeof was !== 'object' || typeof is !== 'object' || JSON.stringify(was) !== JSON.stringify(is))) previous[key] = was;
   }
   return previous;
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type Selectable } from 'kysely';
 import type { Engine } from './database.ts';
 import type { Database, EventsTable } from './schema.ts';
 import { inBatches } from './synced-users.ts';
@@ -33,8 +33,40 @@ const APPEND_LOCK = 0x526f7374;
 /** Rows per insert: 1,000 rows of 7 values stay far under either engine's parameter limit. */
 const INSERT_BATCH = 1000;
 
-function newId(prefix: string): string {
-  return `${prefix}_${randomBytes(16).toString('base64url')}`;
+/**
+ * `count` ids of the form `<prefix>_<22 base64url characters>`: the time in
+ * milliseconds (6 bytes) then 80 random bits, drawn in one call rather than one
+ * each. Ids made close in time land close together in the unique index, so a
+ * large outbox takes new ones without touching pages all over it.
+ */
+export function newIds(prefix: string, count: number): string[] {
+  const bytes = randomBytes(16 * count);
+  const now = Date.now();
+  for (let i = 0; i < count; i++) bytes.writeUIntBE(now, 16 * i, 6);
+  const ids = new Array<string>(count);
+  for (let i = 0; i < count; i++) ids[i] = `${prefix}_${bytes.toString('base64url', 16 * i, 16 * i + 16)}`;
+  return ids;
+}
+
+const EVENT_COLUMNS = 'id, type, tenant_id, created_at, data, previous_attributes';
+/** PostgreSQL: the same six parameters (one array per column) whatever the row count, so the statement is planned once. */
+const POSTGRES_INSERT = `insert into events (${EVENT_COLUMNS}) select ${EVENT_COLUMNS} from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) with ordinality as r(${EVENT_COLUMNS}, n) order by n`;
+/** SQLite: one statement text per row count (a page is nearly always full), kept so it is prepared once. */
+const sqliteInserts = new Map<number, string>();
+
+function sqliteInsert(rows: number): string {
+  let text = sqliteInserts.get(rows);
+  if (!text) {
+    text = `insert into events (${EVENT_COLUMNS}) values ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ')}`;
+    if (sqliteInserts.size < 16) sqliteInserts.set(rows, text);
+  }
+  return text;
+}
+
+interface InsertedEvent {
+  sequence: number | string;
+  type: string;
+  tenant_id: string | null;
 }
 
 /**
@@ -62,42 +94,57 @@ export class EventRepository {
   async append(drafts: readonly EventDraft[], now: number): Promise<void> {
     if (!this.#enabled || drafts.length === 0) return;
     if (this.#engine === 'postgres') await sql`select pg_advisory_xact_lock(${APPEND_LOCK})`.execute(this.#db);
-    const rows = drafts.map((draft) => ({
-      id: newId('evt'),
-      type: draft.type,
-      tenant_id: draft.tenantId,
-      created_at: now,
-      data: JSON.stringify(draft.data),
-      previous_attributes: draft.previousAttributes ? JSON.stringify(draft.previousAttributes) : null,
-    }));
     const endpoints = await this.#db.selectFrom('webhook_endpoints').select(['id', 'event_types', 'tenant_id']).where('enabled', '=', 1).execute();
     const wanted = endpoints.map((endpoint) => ({ id: endpoint.id, tenantId: endpoint.tenant_id, types: new Set(JSON.parse(endpoint.event_types) as string[]) }));
-    for (const batch of inBatches(rows, INSERT_BATCH)) {
-      if (wanted.length === 0) {
-        await this.#db.insertInto('events').values(batch).execute();
-        continue;
-      }
-      const inserted = await this.#db.insertInto('events').values(batch).returning(['sequence', 'type', 'tenant_id']).execute();
+    for (const batch of inBatches(drafts, INSERT_BATCH)) {
+      const inserted = await this.#insert(batch, now, wanted.length > 0);
       const deliveries = [];
       for (const event of inserted) {
         for (const endpoint of wanted) {
           if (endpoint.tenantId !== null && endpoint.tenantId !== event.tenant_id) continue;
           if (endpoint.types.size > 0 && !endpoint.types.has(event.type)) continue;
-          deliveries.push({
-            id: newId('msg'),
-            endpoint_id: endpoint.id,
-            event_sequence: Number(event.sequence),
-            status: 'pending' as const,
-            attempts: 0,
-            schedule_step: 0,
-            next_attempt_at: now,
-            created_at: now,
-            updated_at: now,
-          });
+          deliveries.push({ endpoint_id: endpoint.id, event_sequence: Number(event.sequence) });
         }
       }
-      for (const part of inBatches(deliveries, INSERT_BATCH)) await this.#db.insertInto('webhook_deliveries').values(part).execute();
+      const ids = newIds('msg', deliveries.length);
+      const rows = deliveries.map((delivery, i) => ({ ...delivery, id: ids[i]!, status: 'pending' as const, attempts: 0, schedule_step: 0, next_attempt_at: now, created_at: now, updated_at: now }));
+      for (const part of inBatches(rows, INSERT_BATCH)) await this.#db.insertInto('webhook_deliveries').values(part).execute();
     }
+  }
+
+  /**
+   * One statement for the batch, written as SQL text rather than built by the
+   * query builder: building a thousand-row insert cost as much as running it.
+   */
+  async #insert(drafts: readonly EventDraft[], now: number, returning: boolean): Promise<InsertedEvent[]> {
+    const count = drafts.length;
+    const ids = newIds('evt', count);
+    const types = new Array<string>(count);
+    const tenants = new Array<string | null>(count);
+    const data = new Array<string>(count);
+    const previous = new Array<string | null>(count);
+    for (let i = 0; i < count; i++) {
+      const draft = drafts[i]!;
+      types[i] = draft.type;
+      tenants[i] = draft.tenantId;
+      data[i] = JSON.stringify(draft.data);
+      previous[i] = draft.previousAttributes ? JSON.stringify(draft.previousAttributes) : null;
+    }
+    const tail = returning ? ' returning sequence, type, tenant_id' : '';
+    if (this.#engine === 'postgres') {
+      const times = new Array<number>(count).fill(now);
+      return (await this.#db.executeQuery<InsertedEvent>(CompiledQuery.raw(POSTGRES_INSERT + tail, [ids, types, tenants, times, data, previous]))).rows;
+    }
+    const parameters = new Array<unknown>(6 * count);
+    for (let i = 0; i < count; i++) {
+      parameters[6 * i] = ids[i];
+      parameters[6 * i + 1] = types[i];
+      parameters[6 * i + 2] = tenants[i];
+      parameters[6 * i + 3] = now;
+      parameters[6 * i + 4] = data[i];
+      parameters[6 * i + 5] = previous[i];
+    }
+    return (await this.#db.executeQuery<InsertedEvent>(CompiledQuery.raw(sqliteInsert(count) + tail, parameters))).rows;
   }
 
   /** The feed: events after the cursor, in sequence order, optionally of some types and one tenant. */

@@ -472,6 +472,17 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropIndex('group_members_nested').execute();
     },
   },
+  '0016_webhook_deliveries_due_in_order': {
+    // A sender takes an endpoint's due deliveries oldest first: with the event's sequence in the index it reads just a batch, not every pending row and a sort.
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropIndex('webhook_deliveries_due').execute();
+      await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['endpoint_id', 'status', 'next_attempt_at', 'event_sequence']).execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropIndex('webhook_deliveries_due').execute();
+      await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['endpoint_id', 'status', 'next_attempt_at']).execute();
+    },
+  },
 };
 
 const USER_SORT_INDEXES = [

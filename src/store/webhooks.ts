@@ -174,7 +174,9 @@ export class WebhookRepository {
     const groups = new Map<string, AttemptResult[]>();
     for (const result of results) {
       const key = JSON.stringify([result.owner, result.status, result.scheduleStep, result.nextAttemptAt, result.statusCode, result.error, result.disableReason, result.endpointId]);
-      groups.set(key, [...(groups.get(key) ?? []), result]);
+      const group = groups.get(key);
+      if (group) group.push(result);
+      else groups.set(key, [result]);
     }
     await this.#db.transaction().execute(async (trx) => {
       for (const group of groups.values()) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, beforeEach, describe, it } from 'node:test';
-import type { KyselyPlugin } from 'kysely';
+import { sql } from 'kysely';
 import { GraphReader } from '../../src/directory/graph-reader.ts';
 import { DirectorySync } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
@@ -16,19 +16,21 @@ import type { EmulatorConnection } from '../helpers/entra.ts';
 import { addSignedUpTenant, useSyncTestbed } from '../helpers/mirror.ts';
 import { ENGINES, type TestStore } from '../helpers/stores.ts';
 
-/** The same database, but every insert into the outbox fails: what an event that cannot be written does to its change. */
-function storeRefusingEvents(store: Store): Store {
-  const plugin: KyselyPlugin = {
-    transformQuery(args) {
-      const node = args.node as { kind: string; into?: { table?: { identifier?: { name?: string } } } };
-      if (node.kind === 'InsertQueryNode' && node.into?.table?.identifier?.name === 'events') throw new Error('the outbox refused the event');
-      return args.node;
-    },
-    async transformResult(args) {
-      return args.result;
-    },
-  };
-  return { ...store, db: store.db.withPlugin(plugin), close: async () => {} };
+/**
+ * Every insert into the outbox fails, in the database itself, until the
+ * returned function is called: what an event that cannot be written does to its change.
+ */
+async function refuseEvents(store: Store): Promise<() => Promise<void>> {
+  if (store.engine === 'postgres') {
+    await sql`create function refuse_event() returns trigger language plpgsql as $$ begin raise exception 'the outbox refused the event'; end $$`.execute(store.db);
+    await sql`create trigger refuse_event before insert on events for each statement execute function refuse_event()`.execute(store.db);
+    return async () => {
+      await sql`drop trigger refuse_event on events`.execute(store.db);
+      await sql`drop function refuse_event()`.execute(store.db);
+    };
+  }
+  await sql`create trigger refuse_event before insert on events begin select raise(abort, 'the outbox refused the event'); end`.execute(store.db);
+  return async () => void (await sql`drop trigger refuse_event`.execute(store.db));
 }
 
 for (const engine of ENGINES) {
@@ -170,11 +172,15 @@ for (const engine of ENGINES) {
     });
 
     it('an event is written in the same transaction as its change: when the event cannot be written, the change does not happen', async () => {
-      const refusing = storeRefusingEvents(db.store);
-      await assert.rejects(new TenantLifecycle(refusing).suspend(tenant.id, 'unpaid', 1), /outbox refused/);
-      assert.equal((await repositoriesOf(db.store).tenants.get(tenant.id))?.state, 'active', 'the suspension rolled back with its event');
-      // The run fails, and so does the record of its failure (its sync.failed event is refused too).
-      await assert.rejects(makeSync(refusing).run(tenant.id), /outbox refused/);
+      const restore = await refuseEvents(db.store);
+      try {
+        await assert.rejects(new TenantLifecycle(db.store).suspend(tenant.id, 'unpaid', 1), /outbox refused/);
+        assert.equal((await repositoriesOf(db.store).tenants.get(tenant.id))?.state, 'active', 'the suspension rolled back with its event');
+        // The run fails, and so does the record of its failure (its sync.failed event is refused too).
+        await assert.rejects(makeSync().run(tenant.id), /outbox refused/);
+      } finally {
+        await restore();
+      }
       const users = await db.store.db.selectFrom('users').select('id').where('tenant_id', '=', tenant.id).execute();
       assert.equal(users.length, 0, 'no page committed without its events');
       assert.deepEqual(await eventsOf(tenant.id), []);
