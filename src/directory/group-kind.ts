@@ -134,11 +134,16 @@ class GroupRows implements KindRows<StoredGroup, GroupWrite> {
     this.#repos = repositories;
   }
 
-  async stored(tenantId: string, items: readonly DeltaItem[]): Promise<Map<string, StoredGroup>> {
+  /**
+   * When the round began with no membership stored, a listed member can only
+   * be one an earlier page of this round wrote: its insert finds it (`insertMembers`
+   * skips it, owing no event), so only the page's removals are looked up.
+   */
+  async stored(tenantId: string, items: readonly DeltaItem[], startedEmpty = false): Promise<Map<string, StoredGroup>> {
     const pairs = new Map<string, readonly [string, string]>();
     for (const item of items) {
       const entries = item['members@delta'];
-      if (Array.isArray(entries)) for (const entry of entries as MemberEntry[]) if (typeof entry?.id === 'string') pairs.set(`${item.id} ${entry.id}`, [item.id, entry.id]);
+      if (Array.isArray(entries)) for (const entry of entries as MemberEntry[]) if (typeof entry?.id === 'string' && (!startedEmpty || entry['@removed'] !== undefined)) pairs.set(`${item.id} ${entry.id}`, [item.id, entry.id]);
     }
     const stored = await this.#repos.syncedGroups.stored(tenantId, [...new Set(items.map((item) => item.id))], [...pairs.values()]);
     this.#stored = stored;
@@ -179,6 +184,10 @@ class GroupRows implements KindRows<StoredGroup, GroupWrite> {
       changes.flatMap((change) => (change.write?.remove ?? []).map((member) => [change.id, member] as const)),
     );
     return [...membershipEvents('group.user_removed', tenantId, [...removed, ...retypedFrom]), ...membershipEvents('group.user_added', tenantId, [...inserted, ...retypedTo])];
+  }
+
+  holdsNothing(tenantId: string): Promise<boolean> {
+    return this.#repos.syncedGroups.holdsNoMembership(tenantId);
   }
 
   countMarked(tenantId: string, runId: string): Promise<number> {

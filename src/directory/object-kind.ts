@@ -39,7 +39,13 @@ export interface ObjectChange<Write> {
  */
 export interface KindRows<Stored, Write> {
   /** The stored rows the page's items name (a kind may load more than the rows, e.g. a group's memberships the page mentions). */
-  stored(tenantId: string, items: readonly DeltaItem[]): Promise<Map<string, Stored>>;
+  stored(tenantId: string, items: readonly DeltaItem[], startedEmpty?: boolean): Promise<Map<string, Stored>>;
+  /**
+   * Whether the tenant holds none of what `stored` would otherwise probe for (a
+   * first listing): then a page need look up only what its own round wrote.
+   * Asked at the first page of a full round, so a resumed round never counts as empty.
+   */
+  holdsNothing?(tenantId: string): Promise<boolean>;
   /** Writes the page's changes; returns the events owed for what only the writes know (e.g. which memberships were really inserted). */
   apply(tenantId: string, changes: readonly ObjectChange<Write>[]): Promise<EventDraft[]>;
   /** Objects the run has marked: seen by a full listing, or to be removed by a delta round. */

@@ -16,6 +16,8 @@ export interface Round {
   pendingRemovals: number;
   /** At the end of a full listing: ids of the tenant's soft-deleted objects (Graph's deleted items), which the listing omits. */
   softDeleted?: ReadonlySet<string>;
+  /** Known at the first page of a full round: the tenant held nothing `KindRows.holdsNothing` asks about. */
+  startedEmpty?: boolean;
 }
 
 export type PageOutcome = 'continue' | 'held' | 'succeeded';
@@ -52,7 +54,8 @@ export class PageSink<Stored, Write> {
       await lock.renew(repos.syncState, tenantId);
       const rows = kind.rows(repos);
       const items = page.value ?? [];
-      const stored = await rows.stored(tenantId, items);
+      if (round.kind === 'full' && round.counters.pages === 0) round.startedEmpty = (await rows.holdsNothing?.(tenantId)) ?? false;
+      const stored = await rows.stored(tenantId, items, round.startedEmpty === true);
       const changes = kind.fold(items, stored, { runId, kind: round.kind, now });
       const written = await rows.apply(tenantId, changes);
       // An object's own event first, then those of what hangs on it (a new group, then its members).

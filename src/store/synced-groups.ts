@@ -167,6 +167,11 @@ export class SyncedGroupRepository {
     return removed;
   }
 
+  /** Whether the tenant has no membership stored at all. */
+  async holdsNoMembership(tenantId: string): Promise<boolean> {
+    return (await this.#db.selectFrom('group_members').select('group_id').where('tenant_id', '=', tenantId).limit(1).executeTakeFirst()) === undefined;
+  }
+
   /** Groups marked by the run: seen by a full listing, or to be removed at the end of a delta round. */
   async countMarked(tenantId: string, runId: string): Promise<number> {
     const row = await this.#db.selectFrom('groups').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).where('seen_run_id', '=', runId).executeTakeFirstOrThrow();

@@ -141,6 +141,28 @@ for (const engine of ENGINES) {
       assert.equal((await db.store.db.selectFrom('group_members').select('member_id').where('tenant_id', '=', tenant.id).where('group_id', '=', low).where('member_id', '=', member).execute()).length, 1);
     });
 
+    it('rule 22: a full round begun with no membership stored looks up only removals, yet a page replayed in it emits nothing and a removal still counts', async () => {
+      const [low, member] = [group('Low'), user(0)];
+      const entry = { '@odata.type': '#microsoft.graph.user', id: member };
+      const listed: DeltaItem[] = [{ id: low, displayName: 'Low', securityEnabled: true, mailEnabled: false, groupTypes: [], 'members@delta': [entry] }];
+      const removed: DeltaItem[] = [{ id: low, 'members@delta': [{ ...entry, '@removed': { reason: 'deleted' } }] }];
+      const writePage = (items: DeltaItem[]) =>
+        transaction(db.store, async (repos) => {
+          const rows = GROUPS.rows(repos);
+          const stored = await rows.stored(tenant.id, items, true);
+          const changes = GROUPS.fold(items, stored, { runId: 'round', kind: 'full', now: Date.now() });
+          return (await rows.apply(tenant.id, changes)).map((e) => `${e.type} ${JSON.stringify(e.data)}`);
+        });
+      assert.equal(await transaction(db.store, (repos) => GROUPS.rows(repos).holdsNothing!(tenant.id)), true);
+      const data = JSON.stringify({ group_id: low, user_id: member });
+      assert.deepEqual(await writePage(listed), [`group.user_added ${data}`]);
+      assert.equal(await transaction(db.store, (repos) => GROUPS.rows(repos).holdsNothing!(tenant.id)), false);
+      assert.deepEqual(await writePage(listed), [], 'the membership an earlier page wrote is found by its insert: no second event');
+      assert.deepEqual(await writePage(removed), [`group.user_removed ${data}`]);
+      assert.deepEqual(await writePage(listed), [`group.user_added ${data}`]);
+      assert.equal((await db.store.db.selectFrom('group_members').select('seen_run_id').where('tenant_id', '=', tenant.id).where('group_id', '=', low).execute()).map((r) => r.seen_run_id).join(), 'round');
+    });
+
     it('rule 22: a replayed delta round (the cursor put back, as if its commit had been lost) emits nothing', async () => {
       const d = emulator.ctx.directory;
       await sync.run(tenant.id);
