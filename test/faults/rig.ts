@@ -108,8 +108,8 @@ export async function waitForRound(rig: FaultRig<FaultProxy | null>, since: numb
 }
 
 /** GET with a bound on the wait, so a hanging server fails the test instead of stalling it. */
-export async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  const res = await fetch(url, { headers, redirect: 'manual', signal: AbortSignal.timeout(20_000) });
+export async function get(url: string, headers: Record<string, string> = {}, boundMs = 20_000): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, { headers, redirect: 'manual', signal: AbortSignal.timeout(boundMs) });
   return { status: res.status, body: await res.text() };
 }
 

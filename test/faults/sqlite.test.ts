@@ -32,8 +32,9 @@ describe('roster serve on SQLite when the database file is locked', () => {
     const holder = new DatabaseSync(rig.db.target);
     holder.exec('BEGIN IMMEDIATE');
     try {
-      // A sign-in stores its request: a write, which waits for the lock and then gives up.
-      const page = await get(`${url}/signin`);
+      // A sign-in stores its request: a write, which waits for the lock and then gives up. node:sqlite waits
+      // synchronously, so the rounds made due above, each waiting out the same lock first, can hold it back a while.
+      const page = await get(`${url}/signin`, {}, 90_000);
       assert.equal(page.status, 503, page.body.slice(0, 400));
       assert.match(page.body, /database/i);
       assert.match(page.body, /try again/i);
