@@ -1,4 +1,5 @@
-import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { KeyObject, verify } from 'node:crypto';
+import { createRemoteJWKSet, customFetch, errors, type CryptoKey, type JWK, type JWSHeaderParameters, type JWTPayload } from 'jose';
 import { IdentityError } from './errors.ts';
 import type { OutboundHttp } from './http.ts';
 import type { AuthorityMetadata } from './metadata.ts';
@@ -51,6 +52,7 @@ export class IdTokenValidator {
   readonly #clientId: string;
   readonly #now: () => number;
   #lastForcedReloadAt = Number.NEGATIVE_INFINITY;
+  readonly #verifiers = new WeakMap<CryptoKey, KeyVerifier>();
 
   constructor(http: OutboundHttp, metadata: AuthorityMetadata, clientId: string, now: () => number = Date.now) {
     this.#metadata = metadata;
@@ -64,26 +66,26 @@ export class IdTokenValidator {
   }
 
   async validate(idToken: string, expectedNonce: string): Promise<ValidatedIdentity> {
-    let keyIssuer: string | undefined;
-    const resolveKey: JWTVerifyGetKey = async (header, token) => {
-      const key = await this.#keyFor(header, token);
-      keyIssuer = (this.#keys.jwks()?.keys.find((k) => k.kid === header.kid) as (JWK & { issuer?: string }) | undefined)?.issuer;
-      return key;
-    };
+    const jws = parseCompactJws(idToken);
+    const { header } = jws;
+    if (header.alg !== 'RS256') throw new IdTokenRejectedError(`alg ${JSON.stringify(header.alg)} is not allowed (RS256 only)`);
+    // Extensions (crit, and b64 which only takes effect through crit) are never used by Entra; refusing them keeps RS256 over the encoded payload the only meaning.
+    if (Object.hasOwn(header, 'crit') || Object.hasOwn(header, 'b64')) throw new IdTokenRejectedError('the header carries JWS extensions (crit/b64)');
+    if (typeof header.kid !== 'string' || header.kid === '') throw new IdTokenRejectedError('the header names no key (kid)');
 
-    let payload: JWTPayload;
+    let key: CryptoKey;
     try {
-      ({ payload } = await jwtVerify(idToken, resolveKey, {
-        algorithms: ['RS256'],
-        audience: this.#clientId,
-        requiredClaims: ['iss', 'aud', 'exp', 'iat', 'sub', 'tid'],
-        clockTolerance: CLOCK_TOLERANCE_SECONDS,
-        currentDate: new Date(this.#now()),
-      }));
+      key = await this.#keyFor(header as JWSHeaderParameters);
     } catch (err) {
       if (err instanceof errors.JOSEError) throw new IdTokenRejectedError(`${err.code}: ${err.message}`);
       throw err;
     }
+    const { verifier, keyIssuer } = this.#verifierFor(key, header.kid);
+    // node:crypto verifies on this thread; WebCrypto would queue each check on the thread pool and cost several times the RSA work.
+    if (!verify('sha256', jws.signingInput, verifier, jws.signature)) throw new IdTokenRejectedError('signature verification failed');
+
+    const payload = parseJsonObject(jws.payload, 'payload') as JWTPayload;
+    checkRegisteredClaims(payload, this.#clientId, Math.floor(this.#now() / 1000));
 
     const tid = payload.tid;
     if (typeof tid !== 'string' || !GUID.test(tid)) throw new IdTokenRejectedError('tid is not a GUID');
@@ -118,14 +120,107 @@ export class IdTokenValidator {
    * for minutes. One extra refetch per interval covers an emergency rollover
    * without letting forged `kid`s hammer the identity provider.
    */
-  async #keyFor(...args: Parameters<JWTVerifyGetKey>) {
+  async #keyFor(header: JWSHeaderParameters): Promise<CryptoKey> {
     try {
-      return await this.#keys(...args);
+      return await this.#keys(header);
     } catch (err) {
       if (!(err instanceof errors.JWKSNoMatchingKey) || this.#now() - this.#lastForcedReloadAt < UNKNOWN_KEY_REFETCH_MS) throw err;
       this.#lastForcedReloadAt = this.#now();
       await this.#keys.reload();
-      return await this.#keys(...args);
+      return await this.#keys(header);
     }
   }
+
+  /**
+   * The key set hands out one CryptoKey per published key until it is
+   * refetched, so the KeyObject and the key's own `issuer` are worked out once
+   * per key rather than once per token.
+   */
+  #verifierFor(key: CryptoKey, kid: string): KeyVerifier {
+    const known = this.#verifiers.get(key);
+    if (known) return known;
+    const verifier = KeyObject.from(key);
+    const { modulusLength } = verifier.asymmetricKeyDetails ?? {};
+    if (verifier.type !== 'public' || verifier.asymmetricKeyType !== 'rsa' || modulusLength === undefined || modulusLength < 2048) {
+      throw new IdTokenRejectedError(`key ${kid} is not an RSA public key of at least 2048 bits`);
+    }
+    const { n } = verifier.export({ format: 'jwk' });
+    const published = this.#keys.jwks()?.keys.find((jwk) => jwk.kid === kid && jwk.n === n) as (JWK & { issuer?: unknown }) | undefined;
+    // The set was refetched between the lookup and here; the next token will see the new set.
+    if (!published) throw new IdTokenRejectedError(`key ${kid} is no longer published`);
+    const entry: KeyVerifier = { verifier, keyIssuer: typeof published.issuer === 'string' ? published.issuer : undefined };
+    this.#verifiers.set(key, entry);
+    return entry;
+  }
+}
+
+interface KeyVerifier {
+  verifier: KeyObject;
+  /** The key's JWKS `issuer` (a `{tenantid}` template for shared keys); undefined when the key set does not say. */
+  keyIssuer: string | undefined;
+}
+
+interface CompactJws {
+  header: Record<string, unknown>;
+  payload: Buffer;
+  signingInput: Buffer;
+  signature: Buffer;
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/** Strict base64url: no padding, whitespace or foreign characters (Buffer would skip them silently). */
+function decodeBase64url(part: string, label: string): Buffer {
+  if (!BASE64URL.test(part) || part.length % 4 === 1) throw new IdTokenRejectedError(`the ${label} is not base64url`);
+  return Buffer.from(part, 'base64url');
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A JSON object (not an array or a scalar) from UTF-8; duplicate members resolve to the last, as JSON.parse and jose do. */
+function parseJsonObject(bytes: Buffer, label: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(utf8.decode(bytes));
+  } catch {
+    throw new IdTokenRejectedError(`the ${label} is not JSON`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new IdTokenRejectedError(`the ${label} is not a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * JWS compact serialization: exactly three base64url parts. The signature
+ * covers the first two exactly as received, so they are checked to be plain
+ * ASCII before they become the signing input's bytes.
+ */
+function parseCompactJws(token: string): CompactJws {
+  const parts = typeof token === 'string' ? token.split('.') : [];
+  if (parts.length !== 3) throw new IdTokenRejectedError('not a compact JWS (three dot-separated parts)');
+  const [encodedHeader, encodedPayload, encodedSignature] = parts as [string, string, string];
+  const header = parseJsonObject(decodeBase64url(encodedHeader, 'header'), 'header');
+  const payload = decodeBase64url(encodedPayload, 'payload');
+  return {
+    header,
+    payload,
+    signingInput: Buffer.from(`${encodedHeader}.${encodedPayload}`, 'latin1'),
+    signature: decodeBase64url(encodedSignature, 'signature'),
+  };
+}
+
+const REQUIRED_CLAIMS = ['iss', 'aud', 'exp', 'iat', 'sub', 'tid'] as const;
+
+/** The registered-claim rules `jwtVerify` applied: presence, audience, and times within the clock tolerance. */
+function checkRegisteredClaims(payload: JWTPayload, clientId: string, nowSeconds: number): void {
+  for (const claim of REQUIRED_CLAIMS) {
+    if (!Object.hasOwn(payload, claim)) throw new IdTokenRejectedError(`missing required "${claim}" claim`);
+  }
+  const { aud } = payload;
+  if (!(aud === clientId || (Array.isArray(aud) && aud.includes(clientId)))) throw new IdTokenRejectedError('unexpected "aud" claim value');
+  for (const claim of ['iat', 'nbf', 'exp'] as const) {
+    const value = payload[claim];
+    if (value !== undefined && !Number.isFinite(value)) throw new IdTokenRejectedError(`"${claim}" claim must be a number`);
+  }
+  if (payload.nbf !== undefined && payload.nbf > nowSeconds + CLOCK_TOLERANCE_SECONDS) throw new IdTokenRejectedError('"nbf" claim timestamp check failed');
+  if (payload.exp! <= nowSeconds - CLOCK_TOLERANCE_SECONDS) throw new IdTokenRejectedError('"exp" claim timestamp check failed (expired)');
 }
