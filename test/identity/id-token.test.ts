@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { createHmac, createPrivateKey, generateKeyPairSync, sign, constants, type KeyObject } from 'node:crypto';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { issuerFor } from '../../src/emulator/context.ts';
 import { after, before, describe, it } from 'node:test';
 import { queueIdTokenTamper, type IdTokenTamper } from '../../src/emulator/tamper.ts';
 import type { OutboundHttp } from '../../src/identity/http.ts';
@@ -157,6 +160,208 @@ describe('rule 4: ID token validation', () => {
       assert.equal(identity.tenantId, contoso.tenant.id);
     } finally {
       emulator.ctx.keyring.withDecoys = false;
+    }
+  });
+});
+
+describe('rule 4: forged and malformed ID tokens', () => {
+  const b64 = (text: string | Buffer) => Buffer.from(text).toString('base64url');
+  let signingKey: KeyObject;
+  let kid: string;
+  let claims: Record<string, unknown>;
+  let nowMs: number;
+  let v: IdTokenValidator;
+
+  before(() => {
+    // Tokens here are built byte by byte and signed with the emulator's current (published) key.
+    const stored = emulator.ctx.keyring.toStored().findLast((k) => !k.tenantId)!;
+    signingKey = createPrivateKey(stored.keyPem);
+    kid = emulator.ctx.keyring.currentKid;
+    const nowSeconds = emulator.ctx.clock.nowSeconds();
+    nowMs = nowSeconds * 1000;
+    claims = {
+      aud: emulator.demoApp.clientId,
+      iss: issuerFor(emulator.ctx, contoso.tenant.id),
+      iat: nowSeconds,
+      nbf: nowSeconds,
+      exp: nowSeconds + 3600,
+      tid: contoso.tenant.id,
+      oid: contoso.member.props.id,
+      sub: 'forged-sub',
+      nonce: NONCE,
+      ver: '2.0',
+    };
+    v = validator(() => nowMs);
+  });
+
+  /** A compact JWS from literal header and payload texts (objects are JSON-encoded), RS256-signed with the published key. */
+  function forge(header: object | string, payload: object | string, signer: (input: string) => Buffer = rs256): string {
+    const text = (part: object | string) => (typeof part === 'string' ? part : JSON.stringify(part));
+    const input = `${b64(text(header))}.${b64(text(payload))}`;
+    return `${input}.${b64(signer(input))}`;
+  }
+  const rs256 = (input: string) => sign('sha256', Buffer.from(input), signingKey);
+  const header = (extra: Record<string, unknown> = {}) => ({ typ: 'JWT', alg: 'RS256', kid, ...extra });
+
+  /** jose's `jwtVerify` over the same key set, with the options the validator used to pass it. */
+  async function joseAccepts(token: string): Promise<Record<string, unknown> | null> {
+    const keys = createLocalJWKSet(emulator.ctx.keyring.jwks(issuerFor(emulator.ctx)) as never);
+    try {
+      const { payload } = await jwtVerify(token, keys, {
+        algorithms: ['RS256'],
+        audience: emulator.demoApp.clientId,
+        requiredClaims: ['iss', 'aud', 'exp', 'iat', 'sub', 'tid'],
+        clockTolerance: 120,
+        currentDate: new Date(nowMs),
+      });
+      return payload as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  }
+
+  async function assertRejected(token: unknown, reason: RegExp): Promise<void> {
+    await assert.rejects(v.validate(token as string, NONCE), (err: unknown) => {
+      assert.ok(err instanceof IdTokenRejectedError, String(err));
+      assert.match(err.reason, reason);
+      return true;
+    });
+  }
+
+  it('accepts a token forged with the published key and a normal header (so each rejection below is about its one change)', async () => {
+    const token = forge(header(), claims);
+    const identity = await v.validate(token, NONCE);
+    assert.equal(identity.objectId, contoso.member.props.id);
+    assert.deepEqual(identity.claims, await joseAccepts(token));
+  });
+
+  it('rejects a wrong, truncated, empty or padded signature', async () => {
+    const good = forge(header(), claims);
+    const [h, p, sig] = good.split('.') as [string, string, string];
+    const other = forge(header(), { ...claims, oid: 'someone-else' }).split('.')[2]!;
+    await assertRejected(`${h}.${p}.${other}`, /signature verification failed/);
+    await assertRejected(`${h}.${p}.${sig.slice(0, -4)}`, /signature verification failed/);
+    await assertRejected(`${h}.${p}.`, /signature verification failed/);
+    await assertRejected(`${h}.${p}.${sig}=`, /signature is not base64url/);
+    await assertRejected(`${h}.${p}.${sig.slice(0, 10)} ${sig.slice(10)}`, /signature is not base64url/);
+  });
+
+  it('refuses every alg but RS256, even with a valid signature by the published key', async () => {
+    const pss = (input: string) => sign('sha256', Buffer.from(input), { key: signingKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
+    const jwk = emulator.ctx.keyring.jwks(issuerFor(emulator.ctx)).keys.find((k) => k.kid === kid)!;
+    const hmacWithPublicKey = (input: string) => createHmac('sha256', jwk.n).update(input).digest();
+    const ecKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const es256 = (input: string) => sign('sha256', Buffer.from(input), { key: ecKey, dsaEncoding: 'ieee-p1363' });
+    await assertRejected(forge(header({ alg: 'PS256' }), claims, pss), /alg "PS256" is not allowed/);
+    await assertRejected(forge(header({ alg: 'HS256' }), claims, hmacWithPublicKey), /alg "HS256" is not allowed/);
+    await assertRejected(forge(header({ alg: 'ES256' }), claims, es256), /alg "ES256" is not allowed/);
+    await assertRejected(forge(header({ alg: 'none' }), claims, () => Buffer.alloc(0)), /alg "none" is not allowed/);
+    await assertRejected(forge(header({ alg: 'rs256' }), claims), /alg "rs256" is not allowed/);
+    await assertRejected(forge(header({ alg: ['RS256'] }), claims), /alg \["RS256"\] is not allowed/);
+    await assertRejected(forge({ typ: 'JWT', kid }, claims), /alg undefined is not allowed/);
+  });
+
+  it('requires a kid naming a published signing key', async () => {
+    await assertRejected(forge({ typ: 'JWT', alg: 'RS256' }, claims), /names no key/);
+    await assertRejected(forge(header({ kid: '' }), claims), /names no key/);
+    await assertRejected(forge(header({ kid: 42 }), claims), /names no key/);
+    await assertRejected(forge(header({ kid: 'not-published' }), claims), /no applicable key|JWKSNoMatchingKey|ERR_JWKS_NO_MATCHING_KEY/);
+    emulator.ctx.keyring.withDecoys = true;
+    try {
+      // Same key material published for encryption: not a signing key.
+      await assertRejected(forge(header({ kid: `${kid}-enc` }), claims), /no applicable key|ERR_JWKS_NO_MATCHING_KEY/);
+    } finally {
+      emulator.ctx.keyring.withDecoys = false;
+    }
+  });
+
+  it('refuses JWS extensions: crit, and an unencoded (b64=false) payload', async () => {
+    await assertRejected(forge(header({ crit: ['exp'], exp: 1 }), claims), /extensions/);
+    await assertRejected(forge(header({ crit: [] }), claims), /extensions/);
+    const unencoded = header({ crit: ['b64'], b64: false });
+    const encodedHeader = b64(JSON.stringify(unencoded));
+    const payloadText = JSON.stringify(claims);
+    const signature = b64(rs256(`${encodedHeader}.${payloadText}`));
+    await assertRejected(`${encodedHeader}.${b64(payloadText)}.${signature}`, /extensions/);
+    await assertRejected(forge(header({ b64: true }), claims), /extensions/);
+  });
+
+  it('rejects parts that are not strict base64url, and payload text outside ASCII that would alias signed bytes', async () => {
+    const [h, p, sig] = forge(header(), claims).split('.') as [string, string, string];
+    await assertRejected(`${h}.${p}`, /three dot-separated parts/);
+    await assertRejected(`${h}.${p}.${sig}.${sig}`, /three dot-separated parts/);
+    await assertRejected(42, /three dot-separated parts/);
+    await assertRejected(`${h}=.${p}.${sig}`, /header is not base64url/);
+    await assertRejected(`${h}.${p.replaceAll('-', '+').replaceAll('_', '/')}x.${sig}`, /payload is not base64url/);
+    // U+0141 and U+0041 share their low byte: a Latin-1 signing input would make both tokens one.
+    const at = p.indexOf('A');
+    assert.ok(at >= 0);
+    await assertRejected(`${h}.${p.slice(0, at)}\u0141${p.slice(at + 1)}.${sig}`, /payload is not base64url/);
+  });
+
+  it('rejects a header or payload that is not a JSON object in UTF-8', async () => {
+    await assertRejected(forge('["RS256"]', claims), /header is not a JSON object/);
+    await assertRejected(forge('null', claims), /header is not a JSON object/);
+    await assertRejected(forge('{"alg":"RS256",', claims), /header is not JSON/);
+    await assertRejected(forge(header(), '[1,2]'), /payload is not a JSON object/);
+    await assertRejected(forge(header(), '"tid"'), /payload is not a JSON object/);
+    const invalidUtf8 = Buffer.concat([Buffer.from(JSON.stringify({ ...claims, name: 'x' }).slice(0, -2)), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
+    const input = `${b64(JSON.stringify(header()))}.${b64(invalidUtf8)}`;
+    await assertRejected(`${input}.${b64(rs256(input))}`, /payload is not JSON/);
+  });
+
+  it('reads duplicate members as the last one, exactly as jose did', async () => {
+    const otherTenant = '11111111-2222-3333-4444-555555555555';
+    const payloadText = JSON.stringify(claims).replace('{', `{"tid":"${otherTenant}","iss":"${issuerFor(emulator.ctx, otherTenant)}",`);
+    const token = forge(header(), payloadText);
+    const identity = await v.validate(token, NONCE);
+    assert.equal(identity.tenantId, contoso.tenant.id);
+    assert.equal((await joseAccepts(token))?.tid, contoso.tenant.id);
+    const reversed = forge(header(), JSON.stringify(claims).replace(/}$/, `,"tid":"${otherTenant}"}`));
+    await assertRejected(reversed, /iss .* is not the issuer of tenant 11111111/);
+    // A header whose alg is stated twice is read the same way: the last statement decides.
+    await assertRejected(forge(`{"typ":"JWT","alg":"RS256","kid":"${kid}","alg":"none"}`, claims), /alg "none" is not allowed/);
+  });
+
+  it('applies audience, time and type rules on the registered claims, with 120 s of clock skew', async () => {
+    const nowSeconds = nowMs / 1000;
+    const accepted = async (extra: Record<string, unknown>) => {
+      const token = forge(header(), { ...claims, ...extra });
+      await v.validate(token, NONCE);
+      assert.ok(await joseAccepts(token), 'jose accepts it too');
+    };
+    await accepted({ aud: ['https://other.example', emulator.demoApp.clientId] });
+    await accepted({ exp: nowSeconds - 119 });
+    await accepted({ nbf: nowSeconds + 120 });
+    await assertRejected(forge(header(), { ...claims, aud: ['https://other.example'] }), /"aud" claim/);
+    await assertRejected(forge(header(), { ...claims, aud: emulator.demoApp.clientId.toUpperCase() }), /"aud" claim/);
+    await assertRejected(forge(header(), { ...claims, exp: nowSeconds - 120 }), /"exp" claim timestamp check failed/);
+    await assertRejected(forge(header(), { ...claims, nbf: nowSeconds + 121 }), /"nbf" claim timestamp check failed/);
+    await assertRejected(forge(header(), { ...claims, exp: String(nowSeconds + 3600) }), /"exp" claim must be a number/);
+    await assertRejected(forge(header(), { ...claims, iat: null }), /"iat" claim must be a number/);
+    await assertRejected(forge(header(), { ...claims, nbf: '0' }), /"nbf" claim must be a number/);
+    await assertRejected(forge(header(), JSON.stringify(claims).replace(/"exp":\d+/, '"exp":1e999')), /"exp" claim must be a number/);
+    const { exp: _exp, ...withoutExp } = claims;
+    await assertRejected(forge(header(), withoutExp), /missing required "exp" claim/);
+  });
+
+  it('never accepts a token jose would have refused', async () => {
+    const tokens = [
+      forge(header(), claims),
+      forge(header({ x5t: 'anything' }), claims),
+      forge(header(), { ...claims, aud: [emulator.demoApp.clientId] }),
+      forge(header(), { ...claims, exp: nowMs / 1000 - 121 }),
+      forge(header(), { ...claims, iss: 42 }),
+      forge(header(), { ...claims, sub: undefined }),
+      forge({ typ: 'JWT', alg: 'RS256' }, claims),
+      forge(header({ crit: ['b64'], b64: true }), claims),
+    ];
+    for (const token of tokens) {
+      const ours = await v.validate(token, NONCE).then(
+        (identity) => identity.claims,
+        () => null,
+      );
+      if (ours) assert.deepEqual(ours, await joseAccepts(token), token);
     }
   });
 });
