@@ -161,7 +161,7 @@ interface KeyVerifier {
 }
 
 interface CompactJws {
-  header: Record<string, unknown>;
+  header: Readonly<Record<string, unknown>>;
   payload: Buffer;
   signingInput: Buffer;
   signature: Buffer;
@@ -189,6 +189,15 @@ function parseJsonObject(bytes: Buffer, label: string): Record<string, unknown> 
   return parsed as Record<string, unknown>;
 }
 
+/** Every token signed with one key has the same header text, so the last one parsed is kept (frozen, as it is shared). */
+let lastHeader: { encoded: string; header: Readonly<Record<string, unknown>> } = { encoded: '', header: {} };
+
+function parseHeader(encoded: string): Readonly<Record<string, unknown>> {
+  const header = Object.freeze(parseJsonObject(decodeBase64url(encoded, 'header'), 'header'));
+  lastHeader = { encoded, header };
+  return header;
+}
+
 /**
  * JWS compact serialization: exactly three base64url parts. The signature
  * covers the first two exactly as received, so they are checked to be plain
@@ -198,7 +207,7 @@ function parseCompactJws(token: string): CompactJws {
   const parts = typeof token === 'string' ? token.split('.') : [];
   if (parts.length !== 3) throw new IdTokenRejectedError('not a compact JWS (three dot-separated parts)');
   const [encodedHeader, encodedPayload, encodedSignature] = parts as [string, string, string];
-  const header = parseJsonObject(decodeBase64url(encodedHeader, 'header'), 'header');
+  const header = encodedHeader === lastHeader.encoded ? lastHeader.header : parseHeader(encodedHeader);
   const payload = decodeBase64url(encodedPayload, 'payload');
   return {
     header,
