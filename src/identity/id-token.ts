@@ -53,6 +53,9 @@ export class IdTokenValidator {
   readonly #now: () => number;
   #lastForcedReloadAt = Number.NEGATIVE_INFINITY;
   readonly #verifiers = new WeakMap<CryptoKey, KeyVerifier>();
+  readonly #verifiersByKid = new Map<string, KeyVerifier>();
+  #lookupsInFlight = 0;
+  #lookupsStarted = 0;
 
   constructor(http: OutboundHttp, metadata: AuthorityMetadata, clientId: string, now: () => number = Date.now) {
     this.#metadata = metadata;
@@ -73,14 +76,7 @@ export class IdTokenValidator {
     if (Object.hasOwn(header, 'crit') || Object.hasOwn(header, 'b64')) throw new IdTokenRejectedError('the header carries JWS extensions (crit/b64)');
     if (typeof header.kid !== 'string' || header.kid === '') throw new IdTokenRejectedError('the header names no key (kid)');
 
-    let key: CryptoKey;
-    try {
-      key = await this.#keyFor(header as JWSHeaderParameters);
-    } catch (err) {
-      if (err instanceof errors.JOSEError) throw new IdTokenRejectedError(`${err.code}: ${err.message}`);
-      throw err;
-    }
-    const { verifier, keyIssuer } = this.#verifierFor(key, header.kid);
+    const { verifier, keyIssuer } = (this.#keys.fresh ? this.#verifiersByKid.get(header.kid) : undefined) ?? (await this.#lookUpVerifier(header, header.kid));
     // node:crypto verifies on this thread; WebCrypto would queue each check on the thread pool and cost several times the RSA work.
     if (!verify('sha256', jws.signingInput, verifier, jws.signature)) throw new IdTokenRejectedError('signature verification failed');
 
@@ -128,6 +124,30 @@ export class IdTokenValidator {
       this.#lastForcedReloadAt = this.#now();
       await this.#keys.reload();
       return await this.#keys(header);
+    }
+  }
+
+  /**
+   * Asks the key set for the token's key. The set changes only inside such a
+   * lookup (a refetch happens in one), so the answer is remembered by kid only
+   * when this lookup ran alone from start to end: then no refetch it did not
+   * see can have dropped the key. Any lookup forgets what was remembered, and
+   * the set's routine refresh goes through a lookup too (`fresh` turns false).
+   */
+  async #lookUpVerifier(header: Readonly<Record<string, unknown>>, kid: string): Promise<KeyVerifier> {
+    this.#verifiersByKid.clear();
+    const alone = this.#lookupsInFlight === 0;
+    const started = ++this.#lookupsStarted;
+    this.#lookupsInFlight++;
+    try {
+      const entry = this.#verifierFor(await this.#keyFor(header as JWSHeaderParameters), kid);
+      if (alone && started === this.#lookupsStarted) this.#verifiersByKid.set(kid, entry);
+      return entry;
+    } catch (err) {
+      if (err instanceof errors.JOSEError) throw new IdTokenRejectedError(`${err.code}: ${err.message}`);
+      throw err;
+    } finally {
+      this.#lookupsInFlight--;
     }
   }
 

@@ -140,6 +140,34 @@ describe('rule 4: ID token validation', () => {
     assert.equal(keyFetches() - fetchesBefore, 1);
   });
 
+  it('refuses a dropped key once a refetch has dropped it, even when it verified tokens just before and during that refetch', async () => {
+    const v = validator();
+    const byOldKey = [await mintIdToken(), await mintIdToken()];
+    await v.validate(byOldKey[0]!, NONCE);
+    await emulator.ctx.keyring.rotate({ dropPrevious: true });
+    const byNewKey = await mintIdToken();
+    // The old key's token is looked up while the refetch for the new key is under way: the set still answers from before.
+    await Promise.allSettled([v.validate(byNewKey, NONCE), v.validate(byOldKey[1]!, NONCE)]);
+    for (const token of byOldKey) {
+      await assert.rejects(v.validate(token, NONCE), (err: unknown) => err instanceof IdTokenRejectedError && /no applicable key|ERR_JWKS_NO_MATCHING_KEY/.test(err.reason));
+    }
+    assert.equal((await v.validate(byNewKey, NONCE)).objectId, contoso.member.props.id);
+  });
+
+  it('refuses a dropped key once a refetch has dropped it, when its own lookup began just before that refetch', async () => {
+    const v = validator();
+    const tenantKid = await emulator.ctx.keyring.addTenantKey(contoso.tenant.id);
+    const byOldKey = [await mintIdToken(), await mintIdToken()];
+    // Another key's lookup, so the old key's next one asks the key set again.
+    await v.validate(await emulator.ctx.keyring.sign({ tid: contoso.tenant.id }, {}, tenantKid), NONCE).catch(() => undefined);
+    await emulator.ctx.keyring.rotate({ dropPrevious: true });
+    const byNewKey = await mintIdToken();
+    await Promise.allSettled([v.validate(byOldKey[0]!, NONCE), v.validate(byNewKey, NONCE)]);
+    for (const token of byOldKey) {
+      await assert.rejects(v.validate(token, NONCE), (err: unknown) => err instanceof IdTokenRejectedError && /no applicable key|ERR_JWKS_NO_MATCHING_KEY/.test(err.reason));
+    }
+  });
+
   it('unknown kids do not make it refetch keys more than once per interval', async () => {
     let now = Date.now();
     const v = validator(() => now);
