@@ -164,14 +164,20 @@ export class IdTokenValidator {
     if (verifier.type !== 'public' || verifier.asymmetricKeyType !== 'rsa' || modulusLength === undefined || modulusLength < 2048) {
       throw new IdTokenRejectedError(`key ${kid} is not an RSA public key of at least 2048 bits`);
     }
-    const { n } = verifier.export({ format: 'jwk' });
-    const published = this.#keys.jwks()?.keys.find((jwk) => jwk.kid === kid && jwk.n === n) as (JWK & { issuer?: unknown }) | undefined;
+    const modulus = modulusHex(verifier.export({ format: 'jwk' }).n);
+    // Matched on the key material too, so a kid published twice cannot lend another entry's issuer.
+    const published = this.#keys.jwks()?.keys.find((jwk) => jwk.kid === kid && modulusHex(jwk.n) === modulus) as (JWK & { issuer?: unknown }) | undefined;
     // The set was refetched between the lookup and here; the next token will see the new set.
     if (!published) throw new IdTokenRejectedError(`key ${kid} is no longer published`);
     const entry: KeyVerifier = { verifier, keyIssuer: typeof published.issuer === 'string' ? published.issuer : undefined };
     this.#verifiers.set(key, entry);
     return entry;
   }
+}
+
+/** An RSA modulus as hex without leading zero octets, however its JWK `n` was padded. */
+function modulusHex(n: unknown): string | undefined {
+  return typeof n === 'string' ? Buffer.from(n, 'base64url').toString('hex').replace(/^(00)+/, '') : undefined;
 }
 
 interface KeyVerifier {

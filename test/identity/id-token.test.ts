@@ -181,6 +181,25 @@ describe('rule 4: ID token validation', () => {
     assert.equal(keyFetches() - before, 2, 'another one once the interval has passed');
   });
 
+  it('finds the signing key\'s issuer when the key set pads its modulus with a zero octet, and not from another entry with its kid', async () => {
+    const { keyring } = emulator.ctx;
+    const published = keyring.jwks.bind(keyring);
+    const otherTenantIssuer = issuerFor(emulator.ctx, '11111111-2222-3333-4444-555555555555');
+    keyring.jwks = (issuerTemplate: string) => {
+      const { keys } = published(issuerTemplate);
+      const padded = keys.map((k) => ({ ...k, n: Buffer.concat([Buffer.alloc(1), Buffer.from(k.n, 'base64url')]).toString('base64url') }));
+      // An encryption entry under the same kid with other material and another issuer, listed first.
+      const impostors = keys.map((k) => ({ ...k, use: 'enc' as const, n: k.n.split('').reverse().join(''), issuer: otherTenantIssuer }));
+      return { keys: [...impostors, ...padded] };
+    };
+    try {
+      const identity = await validator().validate(await mintIdToken(), NONCE);
+      assert.equal(identity.tenantId, contoso.tenant.id);
+    } finally {
+      keyring.jwks = published;
+    }
+  });
+
   it('ignores decoy keys in the key set', async () => {
     emulator.ctx.keyring.withDecoys = true;
     try {
