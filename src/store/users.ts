@@ -320,11 +320,11 @@ export class UserRepository {
       hasNext = found.more;
       hasPrevious = anyBefore;
     } else if (page.before) {
-      const found = await walk({ boundary: page.before, forward: false });
+      const [found, anyAfter] = await Promise.all([walk({ boundary: page.before, forward: false }), anyFrom(page.before, true)]);
       if (found.more) {
         rows = found.rows;
         hasPrevious = true;
-        hasNext = await anyFrom(page.before, true);
+        hasNext = anyAfter;
       } else {
         // Back at the start: the first page in full, rather than what was left before the boundary.
         const first = await walk({ forward: true });
