@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { USER_SORTS, USER_STATES, type DirectoryUser, type UserBoundary, type UserPageRequest, type UserQuery } from '../../store/users.ts';
+import { USER_SORTS, USER_STATES, type DirectoryUser, type UserBoundary, type UserPage, type UserPageRequest, type UserQuery } from '../../store/users.ts';
 import type { Pages, PageServices } from '../context.ts';
 import { viewerActor } from '../actor.ts';
 import { viewerOf } from '../guards.ts';
@@ -91,6 +91,23 @@ function decodeCursor(text: string, filter: UserQuery): ListCursor | undefined {
   return { boundary: { key, id }, position };
 }
 
+/**
+ * How many users precede the page: known at either end of the list and for a page number;
+ * otherwise as counted along the links followed (`carried`), which users added or removed
+ * meanwhile may have shifted. Null when not known (the end of a capped search).
+ */
+function pageStart(found: UserPage, at: UserPageRequest, carried: number | null): number | null {
+  const shown = found.users.length;
+  let start: number | null;
+  if (!found.hasPrevious) start = 0;
+  else if (!found.hasNext && !found.totalIsAtLeast) start = found.total - shown;
+  else if (at.after) start = carried;
+  else if (at.before) start = carried === null ? null : carried - shown;
+  else start = at.offset ?? null;
+  if (start === null) return null;
+  return Math.max(0, found.totalIsAtLeast ? start : Math.min(start, found.total - shown));
+}
+
 /** The list's query string: the filter (defaults left out) and where in the list to start. */
 function listParams(filter: UserQuery, position: Record<string, string> = {}): string {
   const search = new URLSearchParams();
@@ -124,16 +141,17 @@ export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, use
       return pages.message(request, reply, 400, { title: 'That request was not valid', message: `Roster could not use the request: "${after !== undefined ? 'after' : 'before'}" is not a place in this list of users. Follow the links on the page rather than edit them.`, links: startOver });
     }
     const offset = pageNumber && pageNumber !== 'last' ? (Math.min(Number(pageNumber), MAX_PAGE) - 1) * PAGE_SIZE : 0;
-    const at: UserPageRequest = after !== undefined ? { after: place!.boundary, limit: PAGE_SIZE } : before !== undefined ? { before: place!.boundary, limit: PAGE_SIZE } : pageNumber === 'last' ? { fromEnd: true, limit: PAGE_SIZE } : { offset, limit: PAGE_SIZE };
-    const found = await users.search(viewer.tenant.id, filter, at, viewer.tenant.userCount);
+    let at: UserPageRequest = { offset, limit: PAGE_SIZE };
+    if (after !== undefined) at = { after: place!.boundary, limit: PAGE_SIZE };
+    else if (before !== undefined) at = { before: place!.boundary, limit: PAGE_SIZE };
+    else if (pageNumber === 'last') at = { fromEnd: true, limit: PAGE_SIZE };
+    const filtered = Boolean(filter.search) || filter.state !== 'all';
+    const [found, lastSyncAt] = await Promise.all([users.search(viewer.tenant.id, filter, at, viewer.tenant.userCount), filtered ? null : syncStatus.lastSuccessAt(viewer.tenant.id)]);
+    // People who signed in are listed before any sync has read the directory: the page says so rather than look complete.
+    const everSynced = filtered || lastSyncAt !== null;
     const { total, totalIsAtLeast } = found;
     const shown = found.users.length;
-    // How many users precede this page: known at either end of the list, otherwise as counted along the links followed.
-    let start: number | null = !found.hasPrevious ? 0 : !found.hasNext && !totalIsAtLeast ? total - shown : after !== undefined ? place!.position : before !== undefined ? (place!.position === null ? null : place!.position - shown) : at.offset !== undefined ? offset : null;
-    if (start !== null) start = Math.max(0, totalIsAtLeast ? start : Math.min(start, total - shown));
-    const filtered = Boolean(filter.search) || filter.state !== 'all';
-    // People who signed in are listed before any sync has read the directory: the page says so rather than look complete.
-    const everSynced = filtered ? true : (await syncStatus.lastSuccessAt(viewer.tenant.id)) !== null;
+    const start = pageStart(found, at, place?.position ?? null);
     const link = (position: Record<string, string> = {}) => `/app/users${listParams(filter, position)}`;
     const navigation = {
       first: found.hasPrevious ? link() : null,
