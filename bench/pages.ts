@@ -4,7 +4,8 @@
  * count and page queries, HTML rendering) against a bare Fastify route that
  * returns the same HTML, as ratios taken in one run on this machine. The deep
  * page is loaded both as the page's navigation reaches it (a cursor) and as a
- * bookmarked page number (OFFSET).
+ * bookmarked page number (OFFSET), and then one request at a time with the
+ * pages taken in turn, whose latencies compare fairly on a busy machine.
  *
  *   node_modules/.bin/node bench/pages.ts [--engine sqlite|postgres] [--users 100000] [--seconds 5]
  */
@@ -81,6 +82,27 @@ for (const [label, path] of PAGES) {
     ['  ratio users page / bare route (req/s)', (appResult.requests.average / bareResult.requests.average).toFixed(3)],
   );
 }
+
+// One request at a time, the pages taken in turn, so a busy machine slows each of them alike.
+const interleaved: [string, string][] = [
+  ['first page by department, descending', '/app/users?sort=department&dir=desc'],
+  [`${deepLabel}, Next link (cursor)`, decodeHtml(nextHref)],
+  [`page ${(middlePage - 1).toLocaleString('en-GB')}, by the Previous link of page ${middlePage.toLocaleString('en-GB')} (cursor)`, decodeHtml(/<a href="([^"]+)" rel="prev">/.exec(byCursor.html)![1]!)],
+  [`${deepLabel}, page=${middlePage} (OFFSET, every 5th round)`, `/app/users?sort=department&dir=desc&page=${middlePage}`],
+];
+const latencies = interleaved.map((): number[] => []);
+for (let round = 0; round < 100; round++) {
+  for (const [index, [, path]] of interleaved.entries()) {
+    if (path.includes('page=') && round % 5 !== 0) continue;
+    const start = performance.now();
+    const page = await browser.get(`${roster.url}${path}`);
+    if (page.status !== 200) throw new Error(`${path} answered ${page.status}`);
+    latencies[index]!.push(performance.now() - start);
+  }
+}
+const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.floor(values.length * q)]!;
+rows.push(['one request at a time, pages in turn (median, 10th percentile)', '']);
+for (const [index, [label]] of interleaved.entries()) rows.push([`  ${label}`, `${quantile(latencies[index]!, 0.5).toFixed(2)} ms, ${quantile(latencies[index]!, 0.1).toFixed(2)} ms`]);
 
 await bare.close();
 await roster.close();
