@@ -422,6 +422,8 @@ for (const engine of ENGINES) {
         [`after=${encode(['name', 'asc', 'x'.repeat(2000), 'b', 0])}`, /"after" is not a place in this list of users/],
         [`after=${encode(['name', 'asc', 7, 'b', 0])}`, /"after" is not a place in this list of users/],
         [`after=${encode(['salary', 'asc', 'a', 'b', 0])}`, /"after" is not a place in this list of users/],
+        [`after=${encode(['name', 'asc', 'a\u0000', 'b', 0])}`, /"after" is not a place in this list of users/],
+        [`before=${encode(['name', 'asc', 'a', 'b\u0000', 0])}`, /"before" is not a place in this list of users/],
         [`sort=upn&after=${cursor}`, /"after" is not a place in this list of users/],
         [`dir=desc&before=${cursor}`, /"before" is not a place in this list of users/],
         [`after=${cursor}&page=2`, /one of "after", "before" or "page"/],

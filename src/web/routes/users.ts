@@ -87,6 +87,8 @@ function decodeCursor(text: string, filter: UserQuery): ListCursor | undefined {
   const [sort, dir, key, id, position] = value as unknown[];
   if (sort !== filter.sort || dir !== (filter.descending ? 'desc' : 'asc')) return undefined;
   if (typeof key !== 'string' || key.length > MAX_CURSOR_KEY || typeof id !== 'string' || id.length === 0 || id.length > 128) return undefined;
+  // PostgreSQL text holds no NUL: a key or id with one was never read from the database.
+  if (key.includes('\0') || id.includes('\0')) return undefined;
   if (position !== null && (typeof position !== 'number' || !Number.isSafeInteger(position) || position < 0)) return undefined;
   return { boundary: { key, id }, position };
 }
