@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely, type Selectable, type SelectQueryBuilder } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { Engine } from './database.ts';
 import type { Database, UsersTable } from './schema.ts';
 import { apiUsersJsonArray } from './user-json.ts';
@@ -118,6 +118,46 @@ function sortKey(sort: UserSort) {
   return sql<string>`lower(coalesce(${sql.ref(SORT_COLUMNS[sort])}, ''))`;
 }
 
+/** A row's place in a sorted listing: its sort key (as `sortKey` computes it) and its id, which breaks ties. */
+export interface UserBoundary {
+  key: string;
+  id: string;
+}
+
+/** Where a page of the users listing starts. */
+export interface UserPageRequest {
+  limit: number;
+  /** The users after this row, in the page's order. */
+  after?: UserBoundary;
+  /** The users just before this row, in the page's order. */
+  before?: UserBoundary;
+  /** The last page. */
+  fromEnd?: boolean;
+  /** Skips this many users (bookmarked page numbers; costs a walk past them). */
+  offset?: number;
+}
+
+export interface UserPage {
+  users: DirectoryUser[];
+  total: number;
+  /** The total reached the count cap of a text search: there are at least `total` matches. */
+  totalIsAtLeast: boolean;
+  hasPrevious: boolean;
+  hasNext: boolean;
+  /** The first and last rows shown, to page from; null when the page is empty. */
+  first: UserBoundary | null;
+  last: UserBoundary | null;
+}
+
+/**
+ * Rows past `boundary` in the order given: `(key, id)` as one row value, which PostgreSQL
+ * compares by walking the `users_by_*` index from the boundary, never from the start.
+ */
+function beyondBoundary(sort: UserSort, descending: boolean, boundary: UserBoundary, inclusive: boolean) {
+  const operator = descending ? (inclusive ? '<=' : '<') : inclusive ? '>=' : '>';
+  return sql<boolean>`(${sortKey(sort)}, ${sql.ref('id')}) ${sql.raw(operator)} (${boundary.key}, ${boundary.id})`;
+}
+
 /** `LIKE` treats `%` and `_` as wildcards; a search for them means the characters themselves. */
 function containsPattern(text: string): string {
   return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -231,34 +271,82 @@ export class UserRepository {
     return (await this.get(identity.tenantId, identity.objectId))!;
   }
 
-  /** One page of a tenant's users for the admin pages; the tenant always comes from the session. */
-  /** `tenantUserCount` (kept by the database, see migration 0007) spares the count of an unfiltered page. */
-  async search(tenantId: string, filter: UserQuery, page: { offset: number; limit: number }, tenantUserCount?: number): Promise<{ users: DirectoryUser[]; total: number; totalIsAtLeast: boolean }> {
+  /**
+   * One page of a tenant's users for the admin pages; the tenant always comes from the session.
+   * `after`/`before` page by keyset from a boundary row, so a deep page costs what the first
+   * one does; `offset` remains for bookmarked page numbers, `fromEnd` gives the last page.
+   * `tenantUserCount` (kept by the database, see migration 0007) spares the count of an unfiltered page.
+   */
+  async search(tenantId: string, filter: UserQuery, page: UserPageRequest, tenantUserCount?: number): Promise<UserPage> {
     const sort = filter.sort ?? 'name';
-    const direction = filter.descending ? 'desc' : 'asc';
     const matching = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like);
-    const ordered = (query: SelectQueryBuilder<Database, 'users', Selectable<UsersTable>>) => query.orderBy(sortKey(sort), direction).orderBy('id', direction).limit(page.limit).offset(page.offset);
-    if (!filter.search?.trim()) {
-      const unfiltered = (filter.state ?? 'all') === 'all' && tenantUserCount !== undefined;
-      const [rows, total] = await Promise.all([
-        ordered(matching().selectAll()).execute(),
-        unfiltered ? tenantUserCount : matching().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow().then((row) => Number(row.n)),
-      ]);
-      return { users: rows.map(toDirectoryUser), total, totalIsAtLeast: false };
-    }
-    // Counting every match of a text search costs a scan of the tenant; past the cap, "10,000+" says enough.
-    const count = await this.#db
-      .selectFrom(matching().select(sql<number>`1`.as('one')).limit(SEARCH_COUNT_CAP + 1).as('capped'))
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    const total = Number(count.n);
+    const searched = Boolean(filter.search?.trim());
+    const counting = (async (): Promise<{ total: number; totalIsAtLeast: boolean }> => {
+      if (!searched && (filter.state ?? 'all') === 'all' && tenantUserCount !== undefined) return { total: tenantUserCount, totalIsAtLeast: false };
+      if (!searched) return { total: Number((await matching().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n), totalIsAtLeast: false };
+      // Counting every match of a text search costs a scan of the tenant; past the cap, "10,000+" says enough.
+      const count = await this.#db
+        .selectFrom(matching().select(sql<number>`1`.as('one')).limit(SEARCH_COUNT_CAP + 1).as('capped'))
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
+      return { total: Math.min(Number(count.n), SEARCH_COUNT_CAP), totalIsAtLeast: Number(count.n) > SEARCH_COUNT_CAP };
+    })();
+    // Awaited below; handled now so a failed count cannot surface as an unhandled rejection while the page loads.
+    counting.catch(() => undefined);
+    const fewMatches = this.#engine === 'sqlite' && searched && (await counting).total <= FEW_MATCHES;
     // Walking the sort index finds a page of frequent matches at once but crawls through rare ones row by row;
     // on SQLite, few matches are collected from the narrow search index first and then sorted.
-    const rows =
-      this.#engine === 'sqlite' && total <= FEW_MATCHES
-        ? await ordered(this.#db.selectFrom('users').selectAll().where(sql`rowid`, 'in', matching().select(sql<number>`rowid`.as('r')))).execute()
-        : await ordered(matching().selectAll()).execute();
-    return { users: rows.map(toDirectoryUser), total: Math.min(total, SEARCH_COUNT_CAP), totalIsAtLeast: total > SEARCH_COUNT_CAP };
+    const source = (): UsersQuery => (fewMatches ? this.#db.selectFrom('users').where(sql`rowid`, 'in', matching().select(sql<number>`rowid`.as('r'))) : matching());
+    // Rows in the page's order (`forward`) or against it, one past the limit to learn whether more follow.
+    const walk = async (from: { boundary?: UserBoundary; forward: boolean; offset?: number }) => {
+      const descending = (filter.descending ?? false) !== !from.forward;
+      const rows = await this.#sorted(() => source().selectAll().select(sortKey(sort).as('sort_key')), sort, descending, { boundary: from.boundary, limit: page.limit + 1, offset: from.offset });
+      const more = rows.length > page.limit;
+      const shown = rows.slice(0, page.limit);
+      return { rows: from.forward ? shown : shown.reverse(), more };
+    };
+    // Whether any matching user lies at or beyond the boundary in the given direction: one step of the index.
+    const anyFrom = async (boundary: UserBoundary, forward: boolean) => {
+      const descending = (filter.descending ?? false) !== !forward;
+      return (await this.#sorted(() => source().select(['id', sortKey(sort).as('sort_key')]), sort, descending, { boundary, inclusive: true, limit: 1 })).length > 0;
+    };
+
+    let rows: (UsersTable & { sort_key: string })[];
+    let hasPrevious: boolean;
+    let hasNext: boolean;
+    if (page.after) {
+      const [found, anyBefore] = await Promise.all([walk({ boundary: page.after, forward: true }), anyFrom(page.after, false)]);
+      rows = found.rows;
+      hasNext = found.more;
+      hasPrevious = anyBefore;
+    } else if (page.before) {
+      const [found, anyAfter] = await Promise.all([walk({ boundary: page.before, forward: false }), anyFrom(page.before, true)]);
+      if (found.more) {
+        rows = found.rows;
+        hasPrevious = true;
+        hasNext = anyAfter;
+      } else {
+        // Back at the start: the first page in full, rather than what was left before the boundary.
+        const first = await walk({ forward: true });
+        rows = first.rows;
+        hasPrevious = false;
+        hasNext = first.more;
+      }
+    } else if (page.fromEnd) {
+      const found = await walk({ forward: false });
+      rows = found.rows;
+      hasPrevious = found.more;
+      hasNext = false;
+    } else {
+      const offset = page.offset ?? 0;
+      const found = await walk({ forward: true, offset });
+      rows = found.rows;
+      hasNext = found.more;
+      hasPrevious = offset > 0;
+    }
+    const { total, totalIsAtLeast } = await counting;
+    const boundaryOf = (row: (typeof rows)[number] | undefined): UserBoundary | null => (row ? { key: row.sort_key, id: row.id } : null);
+    return { users: rows.map(toDirectoryUser), total, totalIsAtLeast, hasPrevious, hasNext, first: boundaryOf(rows[0]), last: boundaryOf(rows.at(-1)) };
   }
 
   /**
@@ -267,21 +355,45 @@ export class UserRepository {
    */
   async *exportAll(tenantId: string, filter: UserQuery, batchSize = 1000): AsyncGenerator<DirectoryUser> {
     const sort = filter.sort ?? 'name';
-    const direction = filter.descending ? 'desc' : 'asc';
-    const beyond = filter.descending ? '<' : '>';
-    let after: { key: string; id: string } | undefined;
+    let after: UserBoundary | undefined;
     for (;;) {
-      let query = applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like).selectAll().select(sortKey(sort).as('sort_key'));
-      if (after) {
-        const { key, id } = after;
-        query = query.where((eb) => eb.or([eb(sortKey(sort), beyond, key), eb.and([eb(sortKey(sort), '=', key), eb('id', beyond, id)])]));
-      }
-      const rows = await query.orderBy(sortKey(sort), direction).orderBy('id', direction).limit(batchSize).execute();
+      const batch = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like).selectAll().select(sortKey(sort).as('sort_key'));
+      const rows = await this.#sorted(batch, sort, filter.descending ?? false, { boundary: after, limit: batchSize });
       for (const row of rows) yield toDirectoryUser(row);
       if (rows.length < batchSize) return;
       const last = rows.at(-1)!;
       after = { key: last.sort_key, id: last.id };
     }
+  }
+
+  /**
+   * Up to `limit` rows of `query` in sort order, past `boundary` (or including it) when given.
+   * PostgreSQL walks the sort index from the boundary on the row value `(key, id)`. SQLite
+   * compares a row value holding an indexed expression without the index, so there the
+   * boundary's own key and the keys beyond it are read as two index ranges.
+   */
+  async #sorted<Row extends { id: string; sort_key: string }>(
+    query: () => SelectQueryBuilder<Database, 'users', Row>,
+    sort: UserSort,
+    descending: boolean,
+    at: { boundary?: UserBoundary; inclusive?: boolean; limit: number; offset?: number },
+  ): Promise<Row[]> {
+    const direction = descending ? 'desc' : 'asc';
+    const { boundary, limit } = at;
+    if (!boundary || this.#engine === 'postgres') {
+      const from = boundary ? query().where(beyondBoundary(sort, descending, boundary, at.inclusive ?? false)) : query();
+      return from.orderBy(sortKey(sort), direction).orderBy('id', direction).limit(limit).offset(at.offset ?? 0).execute();
+    }
+    const beyond = descending ? '<' : '>';
+    const tied = await query()
+      .where(sortKey(sort), '=', boundary.key)
+      .where('id', at.inclusive ? `${beyond}=` : beyond, boundary.id)
+      .orderBy('id', direction)
+      .limit(limit)
+      .execute();
+    if (tied.length >= limit) return tied;
+    const later = await query().where(sortKey(sort), beyond, boundary.key).orderBy(sortKey(sort), direction).orderBy('id', direction).limit(limit - tied.length).execute();
+    return [...tied, ...later];
   }
 
   /**

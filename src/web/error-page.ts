@@ -77,6 +77,8 @@ export function pageErrorHandler(pages: Pick<Pages, 'message'>) {
 const FIELD_FORMATS: Record<string, string> = {
   id: 'must be an id in GUID form (like 3f2504e0-4f89-41d3-9a0c-0305e82c3301)',
   page: 'must be a page number: 1, 2, 3 and so on',
+  after: 'is not a place in the list: follow the links on the page rather than edit them',
+  before: 'is not a place in the list: follow the links on the page rather than edit them',
   tenant: 'must be a tenant id in GUID form',
 };
 

@@ -83,13 +83,26 @@ async function usersPage(browser: Browser, roster: TestRoster, query: Record<str
   return { page, rows: userRows(page.html), total: totalOf(page.html) };
 }
 
-/** Every page of a listing, first to last. */
-async function allRows(browser: Browser, roster: TestRoster, query: Record<string, string>): Promise<{ rows: Row[]; pages: Row[][]; total: number }> {
+/** The href of the pager's link with this `rel`, if the page has one. */
+function pagerLink(html: string, rel: 'next' | 'prev'): string | undefined {
+  const href = new RegExp(`<a href="([^"]+)" rel="${rel}">`).exec(html)?.[1];
+  return href === undefined ? undefined : decodeHtml(href);
+}
+
+/** Every page of a listing, first to last, by the pages' own Next links. */
+async function allRows(browser: Browser, roster: TestRoster, query: Record<string, string>): Promise<{ rows: Row[]; pages: Row[][]; total: number; hops: Hop[] }> {
   const first = await usersPage(browser, roster, query);
   const pages = [first.rows];
-  const count = Math.ceil(first.total / 50);
-  for (let n = 2; n <= count; n++) pages.push((await usersPage(browser, roster, { ...query, page: String(n) })).rows);
-  return { rows: pages.flat(), pages, total: first.total };
+  const hops = [first.page];
+  for (let next = pagerLink(first.page.html, 'next'); next !== undefined; next = pagerLink(hops.at(-1)!.html, 'next')) {
+    assert.match(next, /[?&]after=/, 'Next carries a cursor, not a page number');
+    const hop = await browser.get(`${roster.url}${next}`);
+    assert.equal(hop.status, 200, hop.html.slice(0, 2000));
+    hops.push(hop);
+    pages.push(userRows(hop.html));
+    assert.ok(pages.length <= 1000, 'the Next links end');
+  }
+  return { rows: pages.flat(), pages, total: first.total, hops };
 }
 
 /** RFC 4180 rows (quoted fields may hold commas, quotes and line breaks). */
@@ -326,11 +339,110 @@ for (const engine of ENGINES) {
       const stored = await db().selectFrom('users').select('id').where('tenant_id', '=', contoso.tenant.id).execute();
       assert.deepEqual(new Set(rows.map((r) => r.id)), new Set(stored.map((r) => r.id)));
       const second = await usersPage(contosoMember, roster, { page: '2' });
-      assert.match(second.page.html, new RegExp(`page 2 of ${pages.length}`));
+      assert.deepEqual(second.rows, pages[1], 'a bookmarked page number shows the same users');
+      assert.match(second.page.html, /showing 51–100/);
       assert.match(second.page.html, /rel="prev"/);
       const beyond = await usersPage(contosoMember, roster, { page: String(pages.length + 5) });
       assert.equal(beyond.rows.length, 0);
       assert.match(beyond.page.html, /No more users/);
+    });
+
+    it('users page: Next, Previous, First and Last links page by cursor and show where in the list the page is', async () => {
+      const walk = await allRows(contosoMember, roster, { sort: 'department', dir: 'desc' });
+      const { hops, pages, total } = walk;
+      assert.equal(new Set(walk.rows.map((r) => r.id)).size, total, 'every user once by the Next links');
+      assert.match(hops[0]!.html, /showing 1–50</);
+      assert.doesNotMatch(hops[0]!.html, /rel="prev"/);
+      const third = hops[2]!;
+      assert.match(third.html, /showing 101–150</);
+      assert.match(third.html, new RegExp(`Users 101–150 of ${total}`));
+      const previous = await contosoMember.get(`${roster.url}${pagerLink(third.html, 'prev')!}`);
+      assert.equal(previous.status, 200);
+      assert.match(pagerLink(third.html, 'prev')!, /[?&]before=/);
+      assert.deepEqual(userRows(previous.html), pages[1], 'Previous shows the page before');
+      assert.match(previous.html, /showing 51–100</);
+      const back = await contosoMember.get(`${roster.url}${pagerLink(previous.html, 'prev')!}`);
+      assert.deepEqual(userRows(back.html), pages[0]);
+      assert.doesNotMatch(back.html, /rel="prev"/, 'the first page has no Previous');
+      assert.match(back.html, /showing 1–50</);
+      const links = (html: string) => Object.fromEntries([...html.matchAll(/<a href="([^"]+)"[^>]*>(First|Last)<\/a>/g)].map(([, href, label]) => [label!, decodeHtml(href!)]));
+      assert.equal(links(third.html).First, '/app/users?sort=department&dir=desc');
+      const last = await contosoMember.get(`${roster.url}${links(third.html).Last!}`);
+      assert.deepEqual(userRows(last.html), walk.rows.slice(-50), 'Last shows the last 50 users');
+      assert.match(last.html, new RegExp(`showing ${total - 49}–${total}<`));
+      assert.doesNotMatch(last.html, /rel="next"/);
+      // The export link and the sort links start from the top, without a cursor.
+      assert.doesNotMatch(third.html, /users\.csv[^"]*(after|before|page)=/);
+      assert.doesNotMatch(/<thead>[\s\S]*?<\/thead>/.exec(third.html)![0], /(after|before|page)=/);
+    });
+
+    it('users page: following Next while users are added and removed sees every user there from the start exactly once', async () => {
+      const { org } = await ownOrg('Keyset Walkers', (domain) => Array.from({ length: 160 }, (_, i): UserInput => ({ displayName: `Walker ${i % 13}`, userPrincipalName: `walker${i}@${domain}`, department: ['Ops', 'ops', 'Legal', 'Sales'][i % 4] })));
+      const tenantId = org.tenant.id;
+      const member = await signedIn(roster, org.member.props.userPrincipalName);
+      const startIds = (await db().selectFrom('users').select('id').where('tenant_id', '=', tenantId).execute()).map((r) => r.id);
+      const seen: string[] = [];
+      const deleted = new Set<string>();
+      let hop = (await usersPage(member, roster, { sort: 'name' })).page;
+      for (let loads = 0; ; loads++) {
+        seen.push(...userRows(hop.html).map((r) => r.id));
+        const next = pagerLink(hop.html, 'next');
+        if (!next) break;
+        assert.ok(loads < 20);
+        // Users named to sort before the cursor and after it, and two not yet seen deleted.
+        await db()
+          .insertInto('users')
+          .values(['Aaron', 'Walker 0', 'Walker 9', 'Zed'].map((name, i) => ({ tenant_id: tenantId, id: randomUUID(), display_name: name, user_principal_name: `new${loads}-${i}@keyset.example`, mail: null, department: null, account_enabled: 1, roster_role: 'member' as const, updated_at: 1 })))
+          .execute();
+        const unseen = startIds.filter((id) => !seen.includes(id) && !deleted.has(id));
+        const doomed = [unseen[0], unseen.at(-1)].filter((id): id is string => id !== undefined);
+        await db().deleteFrom('users').where('tenant_id', '=', tenantId).where('id', 'in', doomed).execute();
+        for (const id of doomed) deleted.add(id);
+        hop = await member.get(`${roster.url}${next}`);
+        assert.equal(hop.status, 200);
+      }
+      assert.equal(new Set(seen).size, seen.length, 'no user on two pages');
+      assert.deepEqual(startIds.filter((id) => !deleted.has(id) && !seen.includes(id)), [], 'every remaining user seen');
+      assert.deepEqual(seen.filter((id) => deleted.has(id)), [], 'no deleted user shown');
+      assert.ok(deleted.size >= 4);
+    });
+
+    it('users page: a forged, garbled or mismatched cursor gets a 400 page that leads back to the first page', async () => {
+      const fromName = pagerLink((await usersPage(contosoMember, roster, {})).page.html, 'next')!;
+      const cursor = new URLSearchParams(fromName.split('?')[1]).get('after')!;
+      const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const cases: [string, RegExp][] = [
+        ['after=not%20base64!', /"after" is not a place in the list/],
+        ['before=%22%3E%3Cscript%3E', /"before" is not a place in the list/],
+        [`after=${'A'.repeat(7000)}`, /"after" (is longer than 6000 characters|is not a place)/],
+        ['after=abc', /"after" is not a place in this list of users/],
+        [`after=${encode({ key: 'a', id: 'b' })}`, /"after" is not a place in this list of users/],
+        [`after=${encode(['name', 'asc', 'a', '', 0])}`, /"after" is not a place in this list of users/],
+        [`after=${encode(['name', 'asc', 'a', 'b', -5])}`, /"after" is not a place in this list of users/],
+        [`after=${encode(['name', 'asc', 'x'.repeat(2000), 'b', 0])}`, /"after" is not a place in this list of users/],
+        [`after=${encode(['name', 'asc', 7, 'b', 0])}`, /"after" is not a place in this list of users/],
+        [`after=${encode(['salary', 'asc', 'a', 'b', 0])}`, /"after" is not a place in this list of users/],
+        [`after=${encode(['name', 'asc', 'a\u0000', 'b', 0])}`, /"after" is not a place in this list of users/],
+        [`before=${encode(['name', 'asc', 'a', 'b\u0000', 0])}`, /"before" is not a place in this list of users/],
+        [`sort=upn&after=${cursor}`, /"after" is not a place in this list of users/],
+        [`dir=desc&before=${cursor}`, /"before" is not a place in this list of users/],
+        [`after=${cursor}&page=2`, /one of "after", "before" or "page"/],
+        [`after=${cursor}&before=${cursor}`, /one of "after", "before" or "page"/],
+        ['page=lastly', /"page" must be a page number/],
+      ];
+      for (const [query, message] of cases) {
+        const hop = await contosoMember.get(`${roster.url}/app/users?${query}`);
+        assert.equal(hop.status, 400, `${query}: ${hop.html.slice(0, 300)}`);
+        const text = decodeHtml(/<section class="message[^>]*>([\s\S]*?)<\/section>/.exec(hop.html)?.[1] ?? '');
+        assert.match(text, message, query);
+        assert.doesNotMatch(hop.html, /\bat [\w.<>]+ \(|node_modules|Error:/, `${query} leaks internals`);
+      }
+      const sortedByUpn = await contosoMember.get(`${roster.url}/app/users?sort=upn&after=${encode(['upn', 'asc', 'x', 'y', 0])}`);
+      assert.match(sortedByUpn.html, /href="\/app\/users\?sort=upn"/, 'the 400 page offers the first page of the same order');
+      // A well-formed cursor naming no real user still pages from its place in the order.
+      const anywhere = await usersPage(contosoMember, roster, { after: encode(['name', 'asc', 'worker 150', '00000000-0000-0000-0000-000000000000', 0]) });
+      assert.equal(anywhere.rows[0]!.name, 'Worker 150');
+      assert.ok(!roster.logs.join('\n').includes('"request failed"'), 'no request ended in a 500');
     });
 
     it('users page: the state filters show active, disabled, soft-deleted and guest users', async () => {
