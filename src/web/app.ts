@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import { fastifySSE } from '@fastify/sse';
 import fastifyStatic from '@fastify/static';
@@ -27,6 +26,7 @@ import { API_PREFIX, registerApi } from '../api/plugin.ts';
 import type { Pages, PageServices, SyncControl, WebContext } from './context.ts';
 import { pageErrorHandler } from './error-page.ts';
 import { SyncUnavailableError } from './errors.ts';
+import { securityHeaders } from './security-headers.ts';
 import { guard } from './guards.ts';
 import type { WebExtension } from './plugins.ts';
 import { viewerSource, type ViewerSource } from './viewer.ts';
@@ -240,7 +240,7 @@ async function registerPlatform(app: FastifyInstance, deps: WebDependencies): Pr
   const secureCookies = deps.publicUrl.protocol === 'https:';
   await app.register(cookie);
   await app.register(formbody);
-  await app.register(helmet, {
+  const headers = securityHeaders({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -258,6 +258,10 @@ async function registerPlatform(app: FastifyInstance, deps: WebDependencies): Pr
     strictTransportSecurity: secureCookies ? { maxAge: 31_536_000, includeSubDomains: true } : false,
     referrerPolicy: { policy: 'same-origin' },
     crossOriginEmbedderPolicy: false,
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    for (const [name, value] of headers) reply.raw.setHeader(name, value);
+    done();
   });
   await app.register(rateLimit, { global: false });
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });
