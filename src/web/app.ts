@@ -28,6 +28,7 @@ import { pageErrorHandler } from './error-page.ts';
 import { SyncUnavailableError } from './errors.ts';
 import { securityHeaders } from './security-headers.ts';
 import { guard } from './guards.ts';
+import { RequestLogController } from './logger.ts';
 import type { WebExtension } from './plugins.ts';
 import { viewerSource, type ViewerSource } from './viewer.ts';
 import { adminClaimRoutes } from './routes/admin-claim.ts';
@@ -148,6 +149,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
 
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
+    logController: new RequestLogController(),
     // Only the client address comes from X-Forwarded-For, and only from trusted proxies; redirect URIs and origins come from PUBLIC_URL.
     trustProxy: trustedProxies(deps.trustProxy ?? false),
     ajv: { customOptions: { allErrors: false, coerceTypes: false } },
