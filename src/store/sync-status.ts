@@ -156,10 +156,13 @@ function tenantStatusQuery(db: Kysely<Database>, values: { tenantId: string }) {
 export class SyncStatusRepository {
   readonly #db: Kysely<Database>;
   readonly #tenantStatus: CompiledOnce<'tenantId', InferResult<ReturnType<typeof tenantStatusQuery>>[number]>;
+  /** The users page asks on every request. */
+  readonly #lastSuccess: CompiledOnce<'tenantId', { last_success_at: number | null }>;
 
   constructor(db: Kysely<Database>) {
     this.#db = db;
     this.#tenantStatus = new CompiledOnce(db, ['tenantId'], tenantStatusQuery);
+    this.#lastSuccess = new CompiledOnce(db, ['tenantId'], (on, values) => on.selectFrom('sync_state').select('last_success_at').where('tenant_id', '=', values.tenantId));
   }
 
   /** One statement for a tenant that exists (every page asks): its sync state, the run under way and its user count. */
@@ -222,7 +225,7 @@ export class SyncStatusRepository {
   }
 
   async lastSuccessAt(tenantId: string): Promise<number | null> {
-    const row = await this.#db.selectFrom('sync_state').select('last_success_at').where('tenant_id', '=', tenantId).executeTakeFirst();
+    const [row] = await this.#lastSuccess.execute({ tenantId });
     return row?.last_success_at == null ? null : Number(row.last_success_at);
   }
 

@@ -6,7 +6,7 @@ import rateLimit from '@fastify/rate-limit';
 import { fastifySSE } from '@fastify/sse';
 import fastifyStatic from '@fastify/static';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Eta } from 'eta';
+import { Eta, type EtaConfig } from 'eta';
 import type { Logger } from 'pino';
 import type { EntraApp } from '../identity/entra-app.ts';
 import type { IdTokenValidator } from '../identity/id-token.ts';
@@ -117,9 +117,32 @@ function pageServices(deps: WebDependencies): PageServices {
   };
 }
 
+/**
+ * Eta keeps compiled templates (`cache`), but works out each template's file
+ * path again on every render, layout and include: a users page does it fifty
+ * times. The views folder never changes while Roster runs, so each answer is
+ * kept; a path Eta refuses is refused again each time (nothing is kept).
+ */
+class ViewsEta extends Eta {
+  constructor(options: Partial<EtaConfig>) {
+    super(options);
+    const resolve = this.resolvePath;
+    const paths = new Map<string, string>();
+    this.resolvePath = function (template, resolveOptions) {
+      const key = `${resolveOptions?.filepath ?? ''}\n${template}`;
+      let path = paths.get(key);
+      if (path === undefined) {
+        path = resolve.call(this, template, resolveOptions);
+        paths.set(key, path);
+      }
+      return path;
+    };
+  }
+}
+
 /** Roster's layout, message pages and guards over one Eta instance. */
 function pagesKit(now: () => number): Pages {
-  const eta = new Eta({ views: join(HERE, 'views'), autoEscape: true, cache: true });
+  const eta = new ViewsEta({ views: join(HERE, 'views'), autoEscape: true, cache: true });
   const pages: Pages = {
     now,
     render(reply, template, data, status = 200) {

@@ -64,8 +64,10 @@ for (const engine of ENGINES) {
     it("keeps one tenant's state to itself; a tenant without a row has no state", async () => {
       const [a, b] = [await tenantWithUsers(1), await tenantWithUsers(4)];
       const status = new SyncStatusRepository(test.store.db);
-      await test.store.db.insertInto('sync_state').values({ ...newSyncState(a, NOW), health: 'disconnected' }).execute();
+      await test.store.db.insertInto('sync_state').values({ ...newSyncState(a, NOW), health: 'disconnected', last_success_at: NOW - 7 }).execute();
       assert.equal((await status.status(a)).health, 'disconnected');
+      assert.equal(await status.lastSuccessAt(a), NOW - 7);
+      assert.equal(await status.lastSuccessAt(b), null, 'never synced');
       assert.deepEqual(await status.status(b), { health: 'ok', lastSuccessAt: null, lastError: null, current: null, requestedAt: null, users: 4 });
       assert.deepEqual(await status.status(randomUUID()), { health: 'ok', lastSuccessAt: null, lastError: null, current: null, requestedAt: null, users: 0 });
       assert.deepEqual(await status.status("' or 1=1 --"), { health: 'ok', lastSuccessAt: null, lastError: null, current: null, requestedAt: null, users: 0 });

@@ -64,12 +64,14 @@ export const userRoutes: PagePlugin<UserRouteOptions> = async (app, { pages, use
     const viewer = viewerOf(request);
     const filter = toFilter(request.query);
     const page = Math.min(Number(request.query.page ?? '1'), MAX_PAGE);
-    const found = await users.search(viewer.tenant.id, filter, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE }, viewer.tenant.userCount);
+    const filtered = Boolean(filter.search) || filter.state !== 'all';
+    const [found, everSynced] = await Promise.all([
+      users.search(viewer.tenant.id, filter, { offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE }, viewer.tenant.userCount),
+      // People who signed in are listed before any sync has read the directory: the page says so rather than look complete.
+      filtered ? true : syncStatus.lastSuccessAt(viewer.tenant.id).then((at) => at !== null),
+    ]);
     const { total } = found;
     const pageCount = Math.max(1, Math.ceil(total / PAGE_SIZE));
-    const filtered = Boolean(filter.search) || filter.state !== 'all';
-    // People who signed in are listed before any sync has read the directory: the page says so rather than look complete.
-    const everSynced = filtered ? true : (await syncStatus.lastSuccessAt(viewer.tenant.id)) !== null;
     const params = (changes: Partial<Record<keyof ListQuery, string>>) => {
       const merged = { q: filter.search, state: filter.state, sort: filter.sort, dir: filter.descending ? 'desc' : 'asc', page: String(page), ...changes };
       const search = new URLSearchParams();
