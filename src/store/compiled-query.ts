@@ -12,7 +12,8 @@ function placeholder(name: string): string {
  * request that costs more than SQLite's own work. `build` is handed a
  * placeholder for each named value and may use them only as bound values
  * (never in an identifier or raw SQL): the placeholders are swapped for the
- * values in the compiled parameters.
+ * values in the compiled parameters. A Kysely plugin's `transformQuery` sees
+ * the query once, when it is compiled; `transformResult` sees every result.
  */
 export class CompiledOnce<Name extends string, Row> {
   readonly #db: Kysely<Database>;
