@@ -25,7 +25,8 @@ if (ENGINE !== 'sqlite' && ENGINE !== 'postgres') throw new Error('--engine must
 const USERS = Number(values.users);
 const SECONDS = Number(values.seconds);
 
-const roster = await startTestRoster({ engine: ENGINE });
+// Logs as production does by default (LOG_LEVEL=info), not at the tests' debug level.
+const roster = await startTestRoster({ engine: ENGINE, logLevel: 'info' });
 const { ctx } = roster.emulator;
 const org = addOrg(ctx, 'Benchco', 'benchco.com');
 ctx.directory.addUsersUnchecked(org.tenant, [...generateUsers(org.tenant, { count: USERS - 2, seed: 7, password: 'pw' })]);

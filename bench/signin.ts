@@ -27,7 +27,8 @@ const { values } = parseArgs({ options: { tokens: { type: 'string', default: '30
 const TOKENS = Number(values.tokens);
 const SECONDS = Number(values.seconds);
 
-const roster = await startTestRoster();
+// Logs as production does by default (LOG_LEVEL=info), not at the tests' debug level.
+const roster = await startTestRoster({ logLevel: 'info' });
 const { ctx } = roster.emulator;
 const contoso = addOrg(ctx, 'Contoso', 'contoso.com');
 

@@ -1,4 +1,5 @@
-import type { Insertable, Kysely, Selectable } from 'kysely';
+import type { InferResult, Insertable, Kysely, Selectable } from 'kysely';
+import { CompiledOnce } from './compiled-query.ts';
 import { GraphSubscriptionRepository, type GraphSubscriptionRecord } from './graph-subscriptions.ts';
 import type { Database, GroupSyncStateTable, SyncRunsTable, SyncStateTable, TenantsTable } from './schema.ts';
 
@@ -125,26 +126,73 @@ export function newGroupSyncState(tenantId: string, now: number): Insertable<Gro
   return { tenant_id: tenantId, delta_link: null, next_link: null, run_id: null, run_kind: null, health: 'ok', last_success_at: null, last_error: null, updated_at: now };
 }
 
+/** A tenant's user count, its sync state and the run that state points at, in one statement. */
+function tenantStatusQuery(db: Kysely<Database>, values: { tenantId: string }) {
+  return db
+    .selectFrom('tenants as t')
+    .leftJoin('sync_state as st', 'st.tenant_id', 't.id')
+    .leftJoin('sync_runs as r', 'r.id', 'st.run_id')
+    .select([
+      't.user_count as users',
+      'st.health',
+      'st.last_success_at',
+      'st.last_error',
+      'st.requested_at',
+      'r.id as run_id',
+      'r.kind as run_kind',
+      'r.status as run_status',
+      'r.pages as run_pages',
+      'r.listed as run_listed',
+      'r.created as run_created',
+      'r.updated as run_updated',
+      'r.deleted as run_deleted',
+      'r.error as run_error',
+      'r.started_at as run_started_at',
+      'r.finished_at as run_finished_at',
+    ])
+    .where('t.id', '=', values.tenantId);
+}
+
 export class SyncStatusRepository {
   readonly #db: Kysely<Database>;
+  readonly #tenantStatus: CompiledOnce<'tenantId', InferResult<ReturnType<typeof tenantStatusQuery>>[number]>;
+  /** The users page asks on every request. */
+  readonly #lastSuccess: CompiledOnce<'tenantId', { last_success_at: number | null }>;
 
   constructor(db: Kysely<Database>) {
     this.#db = db;
+    this.#tenantStatus = new CompiledOnce(db, ['tenantId'], tenantStatusQuery);
+    this.#lastSuccess = new CompiledOnce(db, ['tenantId'], (on, values) => on.selectFrom('sync_state').select('last_success_at').where('tenant_id', '=', values.tenantId));
   }
 
+  /** One statement for a tenant that exists (every page asks): its sync state, the run under way and its user count. */
   async status(tenantId: string): Promise<SyncStatus> {
-    const [state, users] = await Promise.all([
-      this.#db.selectFrom('sync_state').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst(),
-      this.#db.selectFrom('tenants').select('user_count as n').where('id', '=', tenantId).executeTakeFirst(),
-    ]);
-    const current = state?.run_id ? await this.#db.selectFrom('sync_runs').selectAll().where('id', '=', state.run_id).executeTakeFirst() : undefined;
+    const [row] = await this.#tenantStatus.execute({ tenantId });
+    // sync_state refers to its tenant, so a tenant without a row has no sync state either.
+    if (!row) return { health: 'ok', lastSuccessAt: null, lastError: null, current: null, requestedAt: null, users: 0 };
     return {
-      health: state?.health ?? 'ok',
-      lastSuccessAt: state?.last_success_at == null ? null : Number(state.last_success_at),
-      lastError: state?.last_error ?? null,
-      current: current && (current.status === 'running' || current.status === 'held') ? toRun(current) : null,
-      requestedAt: state?.requested_at == null ? null : Number(state.requested_at),
-      users: Number(users?.n ?? 0),
+      health: row.health ?? 'ok',
+      lastSuccessAt: row.last_success_at == null ? null : Number(row.last_success_at),
+      lastError: row.last_error ?? null,
+      current:
+        row.run_id !== null && (row.run_status === 'running' || row.run_status === 'held')
+          ? toRun({
+              id: row.run_id,
+              tenant_id: tenantId,
+              kind: row.run_kind!,
+              status: row.run_status,
+              pages: row.run_pages!,
+              listed: row.run_listed!,
+              created: row.run_created!,
+              updated: row.run_updated!,
+              deleted: row.run_deleted!,
+              error: row.run_error,
+              started_at: row.run_started_at!,
+              finished_at: row.run_finished_at,
+            })
+          : null,
+      requestedAt: row.requested_at == null ? null : Number(row.requested_at),
+      users: Number(row.users),
     };
   }
 
@@ -177,7 +225,7 @@ export class SyncStatusRepository {
   }
 
   async lastSuccessAt(tenantId: string): Promise<number | null> {
-    const row = await this.#db.selectFrom('sync_state').select('last_success_at').where('tenant_id', '=', tenantId).executeTakeFirst();
+    const [row] = await this.#lastSuccess.execute({ tenantId });
     return row?.last_success_at == null ? null : Number(row.last_success_at);
   }
 

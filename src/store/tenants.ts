@@ -25,7 +25,8 @@ export interface ConfirmedSignup {
   signupContext: Record<string, unknown> | null;
 }
 
-function toRecord(row: Selectable<TenantsTable>): TenantRecord {
+/** A tenant row as Roster's record of it. */
+export function tenantRecordOf(row: Selectable<TenantsTable>): TenantRecord {
   return {
     id: row.id,
     displayName: row.display_name,
@@ -49,12 +50,12 @@ export class TenantRepository {
 
   async get(id: string): Promise<TenantRecord | undefined> {
     const row = await this.#db.selectFrom('tenants').selectAll().where('id', '=', id.toLowerCase()).executeTakeFirst();
-    return row ? toRecord(row) : undefined;
+    return row ? tenantRecordOf(row) : undefined;
   }
 
   async list(): Promise<TenantRecord[]> {
     const rows = await this.#db.selectFrom('tenants').selectAll().orderBy('display_name').execute();
-    return rows.map(toRecord);
+    return rows.map(tenantRecordOf);
   }
 
   /** Tenants in id order after `after` (keyset), optionally only one (a key limited to a tenant). */
@@ -63,7 +64,7 @@ export class TenantRepository {
     if (page.only) query = query.where('id', '=', page.only.toLowerCase());
     if (page.after !== undefined) query = query.where('id', '>', page.after);
     const rows = await query.orderBy('id').limit(page.limit).execute();
-    return rows.map(toRecord);
+    return rows.map(tenantRecordOf);
   }
 
   /**

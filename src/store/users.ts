@@ -217,7 +217,10 @@ export interface UserRecord {
   lastSignInAt: number | null;
 }
 
-function toRecord(row: UsersTable): UserRecord {
+/** The columns a `UserRecord` is made of. */
+export type UserRecordRow = Pick<UsersTable, 'tenant_id' | 'id' | 'display_name' | 'user_principal_name' | 'mail' | 'account_enabled' | 'deleted_at' | 'roster_role' | 'mapped_role' | 'last_sign_in_at'>;
+
+export function userRecordOf(row: UserRecordRow): UserRecord {
   return {
     tenantId: row.tenant_id,
     id: row.id,
@@ -250,7 +253,7 @@ export class UserRepository {
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row ? toRecord(row) : undefined;
+    return row ? userRecordOf(row) : undefined;
   }
 
   /** Creates or refreshes the user at sign-in; mutable claims update the row, never its key. */

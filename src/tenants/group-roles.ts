@@ -34,9 +34,13 @@ function roleOf(grants: ReadonlySet<GroupGrant>): MappedRole | null {
   return grants.has('admin') ? 'admin' : grants.has('member') ? 'member' : null;
 }
 
-/** Whether the tenant's access list lets the person in (checked on every request: the group walk only when the tenant has a list). */
-export async function admits(repos: Repositories, tenant: TenantRecord, userId: string): Promise<boolean> {
-  if (userId === tenant.signedUpByOid || !(await repos.groupRoles.restricted(tenant.id))) return true;
+/**
+ * Whether the tenant's access list lets the person in (checked on every
+ * request: the group walk only when the tenant has a list). `hasAccessList`
+ * is passed when the caller read it already.
+ */
+export async function admits(repos: Repositories, tenant: TenantRecord, userId: string, hasAccessList?: boolean): Promise<boolean> {
+  if (userId === tenant.signedUpByOid || !(hasAccessList ?? (await repos.groupRoles.restricted(tenant.id)))) return true;
   return (await repos.groupRoles.grantsOf(tenant.id, userId)).has('access');
 }
 
@@ -85,8 +89,8 @@ export class GroupRoles {
     return verdictOf(this.#repos, tenant, userId);
   }
 
-  admits(tenant: TenantRecord, userId: string): Promise<boolean> {
-    return admits(this.#repos, tenant, userId);
+  admits(tenant: TenantRecord, userId: string, hasAccessList?: boolean): Promise<boolean> {
+    return admits(this.#repos, tenant, userId, hasAccessList);
   }
 
   /** At sign-in: the role the person's groups give them takes effect. */

@@ -2,12 +2,11 @@ import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import { fastifySSE } from '@fastify/sse';
 import fastifyStatic from '@fastify/static';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Eta } from 'eta';
+import { Eta, type EtaConfig } from 'eta';
 import type { Logger } from 'pino';
 import type { EntraApp } from '../identity/entra-app.ts';
 import type { IdTokenValidator } from '../identity/id-token.ts';
@@ -27,7 +26,9 @@ import { API_PREFIX, registerApi } from '../api/plugin.ts';
 import type { Pages, PageServices, SyncControl, WebContext } from './context.ts';
 import { pageErrorHandler } from './error-page.ts';
 import { SyncUnavailableError } from './errors.ts';
+import { securityHeaders } from './security-headers.ts';
 import { guard } from './guards.ts';
+import { RequestLogController } from './logger.ts';
 import type { WebExtension } from './plugins.ts';
 import { viewerSource, type ViewerSource } from './viewer.ts';
 import { adminClaimRoutes } from './routes/admin-claim.ts';
@@ -116,9 +117,32 @@ function pageServices(deps: WebDependencies): PageServices {
   };
 }
 
+/**
+ * Eta keeps compiled templates (`cache`), but works out each template's file
+ * path again on every render, layout and include: a users page does it fifty
+ * times. The views folder never changes while Roster runs, so each answer is
+ * kept; a path Eta refuses is refused again each time (nothing is kept).
+ */
+class ViewsEta extends Eta {
+  constructor(options: Partial<EtaConfig>) {
+    super(options);
+    const resolve = this.resolvePath;
+    const paths = new Map<string, string>();
+    this.resolvePath = function (template, resolveOptions) {
+      const key = `${resolveOptions?.filepath ?? ''}\n${template}`;
+      let path = paths.get(key);
+      if (path === undefined) {
+        path = resolve.call(this, template, resolveOptions);
+        paths.set(key, path);
+      }
+      return path;
+    };
+  }
+}
+
 /** Roster's layout, message pages and guards over one Eta instance. */
 function pagesKit(now: () => number): Pages {
-  const eta = new Eta({ views: join(HERE, 'views'), autoEscape: true, cache: true });
+  const eta = new ViewsEta({ views: join(HERE, 'views'), autoEscape: true, cache: true });
   const pages: Pages = {
     now,
     render(reply, template, data, status = 200) {
@@ -148,6 +172,7 @@ export async function buildWebApp(deps: WebDependencies): Promise<FastifyInstanc
 
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
+    logController: new RequestLogController(),
     // Only the client address comes from X-Forwarded-For, and only from trusted proxies; redirect URIs and origins come from PUBLIC_URL.
     trustProxy: trustedProxies(deps.trustProxy ?? false),
     ajv: { customOptions: { allErrors: false, coerceTypes: false } },
@@ -240,7 +265,7 @@ async function registerPlatform(app: FastifyInstance, deps: WebDependencies): Pr
   const secureCookies = deps.publicUrl.protocol === 'https:';
   await app.register(cookie);
   await app.register(formbody);
-  await app.register(helmet, {
+  const headers = securityHeaders({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -258,6 +283,10 @@ async function registerPlatform(app: FastifyInstance, deps: WebDependencies): Pr
     strictTransportSecurity: secureCookies ? { maxAge: 31_536_000, includeSubDomains: true } : false,
     referrerPolicy: { policy: 'same-origin' },
     crossOriginEmbedderPolicy: false,
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    for (const [name, value] of headers) reply.raw.setHeader(name, value);
+    done();
   });
   await app.register(rateLimit, { global: false });
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });

@@ -12,16 +12,16 @@ export interface ViewerSource {
   resume(sessionId: string, options?: { touch?: boolean }): Promise<Viewer | null>;
 }
 
-export function viewerSource(services: Pick<PageServices, 'sessions' | 'tenants' | 'users' | 'groupRoles'>, operators: readonly OperatorIdentity[], now: () => number): ViewerSource {
+export function viewerSource(services: Pick<PageServices, 'sessions' | 'groupRoles'>, operators: readonly OperatorIdentity[], now: () => number): ViewerSource {
   return {
     async resume(sessionId, options = {}) {
-      const session = await services.sessions.resume(sessionId, now(), options);
-      const tenant = session ? await services.tenants.get(session.tenantId) : undefined;
-      const user = session ? await services.users.get(session.tenantId, session.userId) : undefined;
+      const signedIn = await services.sessions.resumeSignedIn(sessionId, now(), options);
+      if (!signedIn) return null;
+      const { session, tenant, user } = signedIn;
       // Someone the tenant's access list no longer lets in is treated like a disabled user.
-      const refused = !session || !tenant || tenant.state !== 'active' || !user || user.deleted || !user.accountEnabled || !(await services.groupRoles.admits(tenant, user.id));
+      const refused = !tenant || tenant.state !== 'active' || !user || user.deleted || !user.accountEnabled || !(await services.groupRoles.admits(tenant, user.id, signedIn.tenantHasAccessList));
       if (refused) {
-        if (session) await services.sessions.destroy(sessionId);
+        await services.sessions.destroy(sessionId);
         return null;
       }
       return {

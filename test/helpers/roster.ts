@@ -56,6 +56,8 @@ export async function startTestRoster(
     /** Scheduled rounds (benchmarks): the scheduler ticks with these times instead of syncing only when asked. */
     scheduled?: { intervalMinutes: number; tickSeconds: number };
     env?: Record<string, string>;
+    /** `debug` unless set: benchmarks log as production does (`info`). */
+    logLevel?: 'debug' | 'info';
   } = {},
 ): Promise<TestRoster> {
   const emulator = options.emulator ?? (await startTestEmulator());
@@ -90,7 +92,7 @@ export async function startTestRoster(
       graphBaseUrl: new URL(emulator.urls.graph),
       trustedCaPem: emulator.caCertPem,
     },
-    logger: createLogger('debug', sink),
+    logger: createLogger(options.logLevel ?? 'debug', sink),
     store: db.store,
     now,
     consentGraceMs: 0,

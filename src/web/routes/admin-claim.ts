@@ -7,7 +7,8 @@ import { formBody } from '../schemas.ts';
 
 /** What the overview says about an organisation left without a Roster admin; undefined when it has one. */
 export async function adminClaimOf(users: PageServices['users'], viewer: Viewer): Promise<{ canClaim: boolean } | undefined> {
-  if (await users.hasAdmin(viewer.tenant.id)) return undefined;
+  // A signed-in viewer is enabled and not deleted: an admin viewer is the live admin the query would look for.
+  if (viewer.isAdmin || (await users.hasAdmin(viewer.tenant.id))) return undefined;
   return { canClaim: isConsentingAdmin(viewer.directoryRoles) };
 }
 

@@ -17,9 +17,8 @@ export const overviewRoutes: PagePlugin<OverviewRouteOptions> = async (app, { pa
 
   app.get('/app', { preHandler: pages.guard('member') }, async (request, reply) => {
     const viewer = viewerOf(request);
-    const status = await syncStatus.status(viewer.tenant.id);
+    const [status, adminClaim] = await Promise.all([syncStatus.status(viewer.tenant.id), adminClaimOf(users, viewer)]);
     const snapshot = snapshotOf(status, pages.now());
-    const adminClaim = await adminClaimOf(users, viewer);
     return pages.render(reply, 'app', { title: viewer.tenantName, user: viewer.user, tenant: viewer.tenant, snapshot, users: status.users, problem: explainSyncHealth(snapshot.health, snapshot.lastError), adminClaim });
   });
 };
