@@ -123,22 +123,47 @@ function containsPattern(text: string): string {
   return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
+/** FTS5's trigram index serves text of at least this many characters; shorter text matches no trigram. */
+const TRIGRAM_LENGTH = 3;
+
+/** Whether SQLite's trigram table can serve a search for this text (counted in characters, not UTF-16 units). */
+function usesTrigrams(search: string): boolean {
+  return [...search].length >= TRIGRAM_LENGTH;
+}
+
+/**
+ * The text as one FTS5 phrase: inside double quotes every character is text
+ * (`*`, `OR`, `NEAR(`, `:`, `^` included) and a double quote is written twice.
+ * With the trigram tokenizer a phrase matches wherever it occurs as a substring.
+ */
+export function ftsPhrase(text: string): string {
+  return `"${text.replaceAll('"', '""')}"`;
+}
+
 type UsersQuery = SelectQueryBuilder<Database, 'users', object>;
+
+const SEARCHED_COLUMNS = ['display_name', 'mail', 'user_principal_name', 'department'] as const;
 
 /**
  * Case-insensitive "contains" on the searched columns. PostgreSQL's ILIKE can
- * use the trigram indexes of migration 0004; SQLite's LIKE already ignores
- * ASCII case and scans (its `lower()` folds no more than LIKE does).
+ * use the trigram indexes of migration 0004. On SQLite, text of 3 characters
+ * or more is looked up in the trigram table of migration 0017 by the user's
+ * key; shorter text has no trigram, so LIKE (which ignores ASCII case) scans
+ * the narrow index of migration 0006.
  */
-function applyFilters(query: UsersQuery, tenantId: string, filter: UserQuery, like: 'like' | 'ilike'): UsersQuery {
+function matchesSearch(eb: ExpressionBuilder<Database, 'users'>, tenantId: string, search: string, engine: Engine) {
+  if (engine === 'sqlite' && usesTrigrams(search)) {
+    return eb('id', 'in', sql<string>`(select id from users_search_text where users_search_text match ${ftsPhrase(search)} and tenant_id = ${tenantId})`);
+  }
+  const pattern = containsPattern(search);
+  const like = engine === 'postgres' ? 'ilike' : 'like';
+  return eb.or(SEARCHED_COLUMNS.map((column) => eb(column, like, sql<string>`${pattern} escape '\\'`)));
+}
+
+function applyFilters(query: UsersQuery, tenantId: string, filter: UserQuery, engine: Engine): UsersQuery {
   let q = query.where('tenant_id', '=', tenantId);
   const search = filter.search?.trim();
-  if (search) {
-    const pattern = containsPattern(search);
-    q = q.where((eb: ExpressionBuilder<Database, 'users'>) =>
-      eb.or((['display_name', 'mail', 'user_principal_name', 'department'] as const).map((column) => eb(column, like, sql<string>`${pattern} escape '\\'`))),
-    );
-  }
+  if (search) q = q.where((eb: ExpressionBuilder<Database, 'users'>) => matchesSearch(eb, tenantId, search, engine));
   switch (filter.state ?? 'all') {
     case 'active':
       q = q.where('deleted_at', 'is', null).where('account_enabled', '=', 1);
@@ -193,13 +218,11 @@ function toRecord(row: UsersTable): UserRecord {
 
 export class UserRepository {
   readonly #db: Kysely<Database>;
-  readonly #like: 'like' | 'ilike';
   readonly #engine: Engine;
 
   constructor(db: Kysely<Database>, engine: Engine = 'sqlite') {
     this.#db = db;
     this.#engine = engine;
-    this.#like = engine === 'postgres' ? 'ilike' : 'like';
   }
 
   /** Looks a user up by `(tid, oid)`, the only identity Roster keys on. */
@@ -236,7 +259,7 @@ export class UserRepository {
   async search(tenantId: string, filter: UserQuery, page: { offset: number; limit: number }, tenantUserCount?: number): Promise<{ users: DirectoryUser[]; total: number; totalIsAtLeast: boolean }> {
     const sort = filter.sort ?? 'name';
     const direction = filter.descending ? 'desc' : 'asc';
-    const matching = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like);
+    const matching = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine);
     const ordered = (query: SelectQueryBuilder<Database, 'users', Selectable<UsersTable>>) => query.orderBy(sortKey(sort), direction).orderBy('id', direction).limit(page.limit).offset(page.offset);
     if (!filter.search?.trim()) {
       const unfiltered = (filter.state ?? 'all') === 'all' && tenantUserCount !== undefined;
@@ -246,12 +269,7 @@ export class UserRepository {
       ]);
       return { users: rows.map(toDirectoryUser), total, totalIsAtLeast: false };
     }
-    // Counting every match of a text search costs a scan of the tenant; past the cap, "10,000+" says enough.
-    const count = await this.#db
-      .selectFrom(matching().select(sql<number>`1`.as('one')).limit(SEARCH_COUNT_CAP + 1).as('capped'))
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    const total = Number(count.n);
+    const total = await this.#countSearchMatches(tenantId, filter, matching());
     // Walking the sort index finds a page of frequent matches at once but crawls through rare ones row by row;
     // on SQLite, few matches are collected from the narrow search index first and then sorted.
     const rows =
@@ -259,6 +277,25 @@ export class UserRepository {
         ? await ordered(this.#db.selectFrom('users').selectAll().where(sql`rowid`, 'in', matching().select(sql<number>`rowid`.as('r')))).execute()
         : await ordered(matching().selectAll()).execute();
     return { users: rows.map(toDirectoryUser), total: Math.min(total, SEARCH_COUNT_CAP), totalIsAtLeast: total > SEARCH_COUNT_CAP };
+  }
+
+  /**
+   * The matches of a text search, counted up to one past the cap: past it, "10,000+" says enough.
+   * Without a state filter, SQLite counts the tenant's matches in the trigram table alone
+   * (its triggers keep a row for every user), sparing a lookup of each match in `users`.
+   */
+  async #countSearchMatches(tenantId: string, filter: UserQuery, matching: UsersQuery): Promise<number> {
+    const search = filter.search?.trim() ?? '';
+    if (this.#engine === 'sqlite' && usesTrigrams(search) && (filter.state ?? 'all') === 'all') {
+      const { rows } = await sql<{ n: number }>`
+        select count(*) as n from (select 1 from users_search_text where users_search_text match ${ftsPhrase(search)} and tenant_id = ${tenantId} limit ${SEARCH_COUNT_CAP + 1})`.execute(this.#db);
+      return Number(rows[0]!.n);
+    }
+    const count = await this.#db
+      .selectFrom(matching.select(sql<number>`1`.as('one')).limit(SEARCH_COUNT_CAP + 1).as('capped'))
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(count.n);
   }
 
   /**
@@ -271,7 +308,7 @@ export class UserRepository {
     const beyond = filter.descending ? '<' : '>';
     let after: { key: string; id: string } | undefined;
     for (;;) {
-      let query = applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like).selectAll().select(sortKey(sort).as('sort_key'));
+      let query = applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine).selectAll().select(sortKey(sort).as('sort_key'));
       if (after) {
         const { key, id } = after;
         query = query.where((eb) => eb.or([eb(sortKey(sort), beyond, key), eb.and([eb(sortKey(sort), '=', key), eb('id', beyond, id)])]));
@@ -319,7 +356,7 @@ export class UserRepository {
   }
 
   #matchingAfter(tenantId: string, filter: UserQuery & { updatedSince?: number }, after: string | undefined): UsersQuery {
-    let query = applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like);
+    let query = applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine);
     if (filter.updatedSince !== undefined) query = query.where('updated_at', '>=', filter.updatedSince);
     return after === undefined ? query : query.where('id', '>', after);
   }
