@@ -499,11 +499,10 @@ const migrations: Record<string, Migration> = {
           unique (tenant_id, id)
         )`.execute(db);
       // case_sensitive 0 folds case as LIKE does (and non-ASCII letters too); accents stay significant, as in LIKE.
-      // Contentless: the text stays in users only; the table keeps the trigram index and, stored, the user's key.
+      // (A contentless table would spare the copy of the text, but SQLite 3.53 cannot drop one that stores its unindexed columns.)
       await sql`
         create virtual table users_search_text using fts5(
           display_name, mail, user_principal_name, department, tenant_id unindexed, id unindexed,
-          content = '', contentless_delete = 1, contentless_unindexed = 1,
           tokenize = 'trigram case_sensitive 0 remove_diacritics 0'
         )`.execute(db);
       await sql`
