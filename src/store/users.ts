@@ -10,8 +10,6 @@ export type UserStateFilter = (typeof USER_STATES)[number];
 
 /** A text search counts its matches up to this many. */
 export const SEARCH_COUNT_CAP = 10_000;
-/** Below this many matches, SQLite sorts the matches rather than walk the sort index past non-matches. */
-const FEW_MATCHES = 2_000;
 
 const SORT_COLUMNS = { name: 'display_name', upn: 'user_principal_name', mail: 'mail', department: 'department' } as const satisfies Record<UserSort, keyof UsersTable>;
 
@@ -151,8 +149,8 @@ const SEARCHED_COLUMNS = ['display_name', 'mail', 'user_principal_name', 'depart
  * key; shorter text has no trigram, so LIKE (which ignores ASCII case) scans
  * the narrow index of migration 0006.
  */
-function matchesSearch(eb: ExpressionBuilder<Database, 'users'>, tenantId: string, search: string, engine: Engine) {
-  if (engine === 'sqlite' && usesTrigrams(search)) {
+function matchesSearch(eb: ExpressionBuilder<Database, 'users'>, tenantId: string, search: string, engine: Engine, trigrams: boolean) {
+  if (engine === 'sqlite' && trigrams && usesTrigrams(search)) {
     return eb('id', 'in', sql<string>`(select id from users_search_text where users_search_text match ${ftsPhrase(search)} and tenant_id = ${tenantId})`);
   }
   const pattern = containsPattern(search);
@@ -160,10 +158,11 @@ function matchesSearch(eb: ExpressionBuilder<Database, 'users'>, tenantId: strin
   return eb.or(SEARCHED_COLUMNS.map((column) => eb(column, like, sql<string>`${pattern} escape '\\'`)));
 }
 
-function applyFilters(query: UsersQuery, tenantId: string, filter: UserQuery, engine: Engine): UsersQuery {
+/** `trigrams: false` tests each row as it comes (SQLite), for a walk of the sort index through frequent matches. */
+function applyFilters(query: UsersQuery, tenantId: string, filter: UserQuery, engine: Engine, { trigrams = true } = {}): UsersQuery {
   let q = query.where('tenant_id', '=', tenantId);
   const search = filter.search?.trim();
-  if (search) q = q.where((eb: ExpressionBuilder<Database, 'users'>) => matchesSearch(eb, tenantId, search, engine));
+  if (search) q = q.where((eb: ExpressionBuilder<Database, 'users'>) => matchesSearch(eb, tenantId, search, engine, trigrams));
   switch (filter.state ?? 'all') {
     case 'active':
       q = q.where('deleted_at', 'is', null).where('account_enabled', '=', 1);
@@ -270,13 +269,25 @@ export class UserRepository {
       return { users: rows.map(toDirectoryUser), total, totalIsAtLeast: false };
     }
     const total = await this.#countSearchMatches(tenantId, filter, matching());
-    // Walking the sort index finds a page of frequent matches at once but crawls through rare ones row by row;
-    // on SQLite, few matches are collected from the narrow search index first and then sorted.
+    // Walking the sort index finds a page of frequent matches at once, but crosses the whole tenant when the matches
+    // sort together (a first name, sorted by name). Up to the cap, the matches are collected from the search index
+    // and sorted, costing about what counting them did; past it, they are frequent enough to walk, testing each row
+    // as it comes (on SQLite, the trigram table would first list every match of every tenant).
     const rows =
-      this.#engine === 'sqlite' && total <= FEW_MATCHES
-        ? await ordered(this.#db.selectFrom('users').selectAll().where(sql`rowid`, 'in', matching().select(sql<number>`rowid`.as('r')))).execute()
-        : await ordered(matching().selectAll()).execute();
+      total <= SEARCH_COUNT_CAP
+        ? await ordered(this.#collectedFirst(matching)).execute()
+        : await ordered(applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine, { trigrams: false }).selectAll()).execute();
     return { users: rows.map(toDirectoryUser), total: Math.min(total, SEARCH_COUNT_CAP), totalIsAtLeast: total > SEARCH_COUNT_CAP };
+  }
+
+  /**
+   * The matching users as a table to sort, read through the search index rather than the sort index.
+   * SQLite looks them up by rowid; PostgreSQL's planner would fold a plain subquery back into the walk,
+   * and an OFFSET keeps it apart (its estimate of a "contains" match is a guess, so it may walk otherwise).
+   */
+  #collectedFirst(matching: () => UsersQuery): SelectQueryBuilder<Database, 'users', Selectable<UsersTable>> {
+    if (this.#engine === 'sqlite') return this.#db.selectFrom('users').selectAll().where(sql`rowid`, 'in', matching().select(sql<number>`rowid`.as('r')));
+    return this.#db.selectFrom(matching().selectAll().offset(0).as('users')).selectAll() as unknown as SelectQueryBuilder<Database, 'users', Selectable<UsersTable>>;
   }
 
   /**
