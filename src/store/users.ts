@@ -158,8 +158,12 @@ function matchesSearch(eb: ExpressionBuilder<Database, 'users'>, tenantId: strin
   return eb.or(SEARCHED_COLUMNS.map((column) => eb(column, like, sql<string>`${pattern} escape '\\'`)));
 }
 
-/** `trigrams: false` tests each row as it comes (SQLite), for a walk of the sort index through frequent matches. */
-function applyFilters(query: UsersQuery, tenantId: string, filter: UserQuery, engine: Engine, { trigrams = true } = {}): UsersQuery {
+/**
+ * `trigrams: true` looks the text up in SQLite's trigram table: a list of every match, for counting and collecting them.
+ * Without it each row is tested as it comes, which suits a walk of an index that stops after a page or batch (export,
+ * API pages): the trigram list would be drawn up whole again for every batch.
+ */
+function applyFilters(query: UsersQuery, tenantId: string, filter: UserQuery, engine: Engine, { trigrams = false } = {}): UsersQuery {
   let q = query.where('tenant_id', '=', tenantId);
   const search = filter.search?.trim();
   if (search) q = q.where((eb: ExpressionBuilder<Database, 'users'>) => matchesSearch(eb, tenantId, search, engine, trigrams));
@@ -258,7 +262,7 @@ export class UserRepository {
   async search(tenantId: string, filter: UserQuery, page: { offset: number; limit: number }, tenantUserCount?: number): Promise<{ users: DirectoryUser[]; total: number; totalIsAtLeast: boolean }> {
     const sort = filter.sort ?? 'name';
     const direction = filter.descending ? 'desc' : 'asc';
-    const matching = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine);
+    const matching = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine, { trigrams: true });
     const ordered = (query: SelectQueryBuilder<Database, 'users', Selectable<UsersTable>>) => query.orderBy(sortKey(sort), direction).orderBy('id', direction).limit(page.limit).offset(page.offset);
     if (!filter.search?.trim()) {
       const unfiltered = (filter.state ?? 'all') === 'all' && tenantUserCount !== undefined;
@@ -275,31 +279,44 @@ export class UserRepository {
     // as it comes (on SQLite, the trigram table would first list every match of every tenant).
     const rows =
       total <= SEARCH_COUNT_CAP
-        ? await ordered(this.#collectedFirst(matching)).execute()
-        : await ordered(applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine, { trigrams: false }).selectAll()).execute();
+        ? await ordered(this.#collectedFirst(tenantId, filter, matching, page.offset + page.limit)).execute()
+        : await ordered(applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine).selectAll()).execute();
     return { users: rows.map(toDirectoryUser), total: Math.min(total, SEARCH_COUNT_CAP), totalIsAtLeast: total > SEARCH_COUNT_CAP };
   }
 
   /**
-   * The matching users as a table to sort, read through the search index rather than the sort index.
-   * SQLite looks them up by rowid; PostgreSQL's planner would fold a plain subquery back into the walk,
-   * and an OFFSET keeps it apart (its estimate of a "contains" match is a guess, so it may walk otherwise).
+   * The matching users as a table to sort (at least the first `upTo` in the search's order), read through the
+   * search index rather than the sort index. On SQLite without a state filter, the trigram table's copy of the
+   * text holds every sort key: it ranks the matches itself, and only those `upTo` are read from `users`.
+   * Otherwise SQLite reads every match by rowid. PostgreSQL's planner would fold a plain subquery back into the
+   * walk, and an OFFSET keeps it apart (its estimate of a "contains" match is a guess, so it may walk otherwise).
    */
-  #collectedFirst(matching: () => UsersQuery): SelectQueryBuilder<Database, 'users', Selectable<UsersTable>> {
+  #collectedFirst(tenantId: string, filter: UserQuery, matching: () => UsersQuery, upTo: number): SelectQueryBuilder<Database, 'users', Selectable<UsersTable>> {
+    const search = filter.search?.trim() ?? '';
+    if (this.#engine === 'sqlite' && usesTrigrams(search) && (filter.state ?? 'all') === 'all') {
+      const direction = sql.raw(filter.descending ? 'desc' : 'asc');
+      const column = sql.ref(SORT_COLUMNS[filter.sort ?? 'name']);
+      const first = sql<string>`(select id from users_search_text where users_search_text match ${ftsPhrase(search)} and tenant_id = ${tenantId}
+        order by lower(coalesce(${column}, '')) ${direction}, id ${direction} limit ${upTo})`;
+      return this.#db.selectFrom('users').selectAll().where(sql`rowid`, 'in', this.#db.selectFrom('users').select(sql<number>`rowid`.as('r')).where('tenant_id', '=', tenantId).where('id', 'in', first));
+    }
     if (this.#engine === 'sqlite') return this.#db.selectFrom('users').selectAll().where(sql`rowid`, 'in', matching().select(sql<number>`rowid`.as('r')));
     return this.#db.selectFrom(matching().selectAll().offset(0).as('users')).selectAll() as unknown as SelectQueryBuilder<Database, 'users', Selectable<UsersTable>>;
   }
 
   /**
    * The matches of a text search, counted up to one past the cap: past it, "10,000+" says enough.
-   * Without a state filter, SQLite counts the tenant's matches in the trigram table alone
-   * (its triggers keep a row for every user), sparing a lookup of each match in `users`.
+   * Without a state filter, SQLite counts the tenant's matches in the trigram table and its keys
+   * (their triggers keep a row for every user), sparing a lookup of each match in `users`.
    */
   async #countSearchMatches(tenantId: string, filter: UserQuery, matching: UsersQuery): Promise<number> {
     const search = filter.search?.trim() ?? '';
     if (this.#engine === 'sqlite' && usesTrigrams(search) && (filter.state ?? 'all') === 'all') {
+      // Each match's tenant from users_search_rowids, by the trigram row's rowid: a narrower read than the row's copy of the text.
       const { rows } = await sql<{ n: number }>`
-        select count(*) as n from (select 1 from users_search_text where users_search_text match ${ftsPhrase(search)} and tenant_id = ${tenantId} limit ${SEARCH_COUNT_CAP + 1})`.execute(this.#db);
+        select count(*) as n from (
+          select 1 from users_search_text cross join users_search_rowids on users_search_rowids.search_rowid = users_search_text.rowid
+          where users_search_text match ${ftsPhrase(search)} and users_search_rowids.tenant_id = ${tenantId} limit ${SEARCH_COUNT_CAP + 1})`.execute(this.#db);
       return Number(rows[0]!.n);
     }
     const count = await this.#db

@@ -23,6 +23,7 @@ function expectedIds(rows: readonly SearchedRow[], search: string, state: UserQu
   const needle = asciiLower(search.trim());
   return rows
     .filter((row) => SEARCHED.some((column) => row[column] !== null && asciiLower(row[column]).includes(needle)))
+    // The generated users are never deleted: 'active' means enabled.
     .filter((row) => state === 'all' || (state === 'disabled' ? row.account_enabled === 0 : row.account_enabled === 1))
     .map((row) => row.id)
     .sort();
@@ -133,6 +134,29 @@ for (const engine of ENGINES) {
         assert.deepEqual(exported.sort(), expectedIds(rows, text), `export of ${JSON.stringify(text)}`);
         const page = await users.pageById(tenantId, { search: text }, { limit: 1000 });
         assert.deepEqual(page.map((u) => u.id), expectedIds(rows, text), `API page of ${JSON.stringify(text)}`);
+      }
+    });
+
+    it('pages of matches come in the order of the whole list, for every sort, both directions and any state', async () => {
+      const rows = generatedUsers(250, 41, 's');
+      const tenantId = await tenantWith(rows);
+      const texts = ['chen', 'contoso', 'müller', 'research', 'an', 'xyzzy', 'sales_emea'];
+      for (const sort of ['name', 'upn', 'mail', 'department'] as const) {
+        for (const descending of [false, true]) {
+          for (const state of ['all', 'active'] as const) {
+            // The engine's own order of every user (its collation decides), filtered by the plain meaning of the search.
+            const everyone = (await users.search(tenantId, { sort, descending, state }, { offset: 0, limit: 1000 })).users.map((u) => u.id);
+            for (const text of texts) {
+              const wanted = new Set(expectedIds(rows, text, state));
+              const inOrder = everyone.filter((id) => wanted.has(id));
+              for (const offset of [0, 7, 21]) {
+                const page = await users.search(tenantId, { search: text, sort, descending, state }, { offset, limit: 7 });
+                assert.deepEqual(page.users.map((u) => u.id), inOrder.slice(offset, offset + 7), `${JSON.stringify(text)} by ${sort}${descending ? ' desc' : ''} (${state}) from ${offset}`);
+                assert.equal(page.total, inOrder.length);
+              }
+            }
+          }
+        }
       }
     });
 
