@@ -10,6 +10,8 @@ export type UserStateFilter = (typeof USER_STATES)[number];
 
 /** A text search counts its matches up to this many. */
 export const SEARCH_COUNT_CAP = 10_000;
+/** A search's bounded walk of the sort index reads this many rows per row of the page and the pages before it. */
+const WALK_ROWS_PER_SHOWN_ROW = 40;
 
 const SORT_COLUMNS = { name: 'display_name', upn: 'user_principal_name', mail: 'mail', department: 'department' } as const satisfies Record<UserSort, keyof UsersTable>;
 
@@ -274,14 +276,24 @@ export class UserRepository {
     }
     const total = await this.#countSearchMatches(tenantId, filter, matching());
     // Walking the sort index finds a page of frequent matches at once, but crosses the whole tenant when the matches
-    // sort together (a first name, sorted by name). Up to the cap, the matches are collected from the search index
-    // and sorted, costing about what counting them did; past it, they are frequent enough to walk, testing each row
-    // as it comes (on SQLite, the trigram table would first list every match of every tenant).
-    const rows =
-      total <= SEARCH_COUNT_CAP
-        ? await ordered(this.#collectedFirst(tenantId, filter, matching, page.offset + page.limit)).execute()
-        : await ordered(applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine).selectAll()).execute();
+    // sort together (a first name, sorted by name). Up to the cap, the walk goes a bounded way into the index; a page
+    // not filled there comes from the matches collected from the search index and sorted, costing about what counting
+    // them did. Past the cap the matches are frequent enough to walk, testing each row as it comes (on SQLite, the
+    // trigram table would first list every match of every tenant).
+    const walked = (limit?: number) => ordered(applyFilters(this.#sortIndexHead(tenantId, sort, direction, limit), tenantId, filter, this.#engine).selectAll()).execute();
+    let rows = total > SEARCH_COUNT_CAP ? await walked() : [];
+    if (total <= SEARCH_COUNT_CAP && total >= page.offset + page.limit) rows = await walked(WALK_ROWS_PER_SHOWN_ROW * (page.offset + page.limit));
+    if (total <= SEARCH_COUNT_CAP && rows.length < Math.min(page.limit, total - page.offset)) {
+      rows = await ordered(this.#collectedFirst(tenantId, filter, matching, page.offset + page.limit)).execute();
+    }
     return { users: rows.map(toDirectoryUser), total: Math.min(total, SEARCH_COUNT_CAP), totalIsAtLeast: total > SEARCH_COUNT_CAP };
+  }
+
+  /** The tenant's users, or only the first `limit` of them in the page's order: the rows a bounded walk of the sort index reads. */
+  #sortIndexHead(tenantId: string, sort: UserSort, direction: 'asc' | 'desc', limit: number | undefined): UsersQuery {
+    if (limit === undefined) return this.#db.selectFrom('users');
+    const head = this.#db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).orderBy(sortKey(sort), direction).orderBy('id', direction).limit(limit);
+    return this.#db.selectFrom(head.as('users')) as unknown as UsersQuery;
   }
 
   /**

@@ -160,6 +160,29 @@ for (const engine of ENGINES) {
       }
     });
 
+    it('matches that sort together, first or last, page the same as matches spread through the list', async () => {
+      // 600 users; "zephyr" only in the 60 that sort last by name, "aardvark" in the 60 that sort first, "middle" every 10th.
+      const rows: SearchedRow[] = Array.from({ length: 600 }, (_, i) => ({
+        id: `c-${String(i).padStart(3, '0')}`,
+        display_name: `${String(i).padStart(3, '0')} ${i >= 540 ? 'Zephyr' : i < 60 ? 'Aardvark' : 'Person'}${i % 10 === 0 ? ' Middle' : ''}`,
+        mail: null,
+        user_principal_name: `c${i}@contoso.com`,
+        department: null,
+        account_enabled: 1,
+      }));
+      const tenantId = await tenantWith(rows);
+      for (const text of ['zephyr', 'aardvark', 'middle', 'ZEPHYR 59']) {
+        for (const descending of [false, true]) {
+          const inOrder = expectedIds(rows, text);
+          if (descending) inOrder.reverse();
+          for (const [offset, limit] of [[0, 10], [10, 10], [50, 20], [0, 100]] as const) {
+            const page = await users.search(tenantId, { search: text, descending }, { offset, limit });
+            assert.deepEqual(page.users.map((u) => u.id), inOrder.slice(offset, offset + limit), `${JSON.stringify(text)}${descending ? ' desc' : ''} from ${offset}`);
+          }
+        }
+      }
+    });
+
     it('query syntax in the text is only text: quotes, *, OR, NEAR(, column filters, wildcards, backslashes', async () => {
       const rows: SearchedRow[] = [
         { id: 'quote', display_name: 'Dwayne "The Rock" Johnson', mail: null, user_principal_name: 'rock@contoso.com', department: null, account_enabled: 1 },
