@@ -483,6 +483,66 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['endpoint_id', 'status', 'next_attempt_at']).execute();
     },
   },
+  '0017_user_search_fts': {
+    // SQLite only: a trigram full-text index of the four searched columns, so a "contains" search of 3 or more
+    // characters reads the matching users' keys instead of scanning the tenant (migration 0006's index stays for shorter text).
+    // Its rows carry the user's own key (tenant_id, id), never the users table's rowid, which VACUUM may renumber.
+    // FTS5 finds a row to change or remove only by its own rowid, so users_search_rowids gives each user key one:
+    // an INTEGER PRIMARY KEY, which VACUUM keeps. Triggers keep both in step for every writer.
+    async up(db: Kysely<unknown>): Promise<void> {
+      if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return;
+      await sql`
+        create table users_search_rowids (
+          search_rowid integer primary key,
+          tenant_id text not null,
+          id text not null,
+          unique (tenant_id, id)
+        )`.execute(db);
+      // case_sensitive 0 folds case as LIKE does (and non-ASCII letters too); accents stay significant, as in LIKE.
+      // (A contentless table would spare the copy of the text, but SQLite 3.53 cannot drop one that stores its unindexed columns.)
+      await sql`
+        create virtual table users_search_text using fts5(
+          display_name, mail, user_principal_name, department, tenant_id unindexed, id unindexed,
+          tokenize = 'trigram case_sensitive 0 remove_diacritics 0'
+        )`.execute(db);
+      await sql`
+        create trigger users_search_text_on_insert after insert on users begin
+          insert into users_search_rowids (tenant_id, id) values (new.tenant_id, new.id);
+          insert into users_search_text (rowid, display_name, mail, user_principal_name, department, tenant_id, id)
+            values ((select search_rowid from users_search_rowids where tenant_id = new.tenant_id and id = new.id),
+                    new.display_name, new.mail, new.user_principal_name, new.department, new.tenant_id, new.id);
+        end`.execute(db);
+      // A sync rewrites every column of every changed user and marks every seen one: only a change of searched text costs an index update.
+      await sql`
+        create trigger users_search_text_on_update after update of tenant_id, id, display_name, mail, user_principal_name, department on users
+        when old.display_name is not new.display_name or old.mail is not new.mail or old.user_principal_name is not new.user_principal_name
+          or old.department is not new.department or old.tenant_id is not new.tenant_id or old.id is not new.id
+        begin
+          update users_search_rowids set tenant_id = new.tenant_id, id = new.id
+            where tenant_id = old.tenant_id and id = old.id and (old.tenant_id is not new.tenant_id or old.id is not new.id);
+          update users_search_text
+            set display_name = new.display_name, mail = new.mail, user_principal_name = new.user_principal_name, department = new.department,
+                tenant_id = new.tenant_id, id = new.id
+            where rowid = (select search_rowid from users_search_rowids where tenant_id = new.tenant_id and id = new.id);
+        end`.execute(db);
+      await sql`
+        create trigger users_search_text_on_delete after delete on users begin
+          delete from users_search_text where rowid = (select search_rowid from users_search_rowids where tenant_id = old.tenant_id and id = old.id);
+          delete from users_search_rowids where tenant_id = old.tenant_id and id = old.id;
+        end`.execute(db);
+      await sql`insert into users_search_rowids (tenant_id, id) select tenant_id, id from users`.execute(db);
+      await sql`
+        insert into users_search_text (rowid, display_name, mail, user_principal_name, department, tenant_id, id)
+          select k.search_rowid, u.display_name, u.mail, u.user_principal_name, u.department, u.tenant_id, u.id
+          from users u join users_search_rowids k on k.tenant_id = u.tenant_id and k.id = u.id`.execute(db);
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return;
+      for (const trigger of ['users_search_text_on_insert', 'users_search_text_on_update', 'users_search_text_on_delete']) await sql`drop trigger if exists ${sql.ref(trigger)}`.execute(db);
+      await sql`drop table if exists users_search_text`.execute(db);
+      await sql`drop table if exists users_search_rowids`.execute(db);
+    },
+  },
 };
 
 const USER_SORT_INDEXES = [

@@ -10,8 +10,6 @@ export type UserStateFilter = (typeof USER_STATES)[number];
 
 /** A text search counts its matches up to this many. */
 export const SEARCH_COUNT_CAP = 10_000;
-/** Below this many matches, SQLite sorts the matches rather than walk the sort index past non-matches. */
-const FEW_MATCHES = 2_000;
 
 const SORT_COLUMNS = { name: 'display_name', upn: 'user_principal_name', mail: 'mail', department: 'department' } as const satisfies Record<UserSort, keyof UsersTable>;
 
@@ -163,22 +161,52 @@ function containsPattern(text: string): string {
   return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
+/** FTS5's trigram index serves text of at least this many characters; shorter text matches no trigram. */
+const TRIGRAM_LENGTH = 3;
+
+/** Whether SQLite's trigram table can serve a search for this text (counted in characters, not UTF-16 units). */
+function usesTrigrams(search: string): boolean {
+  return [...search].length >= TRIGRAM_LENGTH;
+}
+
+/**
+ * The text as one FTS5 phrase: inside double quotes every character is text
+ * (`*`, `OR`, `NEAR(`, `:`, `^` included) and a double quote is written twice.
+ * With the trigram tokenizer a phrase matches wherever it occurs as a substring.
+ */
+export function ftsPhrase(text: string): string {
+  return `"${text.replaceAll('"', '""')}"`;
+}
+
 type UsersQuery = SelectQueryBuilder<Database, 'users', object>;
+
+const SEARCHED_COLUMNS = ['display_name', 'mail', 'user_principal_name', 'department'] as const;
 
 /**
  * Case-insensitive "contains" on the searched columns. PostgreSQL's ILIKE can
- * use the trigram indexes of migration 0004; SQLite's LIKE already ignores
- * ASCII case and scans (its `lower()` folds no more than LIKE does).
+ * use the trigram indexes of migration 0004. On SQLite, text of 3 characters
+ * or more is looked up in the trigram table of migration 0017 by the user's
+ * key; shorter text has no trigram, so LIKE (which ignores ASCII case) scans
+ * the narrow index of migration 0006.
  */
-function applyFilters(query: UsersQuery, tenantId: string, filter: UserQuery, like: 'like' | 'ilike'): UsersQuery {
+function matchesSearch(eb: ExpressionBuilder<Database, 'users'>, tenantId: string, search: string, engine: Engine, trigrams: boolean) {
+  if (engine === 'sqlite' && trigrams && usesTrigrams(search)) {
+    return eb('id', 'in', sql<string>`(select id from users_search_text where users_search_text match ${ftsPhrase(search)} and tenant_id = ${tenantId})`);
+  }
+  const pattern = containsPattern(search);
+  const like = engine === 'postgres' ? 'ilike' : 'like';
+  return eb.or(SEARCHED_COLUMNS.map((column) => eb(column, like, sql<string>`${pattern} escape '\\'`)));
+}
+
+/**
+ * `trigrams: true` looks the text up in SQLite's trigram table: a list of every match, for counting and collecting them.
+ * Without it each row is tested as it comes, which suits a walk of an index that stops after a page or batch (export,
+ * API pages): the trigram list would be drawn up whole again for every batch.
+ */
+function applyFilters(query: UsersQuery, tenantId: string, filter: UserQuery, engine: Engine, { trigrams = false } = {}): UsersQuery {
   let q = query.where('tenant_id', '=', tenantId);
   const search = filter.search?.trim();
-  if (search) {
-    const pattern = containsPattern(search);
-    q = q.where((eb: ExpressionBuilder<Database, 'users'>) =>
-      eb.or((['display_name', 'mail', 'user_principal_name', 'department'] as const).map((column) => eb(column, like, sql<string>`${pattern} escape '\\'`))),
-    );
-  }
+  if (search) q = q.where((eb: ExpressionBuilder<Database, 'users'>) => matchesSearch(eb, tenantId, search, engine, trigrams));
   switch (filter.state ?? 'all') {
     case 'active':
       q = q.where('deleted_at', 'is', null).where('account_enabled', '=', 1);
@@ -236,13 +264,11 @@ export function userRecordOf(row: UserRecordRow): UserRecord {
 
 export class UserRepository {
   readonly #db: Kysely<Database>;
-  readonly #like: 'like' | 'ilike';
   readonly #engine: Engine;
 
   constructor(db: Kysely<Database>, engine: Engine = 'sqlite') {
     this.#db = db;
     this.#engine = engine;
-    this.#like = engine === 'postgres' ? 'ilike' : 'like';
   }
 
   /** Looks a user up by `(tid, oid)`, the only identity Roster keys on. */
@@ -282,24 +308,21 @@ export class UserRepository {
    */
   async search(tenantId: string, filter: UserQuery, page: UserPageRequest, tenantUserCount?: number): Promise<UserPage> {
     const sort = filter.sort ?? 'name';
-    const matching = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like);
+    const matching = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine, { trigrams: true });
     const searched = Boolean(filter.search?.trim());
     const counting = (async (): Promise<{ total: number; totalIsAtLeast: boolean }> => {
       if (!searched && (filter.state ?? 'all') === 'all' && tenantUserCount !== undefined) return { total: tenantUserCount, totalIsAtLeast: false };
       if (!searched) return { total: Number((await matching().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n), totalIsAtLeast: false };
-      // Counting every match of a text search costs a scan of the tenant; past the cap, "10,000+" says enough.
-      const count = await this.#db
-        .selectFrom(matching().select(sql<number>`1`.as('one')).limit(SEARCH_COUNT_CAP + 1).as('capped'))
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .executeTakeFirstOrThrow();
-      return { total: Math.min(Number(count.n), SEARCH_COUNT_CAP), totalIsAtLeast: Number(count.n) > SEARCH_COUNT_CAP };
+      const matches = await this.#countSearchMatches(tenantId, filter, matching());
+      return { total: Math.min(matches, SEARCH_COUNT_CAP), totalIsAtLeast: matches > SEARCH_COUNT_CAP };
     })();
     // Awaited below; handled now so a failed count cannot surface as an unhandled rejection while the page loads.
     counting.catch(() => undefined);
-    const fewMatches = this.#engine === 'sqlite' && searched && (await counting).total <= FEW_MATCHES;
-    // Walking the sort index finds a page of frequent matches at once but crawls through rare ones row by row;
-    // on SQLite, few matches are collected from the narrow search index first and then sorted.
-    const source = (): UsersQuery => (fewMatches ? this.#db.selectFrom('users').where(sql`rowid`, 'in', matching().select(sql<number>`rowid`.as('r'))) : matching());
+    // Walking the sort index finds a page of frequent matches at once, but crosses the whole tenant when the matches
+    // sort together (a first name, sorted by name). Up to the cap, the matches are collected from the search index and
+    // sorted, costing about what counting them did; past it they are frequent enough to walk, testing each row as it comes.
+    const collected = searched && !(await counting).totalIsAtLeast;
+    const source = (): UsersQuery => (collected ? this.#collected(matching) : applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine));
     // Rows in the page's order (`forward`) or against it, one past the limit to learn whether more follow.
     const walk = async (from: { boundary?: UserBoundary; forward: boolean; offset?: number }) => {
       const descending = (filter.descending ?? false) !== !from.forward;
@@ -353,6 +376,38 @@ export class UserRepository {
   }
 
   /**
+   * The matching users as a table to sort, read through the search index rather than the sort index. SQLite reads
+   * every match by rowid; PostgreSQL's planner would fold a plain subquery back into a walk of the sort index, and an
+   * OFFSET keeps it apart (its estimate of a "contains" match is a guess, so it may walk otherwise).
+   */
+  #collected(matching: () => UsersQuery): UsersQuery {
+    if (this.#engine === 'sqlite') return this.#db.selectFrom('users').where(sql`rowid`, 'in', matching().select(sql<number>`rowid`.as('r')));
+    return this.#db.selectFrom(matching().selectAll().offset(0).as('users')) as unknown as UsersQuery;
+  }
+
+  /**
+   * The matches of a text search, counted up to one past the cap: past it, "10,000+" says enough.
+   * Without a state filter, SQLite counts the tenant's matches in the trigram table and its keys
+   * (their triggers keep a row for every user), sparing a lookup of each match in `users`.
+   */
+  async #countSearchMatches(tenantId: string, filter: UserQuery, matching: UsersQuery): Promise<number> {
+    const search = filter.search?.trim() ?? '';
+    if (this.#engine === 'sqlite' && usesTrigrams(search) && (filter.state ?? 'all') === 'all') {
+      // Each match's tenant from users_search_rowids, by the trigram row's rowid: a narrower read than the row's copy of the text.
+      const { rows } = await sql<{ n: number }>`
+        select count(*) as n from (
+          select 1 from users_search_text cross join users_search_rowids on users_search_rowids.search_rowid = users_search_text.rowid
+          where users_search_text match ${ftsPhrase(search)} and users_search_rowids.tenant_id = ${tenantId} limit ${SEARCH_COUNT_CAP + 1})`.execute(this.#db);
+      return Number(rows[0]!.n);
+    }
+    const count = await this.#db
+      .selectFrom(matching.select(sql<number>`1`.as('one')).limit(SEARCH_COUNT_CAP + 1).as('capped'))
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(count.n);
+  }
+
+  /**
    * Every user matching the filter, in the page's order, fetched in batches
    * by keyset so an export of any size holds one batch in memory.
    */
@@ -360,7 +415,7 @@ export class UserRepository {
     const sort = filter.sort ?? 'name';
     let after: UserBoundary | undefined;
     for (;;) {
-      const batch = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like).selectAll().select(sortKey(sort).as('sort_key'));
+      const batch = () => applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine).selectAll().select(sortKey(sort).as('sort_key'));
       const rows = await this.#sorted(batch, sort, filter.descending ?? false, { boundary: after, limit: batchSize });
       for (const row of rows) yield toDirectoryUser(row);
       if (rows.length < batchSize) return;
@@ -434,7 +489,7 @@ export class UserRepository {
   }
 
   #matchingAfter(tenantId: string, filter: UserQuery & { updatedSince?: number }, after: string | undefined): UsersQuery {
-    let query = applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#like);
+    let query = applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine);
     if (filter.updatedSince !== undefined) query = query.where('updated_at', '>=', filter.updatedSince);
     return after === undefined ? query : query.where('id', '>', after);
   }
