@@ -99,6 +99,11 @@ export class SyncedUserRepository {
     for (const batch of inBatches(ids)) await this.#db.updateTable('users').set(values).where('tenant_id', '=', tenantId).where('id', 'in', batch).execute();
   }
 
+  /** Whether the tenant has no user stored at all (soft-deleted ones count). */
+  async holdsNone(tenantId: string): Promise<boolean> {
+    return (await this.#db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).limit(1).executeTakeFirst()) === undefined;
+  }
+
   /** Users marked by the run: seen by a full listing, or to be removed at the end of a delta round. */
   async countMarked(tenantId: string, runId: string): Promise<number> {
     const row = await this.#db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).where('seen_run_id', '=', runId).executeTakeFirstOrThrow();
