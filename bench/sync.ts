@@ -7,7 +7,8 @@
  *    secondary index, trigger or foreign key), the physical limit; (b) against
  *    (c) is what the users table's indexes and triggers cost;
  *  - an incremental (delta) sync after 1% of the users changed, against the full sync;
- *  - the peak RSS growth of Roster's process during the full sync;
+ *  - the peak RSS growth of Roster's process during the full sync (the
+ *    references run in a process of their own, so their rows are not in it);
  *  - groups (5,000 groups, ~1,000,000 direct memberships, some nested): their
  *    full sync against fetching and against inserting the same rows, a delta
  *    round after 1% of the memberships changed against it, and "is U in G"
@@ -34,7 +35,7 @@ import { GraphReader } from '../src/directory/graph-reader.ts';
 import { SYNCED_GROUP_PROPERTIES } from '../src/directory/group-kind.ts';
 import { DirectorySync, SYNCED_PROPERTIES } from '../src/directory/sync.ts';
 import { GroupRepository } from '../src/store/groups.ts';
-import type { Engine } from '../src/store/database.ts';
+import { openStore, type Engine } from '../src/store/database.ts';
 import { TenantRepository } from '../src/store/tenants.ts';
 import { startTestEmulator } from '../test/helpers/emulator.ts';
 import { connectToEmulator } from '../test/helpers/entra.ts';
@@ -118,10 +119,24 @@ async function emulatorProcess({ users, groups, membersPerGroup }: Shape): Promi
 }
 
 const EMULATOR_PROCESS = '--emulator-process';
+/** (a), (b) and (c) run in a process of their own, so the rows they hold are not in the full sync's RSS figure. */
+const REFERENCES_PROCESS = '--references-process';
+interface ReferencesJob {
+  served: Served;
+  users: number;
+  engine: Engine;
+  /** The database the main process opened and migrated: a SQLite path or a PostgreSQL URL. */
+  target: string;
+}
+interface References {
+  fetchMs: number;
+  insertMs: number;
+  bareMs: number;
+}
 if (process.argv[2] === EMULATOR_PROCESS) {
   await emulatorProcess(JSON.parse(process.argv[3]!) as Shape);
 } else {
-  await main();
+  await main(process.argv[2] === REFERENCES_PROCESS ? (JSON.parse(process.argv[3]!) as ReferencesJob) : null);
 }
 
 /** The process's resident set high-water mark, reset first when `reset`; null where Linux's /proc is not there. */
@@ -150,8 +165,9 @@ async function createBareUsers(db: Kysely<unknown>): Promise<void> {
   await table.execute();
 }
 
-async function main(): Promise<void> {
+async function main(references: ReferencesJob | null): Promise<void> {
   const { values } = parseArgs({
+    args: references ? [] : undefined,
     options: {
       users: { type: 'string', default: '100000' },
       groups: { type: 'string', default: '5000' },
@@ -160,26 +176,27 @@ async function main(): Promise<void> {
       'cpu-profile': { type: 'string' },
     },
   });
-  const USERS = Number(values.users);
+  const USERS = references?.users ?? Number(values.users);
   const GROUPS = Number(values.groups);
   const MEMBERS_PER_GROUP = Number(values['members-per-group']);
   const ENGINES = values.engines!.split(',') as Engine[];
   const MB = 1024 * 1024;
 
   const shape: Shape = { users: USERS, groups: GROUPS, membersPerGroup: MEMBERS_PER_GROUP };
-  const worker = fork(fileURLToPath(import.meta.url), [EMULATOR_PROCESS, JSON.stringify(shape)], {
+  const worker = references ? null : fork(fileURLToPath(import.meta.url), [EMULATOR_PROCESS, JSON.stringify(shape)], {
     // The profile is of Roster's process alone; the emulator holds a million users in a large heap.
     execArgv: [...process.execArgv.filter((arg) => !arg.startsWith('--cpu-prof')), '--max-old-space-size=8192'],
   });
-  const served = await new Promise<Served>((resolve, reject) => {
+  const served = references?.served ?? await new Promise<Served>((resolve, reject) => {
+    if (!worker) return;
     worker.once('message', (message) => resolve(message as Served));
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`the emulator's process exited (${code})`)));
   });
   const ask = (message: ToWorker) =>
     new Promise<unknown>((resolve) => {
-      worker.once('message', resolve);
-      worker.send(message);
+      worker!.once('message', resolve);
+      worker!.send(message);
     });
   const connection = await connectToEmulator(served as unknown as TestEmulator);
   const budget = pLimit(8);
@@ -188,7 +205,7 @@ async function main(): Promise<void> {
   const tenant = { id: served.tenantId, domains: served.domains };
 
   const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  console.log(`bench/sync.ts: ${USERS.toLocaleString('en-US')} users, ${GROUPS.toLocaleString('en-US')} groups of ${MEMBERS_PER_GROUP} members, pages of 999, Node ${process.version}\n`);
+  if (!references) console.log(`bench/sync.ts: ${USERS.toLocaleString('en-US')} users, ${GROUPS.toLocaleString('en-US')} groups of ${MEMBERS_PER_GROUP} members, pages of 999, Node ${process.version}\n`);
 
   type ListedUser = Record<string, unknown> & { id: string; accountEnabled: boolean; businessPhones: string[] };
 
@@ -317,15 +334,30 @@ async function main(): Promise<void> {
     return { insertMs, bareMs };
   }
 
+  if (references) {
+    const store = await openStore(references.engine === 'sqlite' ? { engine: 'sqlite', path: references.target } : { engine: 'postgres', url: references.target });
+    const fetchMs = await fetchOnly();
+    // (b) the same rows inserted directly into users, and (c) into a bare table, each in batches in one transaction (rows read once, untimed).
+    const { insertMs, bareMs } = await insertDirectly(store.db as unknown as Kysely<unknown>);
+    await store.db.deleteFrom('users').where('tenant_id', '=', tenant.id).execute();
+    await store.close();
+    await connection.close();
+    process.send!({ fetchMs, insertMs, bareMs } satisfies References);
+    process.disconnect();
+    return;
+  }
+
   for (const engine of ENGINES) {
     const db = await openTestStore(engine);
     try {
       await new TenantRepository(db.store.db).activate({ id: tenant.id, displayName: 'Benchco', domains: tenant.domains, signedUpByOid: null, signupContext: null }, Date.now() - 3_600_000);
-      const fetchMs = await fetchOnly();
-
-      // (b) the same rows inserted directly into users, and (c) into a bare table, each in batches in one transaction (rows read once, untimed).
-      const { insertMs, bareMs } = await insertDirectly(db.store.db as unknown as Kysely<unknown>);
-      await db.store.db.deleteFrom('users').where('tenant_id', '=', tenant.id).execute();
+      const job: ReferencesJob = { served, users: USERS, engine, target: db.target };
+      const { fetchMs, insertMs, bareMs } = await new Promise<References>((resolve, reject) => {
+        const child = fork(fileURLToPath(import.meta.url), [REFERENCES_PROCESS, JSON.stringify(job)], { execArgv: process.execArgv.filter((arg) => !arg.startsWith('--cpu-prof')) });
+        child.once('message', (message) => resolve(message as References));
+        child.once('error', reject);
+        child.once('exit', (code) => reject(new Error(`the references' process exited (${code})`)));
+      });
 
       const sync = new DirectorySync({ store: db.store, entra, reader, graphBaseUrl: connection.graphBaseUrl });
       global.gc?.();
@@ -378,6 +410,7 @@ async function main(): Promise<void> {
     }
   }
   await connection.close();
+  if (!worker) return;
   worker.removeAllListeners('exit');
   const exited = new Promise((resolve) => worker.once('exit', resolve));
   worker.send({ type: 'close' } satisfies ToWorker);
