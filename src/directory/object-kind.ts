@@ -2,6 +2,7 @@ import type { EventDraft } from '../store/events.ts';
 import type { Repositories } from '../store/repositories.ts';
 import type { SyncRunRepository } from '../store/sync-runs.ts';
 import type { SyncCursorRepository } from '../store/sync-state.ts';
+import type { WrittenIds } from './written-ids.ts';
 
 export type RoundKind = 'full' | 'delta';
 
@@ -38,8 +39,11 @@ export interface ObjectChange<Write> {
  * The sink and the run use only these, so a kind brings its own tables.
  */
 export interface KindRows<Stored, Write> {
-  /** The stored rows the page's items name (a kind may load more than the rows, e.g. a group's memberships the page mentions). */
-  stored(tenantId: string, items: readonly DeltaItem[], startedEmpty?: boolean): Promise<Map<string, Stored>>;
+  /**
+   * The stored rows the page's items name (a kind may load more than the rows, e.g. a group's memberships the page mentions).
+   * In a round that started empty, `written` holds (at least) every id its earlier pages wrote: no other can be stored.
+   */
+  stored(tenantId: string, items: readonly DeltaItem[], startedEmpty?: boolean, written?: WrittenIds): Promise<Map<string, Stored>>;
   /**
    * Whether the tenant holds none of what `stored` would otherwise probe for (a
    * first listing): then a page need look up only what its own round wrote.

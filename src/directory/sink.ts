@@ -6,6 +6,7 @@ import type { GraphPage } from './graph-reader.ts';
 import { decideRemovals } from './mass-deletion.ts';
 import type { DeltaItem, ObjectKind, RoundKind } from './object-kind.ts';
 import type { TenantLock } from './tenant-lock.ts';
+import { WrittenIds } from './written-ids.ts';
 
 /** A run in progress: what it has done so far and, in a delta round, how many objects it has marked for removal at its end. */
 export interface Round {
@@ -18,6 +19,8 @@ export interface Round {
   softDeleted?: ReadonlySet<string>;
   /** Known at the first page of a full round: the tenant held nothing `KindRows.holdsNothing` asks about. */
   startedEmpty?: boolean;
+  /** In a round that started empty: the ids its pages have written, so a page looks up only those it may have written before. */
+  written?: WrittenIds;
 }
 
 export type PageOutcome = 'continue' | 'held' | 'succeeded';
@@ -54,10 +57,15 @@ export class PageSink<Stored, Write> {
       await lock.renew(repos.syncState, tenantId);
       const rows = kind.rows(repos);
       const items = page.value ?? [];
-      if (round.kind === 'full' && round.counters.pages === 0) round.startedEmpty = (await rows.holdsNothing?.(tenantId)) ?? false;
-      const stored = await rows.stored(tenantId, items, round.startedEmpty === true);
+      if (round.kind === 'full' && round.counters.pages === 0) {
+        round.startedEmpty = (await rows.holdsNothing?.(tenantId)) ?? false;
+        round.written = round.startedEmpty ? new WrittenIds() : undefined;
+      }
+      const stored = await rows.stored(tenantId, items, round.startedEmpty === true, round.written);
       const changes = kind.fold(items, stored, { runId, kind: round.kind, now });
       const written = await rows.apply(tenantId, changes);
+      // Before the commit: should it fail, an id too many only costs a lookup.
+      if (round.written) for (const change of changes) if (change.write) round.written.add(change.id);
       // An object's own event first, then those of what hangs on it (a new group, then its members).
       // With events off nothing is built for them either.
       const events = repos.events.enabled ? [...kind.events(tenantId, changes, stored), ...written] : [];

@@ -5,6 +5,7 @@ import type { UsersTable } from '../store/schema.ts';
 import { USER_DATA_COLUMNS, type StoredUser, type UserDataColumn, type UserWrite } from '../store/synced-users.ts';
 import type { DeltaItem, FoldContext, KindRows, ObjectChange, ObjectKind, RoundKind } from './object-kind.ts';
 import { marksByValues, mergeItems, rowChange, type RowMapping } from './row-fold.ts';
+import type { WrittenIds } from './written-ids.ts';
 
 /**
  * The user properties Roster keeps, in Graph's schema order. Declared here, not
@@ -97,8 +98,18 @@ class UserRows implements KindRows<StoredUser, UserWrite> {
     this.#repos = repositories;
   }
 
-  stored(tenantId: string, items: readonly DeltaItem[]): Promise<Map<string, StoredUser>> {
-    return this.#repos.syncedUsers.stored(tenantId, [...new Set(items.map((item) => item.id))]);
+  /**
+   * When the round began with no user stored, a listed user can only be one an
+   * earlier page of this round wrote (Graph may list one twice): only those the
+   * round may have written are looked up, usually none.
+   */
+  stored(tenantId: string, items: readonly DeltaItem[], startedEmpty = false, written?: WrittenIds): Promise<Map<string, StoredUser>> {
+    const ids = new Set(items.map((item) => item.id));
+    return this.#repos.syncedUsers.stored(tenantId, startedEmpty && written ? [...ids].filter((id) => written.mightHold(id)) : [...ids]);
+  }
+
+  holdsNothing(tenantId: string): Promise<boolean> {
+    return this.#repos.syncedUsers.holdsNone(tenantId);
   }
 
   async apply(tenantId: string, changes: readonly ObjectChange<UserWrite>[]): Promise<EventDraft[]> {

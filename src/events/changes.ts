@@ -43,7 +43,8 @@ export function rowChangeEvents<Stored extends { deleted_at: number | null }, Ro
   for (const { id, change, row } of changes) {
     if (!row) continue;
     const before = stored.get(id);
-    const after = dataOf({ ...before, ...row, id } as Partial<Stored> & Row & { id: string });
+    // A created object's row is all there is: no merged copy of it per event.
+    const after = dataOf((before ? { ...before, ...row, id } : row) as Partial<Stored> & Row & { id: string });
     let type: string;
     let previous: Record<string, unknown> | null = null;
     if (!before) type = `${object}.created`;
