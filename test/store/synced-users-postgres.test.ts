@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { after, before, describe, it } from 'node:test';
 import type { DeltaItem, FoldContext, ObjectChange } from '../../src/directory/object-kind.ts';
 import { USERS } from '../../src/directory/user-kind.ts';
@@ -7,6 +8,7 @@ import type { EventDraft } from '../../src/store/events.ts';
 import { repositoriesOf, transaction } from '../../src/store/repositories.ts';
 import { SessionRepository } from '../../src/store/sessions.ts';
 import type { UserWrite } from '../../src/store/synced-users.ts';
+import { PostgresUserMerge } from '../../src/store/synced-users-postgres.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { openTestStore, type TestStore } from '../helpers/stores.ts';
 
@@ -223,6 +225,25 @@ describe('a full listing merged in PostgreSQL finds what the fold finds', () => 
     const outcome = await merged(tenantId, [], full);
     assert.deepEqual(outcome.changes, []);
     assert.deepEqual(await rowsOf(tenantId), before);
+  });
+
+  it('a resync of unchanged users rewrites each in its own page (no index entry added), as the table keeps room for it', async () => {
+    const tenantId = await tenant();
+    const items = Array.from({ length: 600 }, (_, n) => listedItem(n));
+    await merged(tenantId, items, full, true);
+    // The first rewrite after the insert: its room is there whatever else runs (a second one needs the first's old versions pruned, which an analyze in progress can hold off).
+    const counts = await test.store.db.transaction().execute(async (trx) => {
+      // This backend's counts, some not yet reported: only their growth across the statement is its own.
+      const read = async () => (await sql<{ updated: number; in_page: number }>`select n_tup_upd as updated, n_tup_hot_upd as in_page from pg_stat_xact_user_tables where relname = 'users'`.execute(trx)).rows[0]!;
+      const before = await read();
+      const result = await new PostgresUserMerge(trx).merge(tenantId, items.map((item) => ({ id: item.id, display_name: item.displayName as string })), { runId: 'run-2', now: NOW + 2 });
+      assert.deepEqual(result, []);
+      const after = await read();
+      return { updated: Number(after.updated) - Number(before.updated), inPage: Number(after.in_page) - Number(before.in_page) };
+    });
+    assert.deepEqual(counts, { updated: 600, inPage: 600 });
+    const { rows } = await sql<{ options: string[] }>`select reloptions as options from pg_class where relname = 'users'`.execute(test.store.db);
+    assert.deepEqual(rows[0]?.options, ['fillfactor=50']);
   });
 
   it('declines what only the fold handles: removals, an item listed twice, non-text values, delta rounds, SQLite', async () => {
