@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import pg from 'pg';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { DeltaItem, FoldContext, ObjectChange } from '../../src/directory/object-kind.ts';
 import { USERS } from '../../src/directory/user-kind.ts';
@@ -244,6 +246,28 @@ describe('a full listing merged in PostgreSQL finds what the fold finds', () => 
     assert.deepEqual(counts, { updated: 600, inPage: 600 });
     const { rows } = await sql<{ options: string[] }>`select reloptions as options from pg_class where relname = 'users'`.execute(test.store.db);
     assert.deepEqual(rows[0]?.options, ['fillfactor=50']);
+  });
+
+  it('a new user another writer stores while the page is merged is left to the usual way, not duplicated or counted twice', async () => {
+    const tenantId = await tenant();
+    const items = [listedItem(0), listedItem(1), listedItem(2)];
+    const other = new pg.Client({ connectionString: test.target });
+    await other.connect();
+    try {
+      await other.query('begin');
+      await other.query(`insert into users (tenant_id, id, display_name, updated_at) values ($1, 'u1', 'Signed in first', 1)`, [tenantId]);
+      const merging = transaction(test.store, async (repos) => USERS.rows(repos).mergePage!(tenantId, items, full, false));
+      // The merge waits on the other writer's uncommitted row, then finds it stored once that commits.
+      await delay(300);
+      await other.query('commit');
+      const page = await merging;
+      assert.deepEqual(page?.rest, [items[1]]);
+      assert.deepEqual(page?.changes.map((c) => [c.id, c.change]), [['u0', 'created'], ['u2', 'created']]);
+    } finally {
+      await other.end();
+    }
+    const stored = await test.store.db.selectFrom('users').select(['id', 'display_name']).where('tenant_id', '=', tenantId).orderBy('id').execute();
+    assert.deepEqual(stored.map((row) => ({ ...row })), [{ id: 'u0', display_name: 'User 0' }, { id: 'u1', display_name: 'Signed in first' }, { id: 'u2', display_name: 'User 2' }]);
   });
 
   it('declines what only the fold handles: removals, an item listed twice, non-text values, delta rounds, SQLite', async () => {
