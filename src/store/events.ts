@@ -101,8 +101,7 @@ export class EventRepository {
   /** Appends the events in order, and one pending delivery for each enabled endpoint that wants each. */
   async append(drafts: readonly EventDraft[], now: number): Promise<void> {
     if (!this.#enabled || drafts.length === 0) return;
-    if (this.#engine === 'postgres') await sql`select pg_advisory_xact_lock(${APPEND_LOCK})`.execute(this.#db);
-    const endpoints = await this.#db.selectFrom('webhook_endpoints').select(['id', 'event_types', 'tenant_id']).where('enabled', '=', 1).execute();
+    const endpoints = await this.#enabledEndpoints();
     const wanted = endpoints.map((endpoint) => ({ id: endpoint.id, tenantId: endpoint.tenant_id, types: new Set(JSON.parse(endpoint.event_types) as string[]) }));
     for (const batch of inBatches(drafts, INSERT_BATCH)) {
       const inserted = await this.#insert(batch, now, wanted.length > 0);
@@ -118,6 +117,14 @@ export class EventRepository {
       const rows = deliveries.map((delivery, i) => ({ ...delivery, id: ids[i]!, status: 'pending' as const, attempts: 0, schedule_step: 0, next_attempt_at: now, created_at: now, updated_at: now }));
       for (const part of inBatches(rows, INSERT_BATCH)) await this.#db.insertInto('webhook_deliveries').values(part).execute();
     }
+  }
+
+  /** PostgreSQL takes the outbox's turn in the same round trip: the lock's row is the preserved side of the join, so it is taken even with no endpoint. */
+  async #enabledEndpoints(): Promise<{ id: string; event_types: string; tenant_id: string | null }[]> {
+    if (this.#engine !== 'postgres') return this.#db.selectFrom('webhook_endpoints').select(['id', 'event_types', 'tenant_id']).where('enabled', '=', 1).execute();
+    const { rows } = await sql<{ id: string | null; event_types: string; tenant_id: string | null }>`
+      select e.id, e.event_types, e.tenant_id from (select pg_advisory_xact_lock(${APPEND_LOCK})) as turn left join webhook_endpoints e on e.enabled = 1`.execute(this.#db);
+    return rows.filter((row): row is typeof row & { id: string } => row.id !== null);
   }
 
   /**
