@@ -34,6 +34,13 @@ export interface ObjectChange<Write> {
   pendingRemovals: number;
 }
 
+/** A page the store merged itself: what changed, the stored rows as they were before, and the items left to the usual way. */
+export interface MergedPage<Stored, Write> {
+  changes: ObjectChange<Write>[];
+  stored: Map<string, Stored>;
+  rest: DeltaItem[];
+}
+
 /**
  * Where a kind's objects are stored, over the repositories of one transaction.
  * The sink and the run use only these, so a kind brings its own tables.
@@ -50,6 +57,13 @@ export interface KindRows<Stored, Write> {
    * Asked at the first page of a full round, so a resumed round never counts as empty.
    */
   holdsNothing?(tenantId: string): Promise<boolean>;
+  /**
+   * Writes a page without reading its stored rows back, where the database can
+   * compare them itself (PostgreSQL): the changes with the rows they replaced,
+   * and the items it left to the usual read, fold and apply. Null when the
+   * page needs the usual way as a whole.
+   */
+  mergePage?(tenantId: string, items: readonly DeltaItem[], context: FoldContext, startedEmpty: boolean): Promise<MergedPage<Stored, Write> | null>;
   /** Writes the page's changes; returns the events owed for what only the writes know (e.g. which memberships were really inserted). */
   apply(tenantId: string, changes: readonly ObjectChange<Write>[]): Promise<EventDraft[]>;
   /** Objects the run has marked: seen by a full listing, or to be removed by a delta round. */

@@ -61,14 +61,19 @@ export class PageSink<Stored, Write> {
         round.startedEmpty = (await rows.holdsNothing?.(tenantId)) ?? false;
         round.written = round.startedEmpty ? new WrittenIds() : undefined;
       }
-      const stored = await rows.stored(tenantId, items, round.startedEmpty === true, round.written);
-      const changes = kind.fold(items, stored, { runId, kind: round.kind, now });
-      const written = await rows.apply(tenantId, changes);
+      const context = { runId, kind: round.kind, now };
+      const merged = (await rows.mergePage?.(tenantId, items, context, round.startedEmpty === true)) ?? null;
+      const rest = merged ? merged.rest : items;
+      // What a merge leaves over is what another writer stored meanwhile: looked up in full, not through the round's written ids.
+      const stored = rest.length > 0 ? await rows.stored(tenantId, rest, round.startedEmpty === true, merged ? undefined : round.written) : new Map<string, Stored>();
+      const folded = rest.length > 0 ? kind.fold(rest, stored, context) : [];
+      const written = folded.length > 0 ? await rows.apply(tenantId, folded) : [];
+      const changes = merged ? [...merged.changes, ...folded] : folded;
       // Before the commit: should it fail, an id too many only costs a lookup.
       if (round.written) for (const change of changes) if (change.write) round.written.add(change.id);
       // An object's own event first, then those of what hangs on it (a new group, then its members).
       // With events off nothing is built for them either.
-      const events = repos.events.enabled ? [...kind.events(tenantId, changes, stored), ...written] : [];
+      const events = repos.events.enabled ? [...(merged ? kind.events(tenantId, merged.changes, merged.stored) : []), ...kind.events(tenantId, folded, stored), ...written] : [];
       for (const change of changes) {
         if (change.change === 'created') counters.created += 1;
         else if (change.change === 'updated') counters.updated += 1;

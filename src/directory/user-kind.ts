@@ -3,7 +3,8 @@ import type { EventDraft } from '../store/events.ts';
 import type { Repositories } from '../store/repositories.ts';
 import type { UsersTable } from '../store/schema.ts';
 import { USER_DATA_COLUMNS, type StoredUser, type UserDataColumn, type UserWrite } from '../store/synced-users.ts';
-import type { DeltaItem, FoldContext, KindRows, ObjectChange, ObjectKind, RoundKind } from './object-kind.ts';
+import type { ListedUser } from '../store/synced-users-postgres.ts';
+import type { DeltaItem, FoldContext, KindRows, MergedPage, ObjectChange, ObjectKind, RoundKind } from './object-kind.ts';
 import { marksByValues, mergeItems, rowChange, type RowMapping } from './row-fold.ts';
 import type { WrittenIds } from './written-ids.ts';
 
@@ -75,6 +76,29 @@ const USER_MAPPING: RowMapping<UserRow> = {
 };
 
 /**
+ * A page's users as a full listing's merge takes them: null unless every item
+ * is listed (not `@removed`), once, with text where a text column is kept, so
+ * that comparing in the database finds exactly what `foldUsers` would.
+ */
+function listedUsers(items: readonly DeltaItem[]): ListedUser[] | null {
+  const users: ListedUser[] = [];
+  const seen = new Set<string>();
+  for (const item of items) {
+    if (item['@removed'] || typeof item.id !== 'string' || seen.has(item.id)) return null;
+    seen.add(item.id);
+    const user: ListedUser = { id: item.id };
+    for (const property of SYNCED_PROPERTIES) {
+      if (property === 'id' || !(property in item)) continue;
+      const value = columnValue(property, item[property]);
+      if (value !== null && typeof value !== 'string' && property !== 'accountEnabled') return null;
+      (user as Record<string, unknown>)[COLUMN[property]] = value;
+    }
+    users.push(user);
+  }
+  return users;
+}
+
+/**
  * A page of `/users/delta` against the stored users: only real changes are
  * written and counted, and sessions end only when a user stops being active
  * here, so a replayed page changes and ends nothing. Pure.
@@ -110,6 +134,45 @@ class UserRows implements KindRows<StoredUser, UserWrite> {
 
   holdsNothing(tenantId: string): Promise<boolean> {
     return this.#repos.syncedUsers.holdsNone(tenantId);
+  }
+
+  /**
+   * PostgreSQL, full rounds: a page whose items are each listed once merges in
+   * the database (inserted first when the round began on an empty tenant). The
+   * changes are those the fold would find; a new user another writer stored
+   * first is left to the usual way.
+   */
+  async mergePage(tenantId: string, items: readonly DeltaItem[], { runId, kind, now }: FoldContext, startedEmpty: boolean): Promise<MergedPage<StoredUser, UserWrite> | null> {
+    const merge = this.#repos.userMerge;
+    if (!merge || kind !== 'full') return null;
+    const listed = listedUsers(items);
+    if (!listed) return null;
+    const context = { runId, now };
+    const inserted = startedEmpty ? await merge.insertNew(tenantId, listed, context) : new Set<string>();
+    const merged = new Map((await merge.merge(tenantId, inserted.size > 0 ? listed.filter((user) => !inserted.has(user.id)) : listed, context)).map((user) => [user.id, user]));
+    const changes: ObjectChange<UserWrite>[] = [];
+    const stored = new Map<string, StoredUser>();
+    const rest: DeltaItem[] = [];
+    for (let i = 0; i < listed.length; i++) {
+      const user = listed[i]!;
+      const result = inserted.has(user.id) ? { outcome: 'created' as const, before: null } : merged.get(user.id);
+      if (result?.outcome === 'missed') {
+        rest.push(items[i]!);
+        continue;
+      }
+      if (!result) {
+        changes.push({ id: user.id, change: 'unchanged', write: null, mark: null, listed: true, ends: false, pendingRemovals: 0 });
+        continue;
+      }
+      const write: UserWrite = { ...user, deleted_at: null, updated_at: now, synced_at: now, seen_run_id: runId };
+      const { before } = result;
+      if (before) stored.set(user.id, before);
+      const ends = before !== null && isActive(before) && !isActive({ ...before, ...write });
+      changes.push({ id: user.id, change: before ? 'updated' : 'created', write, mark: null, listed: true, ends, pendingRemovals: 0 });
+    }
+    const ending = changes.filter((change) => change.ends).map((change) => change.id);
+    if (ending.length) await this.#repos.sessions.destroyForUsers(tenantId, ending);
+    return { changes, stored, rest };
   }
 
   async apply(tenantId: string, changes: readonly ObjectChange<UserWrite>[]): Promise<EventDraft[]> {

@@ -13,6 +13,7 @@ import { SyncRunRepository } from './sync-runs.ts';
 import { SyncCursorRepository, SyncStateRepository } from './sync-state.ts';
 import { SyncedGroupRepository } from './synced-groups.ts';
 import { SyncedUserRepository } from './synced-users.ts';
+import { PostgresUserMerge } from './synced-users-postgres.ts';
 import { TenantRepository } from './tenants.ts';
 import { UserRepository } from './users.ts';
 import { WebhookRepository } from './webhooks.ts';
@@ -26,6 +27,8 @@ export interface Repositories {
   syncRuns: SyncRunRepository;
   syncState: SyncStateRepository;
   syncedUsers: SyncedUserRepository;
+  /** PostgreSQL only: a full listing's pages merged in the database (null on SQLite). */
+  userMerge: PostgresUserMerge | null;
   syncedGroups: SyncedGroupRepository;
   /** The groups' cursor and health; the lease stays with the users' (`syncState`). */
   groupSyncState: SyncCursorRepository;
@@ -49,6 +52,7 @@ function over(db: Kysely<Database>, store: Store): Repositories {
     syncRuns: new SyncRunRepository(db),
     syncState: new SyncStateRepository(db),
     syncedUsers: new SyncedUserRepository(db, store.engine),
+    userMerge: store.engine === 'postgres' ? new PostgresUserMerge(db) : null,
     syncedGroups: new SyncedGroupRepository(db, store.engine),
     groupSyncState: new SyncCursorRepository(db, 'group_sync_state'),
     groupSyncRuns: new SyncRunRepository(db, 'group_sync_runs'),

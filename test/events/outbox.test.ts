@@ -6,7 +6,7 @@ import { DirectorySync } from '../../src/directory/sync.ts';
 import type { Tenant } from '../../src/emulator/model.ts';
 import { toEnvelope } from '../../src/events/types.ts';
 import type { Store } from '../../src/store/database.ts';
-import type { EventRow } from '../../src/store/events.ts';
+import { EventRepository, type EventRow } from '../../src/store/events.ts';
 import { JobsRepository } from '../../src/store/jobs.ts';
 import { repositoriesOf } from '../../src/store/repositories.ts';
 import { TenantLifecycle } from '../../src/tenants/lifecycle.ts';
@@ -191,6 +191,49 @@ for (const engine of ENGINES) {
       assert.equal((await makeSync(off).run(tenant.id)).status, 'succeeded');
       await new TenantLifecycle(off).suspend(tenant.id, 'x', 1);
       assert.deepEqual(await eventsOf(tenant.id), []);
+    });
+
+    it('each event keeps the data and previous attributes exactly as written, in order, whatever text they hold', async () => {
+      const mark = await lastSequence();
+      const awkward = ['"quoted", {braced}, [bracketed]', 'back\\slash\\', 'NULL', '', 'Zoë — 日本 😀', 'tab\tnew\nline\u0000', '\u2028', "it's"];
+      const drafts = Array.from({ length: 1500 }, (_, i) => ({
+        type: 'user.updated',
+        tenantId: i % 3 ? tenant.id : null,
+        data: { id: `u${i}`, name: awkward[i % awkward.length], nested: { list: [i, null, true, awkward[(i + 1) % awkward.length]] }, empty: {} },
+        previousAttributes: i % 2 ? { name: awkward[(i + 2) % awkward.length] } : null,
+      }));
+      await repositoriesOf(db.store).events.append(drafts, Date.now());
+      const rows = await db.store.db.selectFrom('events').select(['type', 'tenant_id', 'data', 'previous_attributes']).where('sequence', '>', mark).orderBy('sequence').execute();
+      assert.deepEqual(
+        rows.map((row) => ({ ...row })),
+        drafts.map((draft) => ({ type: draft.type, tenant_id: draft.tenantId, data: JSON.stringify(draft.data), previous_attributes: draft.previousAttributes ? JSON.stringify(draft.previousAttributes) : null })),
+      );
+    });
+
+    it('appenders take turns until commit, with or without webhook endpoints, so the feed never sees a later sequence before an earlier one commits', { skip: engine !== 'postgres' }, async () => {
+      const draft = (n: number) => ({ type: 'user.updated', tenantId: tenant.id, data: { n } });
+      const order: string[] = [];
+      for (const endpoints of [0, 1]) {
+        if (endpoints) await db.store.db.insertInto('webhook_endpoints').values({ id: 'we_turns', url: 'https://hooks.example/turns', description: null, event_types: '[]', tenant_id: null, enabled: 1, disabled_reason: null, secret: 'whsec_x', previous_secret: null, previous_secret_expires_at: null, created_at: 1, updated_at: 1 }).execute();
+        order.length = 0;
+        let releaseFirst!: () => void;
+        const held = new Promise<void>((resolve) => (releaseFirst = resolve));
+        const first = db.store.db.transaction().execute(async (trx) => {
+          await new EventRepository(trx, 'postgres', { enabled: true }).append([draft(1)], Date.now());
+          order.push('first appended');
+          await held;
+          order.push('first commits');
+        });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const second = repositoriesOf(db.store).events.append([draft(2)], Date.now()).then(() => order.push('second appended'));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const waited = [...order];
+        releaseFirst();
+        await Promise.all([first, second]);
+        assert.deepEqual(waited, ['first appended'], 'the second appender waits for the first to commit');
+        assert.deepEqual(order, ['first appended', 'first commits', 'second appended']);
+      }
+      await db.store.db.deleteFrom('webhook_endpoints').where('id', '=', 'we_turns').execute();
     });
 
     it('the feed: after a cursor, filtered by types and tenant, limited, in sequence order', async () => {
