@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Migrator, sql } from 'kysely';
-import { migrateToLatest } from '../../src/store/database.ts';
 import { migrationProvider } from '../../src/store/migrations.ts';
 import { SyncedUserRepository } from '../../src/store/synced-users.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
@@ -331,7 +330,7 @@ for (const engine of ENGINES) {
           const tenantId = randomUUID();
           await new TenantRepository(other.store.db).activate({ id: tenantId, displayName: 'Contoso', domains: [], signedUpByOid: null, signupContext: null }, 1);
           await other.store.db.insertInto('users').values(rows.map((row) => ({ ...row, tenant_id: tenantId, roster_role: 'member' as const, updated_at: 1 }))).execute();
-          assert.deepEqual(await migrateToLatest(other.store).then((results) => results.map((r) => r.migrationName)), ['0017_user_search_fts']);
+          assert.deepEqual(await migrator.migrateTo('0017_user_search_fts').then(({ results }) => results?.map((r) => r.migrationName)), ['0017_user_search_fts']);
           const search = new UserRepository(other.store.db, 'sqlite');
           for (const text of ['chen', 'contoso', 'müller', 'research']) {
             const page = await search.search(tenantId, { search: text }, { offset: 0, limit: 1000 });
