@@ -49,8 +49,16 @@ export function newIds(prefix: string, count: number): string[] {
 }
 
 const EVENT_COLUMNS = 'id, type, tenant_id, created_at, data, previous_attributes';
-/** PostgreSQL: the same six parameters (one array per column) whatever the row count, so the statement is planned once. */
-const POSTGRES_INSERT = `insert into events (${EVENT_COLUMNS}) select ${EVENT_COLUMNS} from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) with ordinality as r(${EVENT_COLUMNS}, n) order by n`;
+/**
+ * PostgreSQL: the same six parameters (one array per column) whatever the row count, so the statement is planned once.
+ * The data travel as one JSON array whose elements are taken out as they were written: as a text array each
+ * document would be escaped again (every quote) and parsed back, which cost a third of the insert.
+ */
+const POSTGRES_INSERT = `insert into events (${EVENT_COLUMNS})
+select r.id, r.type, r.tenant_id, r.created_at, d.data::text, r.previous_attributes
+from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $6::text[]) with ordinality as r(id, type, tenant_id, created_at, previous_attributes, n)
+join json_array_elements($5::json) with ordinality as d(data, n) using (n)
+order by n`;
 /** SQLite: one statement text per row count (a page is nearly always full), kept so it is prepared once. */
 const sqliteInserts = new Map<number, string>();
 
@@ -133,7 +141,8 @@ export class EventRepository {
     const tail = returning ? ' returning sequence, type, tenant_id' : '';
     if (this.#engine === 'postgres') {
       const times = new Array<number>(count).fill(now);
-      return (await this.#db.executeQuery<InsertedEvent>(CompiledQuery.raw(POSTGRES_INSERT + tail, [ids, types, tenants, times, data, previous]))).rows;
+      // Each element's text is exactly its JSON.stringify, as the array is their join.
+      return (await this.#db.executeQuery<InsertedEvent>(CompiledQuery.raw(POSTGRES_INSERT + tail, [ids, types, tenants, times, `[${data.join(',')}]`, previous]))).rows;
     }
     const parameters = new Array<unknown>(6 * count);
     for (let i = 0; i < count; i++) {

@@ -193,6 +193,23 @@ for (const engine of ENGINES) {
       assert.deepEqual(await eventsOf(tenant.id), []);
     });
 
+    it('each event keeps the data and previous attributes exactly as written, in order, whatever text they hold', async () => {
+      const mark = await lastSequence();
+      const awkward = ['"quoted", {braced}, [bracketed]', 'back\\slash\\', 'NULL', '', 'Zoë — 日本 😀', 'tab\tnew\nline\u0000', '\u2028', "it's"];
+      const drafts = Array.from({ length: 1500 }, (_, i) => ({
+        type: 'user.updated',
+        tenantId: i % 3 ? tenant.id : null,
+        data: { id: `u${i}`, name: awkward[i % awkward.length], nested: { list: [i, null, true, awkward[(i + 1) % awkward.length]] }, empty: {} },
+        previousAttributes: i % 2 ? { name: awkward[(i + 2) % awkward.length] } : null,
+      }));
+      await repositoriesOf(db.store).events.append(drafts, Date.now());
+      const rows = await db.store.db.selectFrom('events').select(['type', 'tenant_id', 'data', 'previous_attributes']).where('sequence', '>', mark).orderBy('sequence').execute();
+      assert.deepEqual(
+        rows.map((row) => ({ ...row })),
+        drafts.map((draft) => ({ type: draft.type, tenant_id: draft.tenantId, data: JSON.stringify(draft.data), previous_attributes: draft.previousAttributes ? JSON.stringify(draft.previousAttributes) : null })),
+      );
+    });
+
     it('the feed: after a cursor, filtered by types and tenant, limited, in sequence order', async () => {
       const mark = await lastSequence();
       const other = await addSignedUpTenant(emulator, db.store, 10, (i, domain) => ({ userPrincipalName: `o${i}@${domain}`, displayName: `Other ${i}` }));
