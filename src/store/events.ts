@@ -34,13 +34,14 @@ const APPEND_LOCK = 0x526f7374;
 /** Rows per SQLite insert: 1,000 rows of 6 values stay far under its parameter limit. */
 const INSERT_BATCH = 1000;
 /** Events per PostgreSQL statement: its parameters are six, whatever the count; this bounds one statement's size (a few MB). */
-const POSTGRES_BATCH = 10_000;
+const POSTGRES_BATCH = 1000;
 
 /**
  * `count` ids of the form `<prefix>_<22 base64url characters>`: the time in
  * milliseconds (6 bytes) then 80 random bits, drawn in one call rather than one
- * each. Ids made close in time land close together in the unique index, so a
- * large outbox takes new ones without touching pages all over it.
+ * each. Ids made close in time land close together in an index on them
+ * (SQLite's outbox keeps a unique one), so a large outbox takes new ones
+ * without touching pages all over it.
  */
 export function newIds(prefix: string, count: number): string[] {
   const bytes = randomBytes(16 * count);
@@ -190,11 +191,6 @@ export class EventRepository {
     if (query.tenantId !== undefined) select = select.where('tenant_id', '=', query.tenantId);
     const rows = await select.orderBy('sequence').limit(query.limit).execute();
     return rows.map((row) => ({ ...row, sequence: Number(row.sequence) }));
-  }
-
-  async get(id: string): Promise<EventRow | undefined> {
-    const row = await this.#db.selectFrom('events').selectAll().where('id', '=', id).executeTakeFirst();
-    return row ? { ...row, sequence: Number(row.sequence) } : undefined;
   }
 
   /**

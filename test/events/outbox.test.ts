@@ -276,6 +276,14 @@ for (const engine of ENGINES) {
       }
     });
 
+    it('the outbox keeps the indexes its readers use: the sequence, and a tenant\'s feed (PostgreSQL has none on the id)', async () => {
+      const indexes =
+        engine === 'postgres'
+          ? (await sql<{ name: string }>`select indexname as name from pg_indexes where tablename = 'events'`.execute(db.store.db)).rows
+          : (await sql<{ name: string }>`select name from pragma_index_list('events')`.execute(db.store.db)).rows;
+      assert.deepEqual(indexes.map((row) => row.name).sort(), engine === 'postgres' ? ['events_by_tenant', 'events_pkey'] : ['events_by_tenant', 'sqlite_autoindex_events_1']);
+    });
+
     it('the feed: after a cursor, filtered by types and tenant, limited, in sequence order', async () => {
       const mark = await lastSequence();
       const other = await addSignedUpTenant(emulator, db.store, 10, (i, domain) => ({ userPrincipalName: `o${i}@${domain}`, displayName: `Other ${i}` }));
