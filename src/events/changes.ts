@@ -43,7 +43,9 @@ export function rowChangeEvents<Stored extends { deleted_at: number | null }, Ro
   for (const { id, change, row } of changes) {
     if (!row) continue;
     const before = stored.get(id);
-    const after = dataOf({ ...before, ...row, id } as Partial<Stored> & Row & { id: string });
+    // A new object's row is all there is: read as it is, not copied (a full sync's every event is one).
+    const merged = before ? { ...before, ...row, id } : (row as { id?: unknown }).id === id ? row : { ...row, id };
+    const after = dataOf(merged as Partial<Stored> & Row & { id: string });
     let type: string;
     let previous: Record<string, unknown> | null = null;
     if (!before) type = `${object}.created`;
