@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { Engine } from './database.ts';
 import type { Database, GroupMembersTable, GroupsTable } from './schema.ts';
 import { byShape, inBatches, type RoundKind } from './synced-users.ts';
@@ -38,6 +38,28 @@ export interface PendingRemoval {
 }
 
 const MEMBERSHIP_KEY = ['group_id', 'member_id', 'member_type'] as const;
+
+const MEMBERSHIP_COLUMNS = 'tenant_id, group_id, member_id, member_type, seen_run_id';
+/** PostgreSQL: plain membership inserts over one array per column, the tenant once: one plan whatever the count. */
+const POSTGRES_PLAIN_INSERT = `insert into group_members (${MEMBERSHIP_COLUMNS}) select $1, r.* from unnest($2::text[], $3::text[], $4::text[], $5::text[]) as r`;
+/** Rows per plain insert: SQLite's 1,000 rows of five values stay under its parameter limit; PostgreSQL's six parameters bound nothing. */
+const PLAIN_BATCH = { sqlite: 1000, postgres: 10_000 } as const;
+const sqlitePlainInserts = new Map<number, string>();
+
+function sqlitePlainInsert(rows: number): string {
+  let text = sqlitePlainInserts.get(rows);
+  if (!text) {
+    text = `insert into group_members (${MEMBERSHIP_COLUMNS}) values ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?)').join(', ')}`;
+    if (sqlitePlainInserts.size < 16) sqlitePlainInserts.set(rows, text);
+  }
+  return text;
+}
+
+/** A row that was there already: PostgreSQL's unique_violation, SQLite's constraint failure (any other one fails again where it is retried). */
+function isDuplicate(err: unknown): boolean {
+  const { code, errcode } = err as { code?: unknown; errcode?: unknown };
+  return code === '23505' || (typeof errcode === 'number' && (errcode & 0xff) === 19);
+}
 
 /**
  * The batched writes a directory sync makes to a tenant's groups and direct
@@ -156,6 +178,43 @@ export class SyncedGroupRepository {
       );
     }
     return inserted;
+  }
+
+  /**
+   * Inserts memberships of a round that began with none stored (`holdsNoMembership`), which are all new unless
+   * Graph listed a pair on two pages: plain inserts, written as SQL text, with no conflict clause and nothing
+   * returned. Should a pair be there already, the page's inserts are undone to a savepoint and made again as
+   * `insertMembers` makes them, which skips it. Returns the rows inserted.
+   */
+  async insertFirstMembers(tenantId: string, rows: readonly MembershipWrite[]): Promise<MembershipRow[]> {
+    if (rows.length === 0) return [];
+    await sql`savepoint first_members`.execute(this.#db);
+    try {
+      for (const batch of inBatches(rows, PLAIN_BATCH[this.#engine])) await this.#db.executeQuery(this.#plainInsert(tenantId, batch));
+    } catch (err) {
+      if (!isDuplicate(err)) throw err;
+      await sql`rollback to savepoint first_members`.execute(this.#db);
+      await sql`release savepoint first_members`.execute(this.#db);
+      return this.insertMembers(tenantId, rows);
+    }
+    await sql`release savepoint first_members`.execute(this.#db);
+    return rows.map(({ group_id, member_id, member_type }) => ({ group_id, member_id, member_type }));
+  }
+
+  #plainInsert(tenantId: string, rows: readonly MembershipWrite[]): CompiledQuery {
+    if (this.#engine === 'postgres') {
+      return CompiledQuery.raw(POSTGRES_PLAIN_INSERT, [tenantId, rows.map((row) => row.group_id), rows.map((row) => row.member_id), rows.map((row) => row.member_type), rows.map((row) => row.seen_run_id)]);
+    }
+    const parameters = new Array<unknown>(5 * rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      parameters[5 * i] = tenantId;
+      parameters[5 * i + 1] = row.group_id;
+      parameters[5 * i + 2] = row.member_id;
+      parameters[5 * i + 3] = row.member_type;
+      parameters[5 * i + 4] = row.seen_run_id;
+    }
+    return CompiledQuery.raw(sqlitePlainInsert(rows.length), parameters);
   }
 
   /** Removes the memberships `[group, member]`, across groups in one statement; returns those that were there. */
