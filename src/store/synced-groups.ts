@@ -184,7 +184,7 @@ export class SyncedGroupRepository {
    * Inserts memberships of a round that began with none stored (`holdsNoMembership`), which are all new unless
    * Graph listed a pair on two pages: plain inserts, written as SQL text, with no conflict clause and nothing
    * returned. Should a pair be there already, the page's inserts are undone to a savepoint and made again as
-   * `insertMembers` makes them, which skips it. Returns the rows inserted.
+   * `insertMembers` makes them, which skips it. Returns the rows inserted. Only inside a transaction (a page's).
    */
   async insertFirstMembers(tenantId: string, rows: readonly MembershipWrite[]): Promise<MembershipRow[]> {
     if (rows.length === 0) return [];
