@@ -33,7 +33,7 @@ const APPEND_LOCK = 0x526f7374;
 
 /** Rows per SQLite insert: 1,000 rows of 6 values stay far under its parameter limit. */
 const INSERT_BATCH = 1000;
-/** Events per PostgreSQL statement: its parameters are six, whatever the count; this bounds one statement's size (a few MB). */
+/** Events per PostgreSQL statement: its parameters are six whatever the count, but 10,000 a statement measured no faster than 1,000. */
 const POSTGRES_BATCH = 1000;
 
 /**
