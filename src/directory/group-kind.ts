@@ -129,6 +129,8 @@ class GroupRows implements KindRows<StoredGroup, GroupWrite> {
   readonly #repos: Repositories;
   /** What `stored` read for this page, in this transaction: which of the page's memberships were there already. */
   #stored: ReadonlyMap<string, StoredGroup> = new Map();
+  /** Whether the round began with no membership stored: then the page's new memberships are plain inserts. */
+  #startedEmpty = false;
 
   constructor(repositories: Repositories) {
     this.#repos = repositories;
@@ -147,6 +149,7 @@ class GroupRows implements KindRows<StoredGroup, GroupWrite> {
     }
     const stored = await this.#repos.syncedGroups.stored(tenantId, [...new Set(items.map((item) => item.id))], [...pairs.values()]);
     this.#stored = stored;
+    this.#startedEmpty = startedEmpty;
     return stored;
   }
 
@@ -177,7 +180,7 @@ class GroupRows implements KindRows<StoredGroup, GroupWrite> {
       }
     }
     await syncedGroups.addMembers(tenantId, existing);
-    const inserted = await syncedGroups.insertMembers(tenantId, fresh);
+    const inserted = this.#startedEmpty ? await syncedGroups.insertFirstMembers(tenantId, fresh) : await syncedGroups.insertMembers(tenantId, fresh);
     // One statement for the page's removals, not one a group: a delta round touches many groups a little.
     const removed = await syncedGroups.removeMembers(
       tenantId,

@@ -43,8 +43,9 @@ export function rowChangeEvents<Stored extends { deleted_at: number | null }, Ro
   for (const { id, change, row } of changes) {
     if (!row) continue;
     const before = stored.get(id);
-    // A created object's row is all there is: no merged copy of it per event.
-    const after = dataOf((before ? { ...before, ...row, id } : row) as Partial<Stored> & Row & { id: string });
+    // A new object's row is all there is: read as it is, not copied (a full sync's every event is one).
+    const merged = before ? { ...before, ...row, id } : (row as { id?: unknown }).id === id ? row : { ...row, id };
+    const after = dataOf(merged as Partial<Stored> & Row & { id: string });
     let type: string;
     let previous: Record<string, unknown> | null = null;
     if (!before) type = `${object}.created`;

@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { Engine } from './database.ts';
 import type { Database, GroupMembersTable, GroupsTable } from './schema.ts';
 import { byShape, inBatches, type RoundKind } from './synced-users.ts';
@@ -38,6 +38,17 @@ export interface PendingRemoval {
 }
 
 const MEMBERSHIP_KEY = ['group_id', 'member_id', 'member_type'] as const;
+
+const MEMBERSHIP_COLUMNS = 'tenant_id, group_id, member_id, member_type, seen_run_id';
+/** PostgreSQL: plain membership inserts over one array per column, the tenant once: one plan whatever the count. */
+const POSTGRES_PLAIN_INSERT = `insert into group_members (${MEMBERSHIP_COLUMNS}) select $1, r.* from unnest($2::text[], $3::text[], $4::text[], $5::text[]) as r`;
+/** Rows per plain insert on PostgreSQL: its five parameters bound nothing, this one statement's size. */
+const PLAIN_BATCH = 10_000;
+
+/** A row that was there already: PostgreSQL's unique_violation. */
+function isDuplicate(err: unknown): boolean {
+  return (err as { code?: unknown }).code === '23505';
+}
 
 /**
  * The batched writes a directory sync makes to a tenant's groups and direct
@@ -156,6 +167,33 @@ export class SyncedGroupRepository {
       );
     }
     return inserted;
+  }
+
+  /**
+   * Inserts memberships of a round that began with none stored (`holdsNoMembership`), which are all new unless
+   * Graph listed a pair on two pages: plain inserts over one array per column, with no conflict clause and nothing
+   * returned. Should a pair be there already, the page's inserts are undone to a savepoint and made again as
+   * `insertMembers` makes them, which skips it. Returns the rows inserted. Only inside a transaction (a page's).
+   * PostgreSQL only: on SQLite a first round of 200,000 memberships measured 10-25% slower this way with no
+   * pair met twice (likely the journal SQLite keeps of what a savepoint's statements change; not measured further).
+   */
+  async insertFirstMembers(tenantId: string, rows: readonly MembershipWrite[]): Promise<MembershipRow[]> {
+    if (this.#engine !== 'postgres') return this.insertMembers(tenantId, rows);
+    if (rows.length === 0) return [];
+    await sql`savepoint first_members`.execute(this.#db);
+    try {
+      for (const batch of inBatches(rows, PLAIN_BATCH)) {
+        const columns = [batch.map((row) => row.group_id), batch.map((row) => row.member_id), batch.map((row) => row.member_type), batch.map((row) => row.seen_run_id)];
+        await this.#db.executeQuery(CompiledQuery.raw(POSTGRES_PLAIN_INSERT, [tenantId, ...columns]));
+      }
+    } catch (err) {
+      if (!isDuplicate(err)) throw err;
+      await sql`rollback to savepoint first_members`.execute(this.#db);
+      await sql`release savepoint first_members`.execute(this.#db);
+      return this.insertMembers(tenantId, rows);
+    }
+    await sql`release savepoint first_members`.execute(this.#db);
+    return rows.map(({ group_id, member_id, member_type }) => ({ group_id, member_id, member_type }));
   }
 
   /** Removes the memberships `[group, member]`, across groups in one statement; returns those that were there. */

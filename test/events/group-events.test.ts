@@ -161,6 +161,11 @@ for (const engine of ENGINES) {
       assert.deepEqual(await writePage(removed), [`group.user_removed ${data}`]);
       assert.deepEqual(await writePage(listed), [`group.user_added ${data}`]);
       assert.equal((await db.store.db.selectFrom('group_members').select('seen_run_id').where('tenant_id', '=', tenant.id).where('group_id', '=', low).execute()).map((r) => r.seen_run_id).join(), 'round');
+      // Plain inserts meet the pair already there: the page's inserts are made again, skipping it, and the new pair keeps its one event.
+      const second = user(1);
+      const mixed: DeltaItem[] = [{ id: low, 'members@delta': [{ '@odata.type': '#microsoft.graph.user', id: second }, entry] }];
+      assert.deepEqual(await writePage(mixed), [`group.user_added ${JSON.stringify({ group_id: low, user_id: second })}`]);
+      assert.deepEqual((await db.store.db.selectFrom('group_members').select('member_id').where('tenant_id', '=', tenant.id).where('group_id', '=', low).execute()).map((r) => r.member_id).sort(), [member, second].sort());
     });
 
     it('rule 22: a replayed delta round (the cursor put back, as if its commit had been lost) emits nothing', async () => {

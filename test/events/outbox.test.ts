@@ -8,7 +8,7 @@ import { toEnvelope } from '../../src/events/types.ts';
 import type { Store } from '../../src/store/database.ts';
 import { EventRepository, type EventRow } from '../../src/store/events.ts';
 import { JobsRepository } from '../../src/store/jobs.ts';
-import { repositoriesOf } from '../../src/store/repositories.ts';
+import { repositoriesOf, transaction } from '../../src/store/repositories.ts';
 import { TenantLifecycle } from '../../src/tenants/lifecycle.ts';
 import { TenantOnboarding } from '../../src/tenants/onboarding.ts';
 import type { TestEmulator } from '../helpers/emulator.ts';
@@ -234,6 +234,80 @@ for (const engine of ENGINES) {
         assert.deepEqual(order, ['first appended', 'first commits', 'second appended']);
       }
       await db.store.db.deleteFrom('webhook_endpoints').where('id', '=', 'we_turns').execute();
+    });
+
+    it('appenders take turns: an append that began later waits for the open one to commit, so sequence numbers follow commit order and a cursor never passes an event still to commit', { skip: engine === 'sqlite' && 'SQLite has one writer at a time' }, async () => {
+      const mark = await lastSequence();
+      const draft = (name: string) => ({ type: 'user.updated', tenantId: tenant.id, data: { id: name }, previousAttributes: { department: 'x' } });
+      let releaseFirst!: () => void;
+      const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+      let firstAppended!: () => void;
+      const firstInFlight = new Promise<void>((resolve) => (firstAppended = resolve));
+      const first = transaction(db.store, async (repos) => {
+        await repos.events.append([draft('first')], Date.now());
+        firstAppended();
+        await firstHeld;
+      });
+      await firstInFlight;
+      let secondCommitted = false;
+      // The later append is the first statement of its transaction: the turn must come before its number.
+      const second = transaction(db.store, async (repos) => repos.events.append([draft('second'), draft('third')], Date.now())).then(() => (secondCommitted = true));
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(secondCommitted, false, 'the later append waits for the open one');
+        assert.deepEqual(await eventsOf(tenant.id, mark), [], 'a reader sees neither yet');
+      } finally {
+        releaseFirst();
+        await Promise.all([first, second]);
+      }
+      const events = await eventsOf(tenant.id, mark);
+      assert.deepEqual(events.map((e) => (JSON.parse(e.data) as { id: string }).id), ['first', 'second', 'third']);
+      assert.ok(events[0]!.sequence < events[1]!.sequence && events[1]!.sequence < events[2]!.sequence);
+    });
+
+    it('each event gets one delivery per enabled endpoint that wants it, with an id of the same form as the events\'', async () => {
+      const other = '00000000-0000-4000-8000-000000000001';
+      const now = Date.now();
+      const webhooks = repositoriesOf(db.store).webhooks;
+      const endpoint = (id: string, eventTypes: string[], tenantId: string | null) => webhooks.createEndpoint({ id, url: 'https://hooks.example.com/x', description: null, eventTypes, tenantId, secret: 'whsec_x', now });
+      await endpoint('we_all', [], null);
+      await endpoint('we_created', ['user.created'], null);
+      await endpoint('we_tenant', [], tenant.id);
+      await endpoint('we_other', [], other);
+      await endpoint('we_off', [], null);
+      await webhooks.setEnabled('we_off', false, null, now);
+      try {
+        const mark = await lastSequence();
+        const before = Date.now();
+        const drafts = Array.from({ length: 2500 }, (_, i) => ({ type: i % 2 ? 'user.created' : 'user.updated', tenantId: i % 5 ? tenant.id : null, data: { id: `u${i}` } }));
+        await repositoriesOf(db.store).events.append(drafts, now);
+        const after = Date.now();
+        const deliveries = await db.store.db.selectFrom('webhook_deliveries as d').innerJoin('events as e', 'e.sequence', 'd.event_sequence').select(['d.id', 'd.endpoint_id', 'd.status', 'd.attempts', 'd.next_attempt_at', 'e.type', 'e.tenant_id']).where('e.sequence', '>', mark).execute();
+        const count = (endpointId: string) => deliveries.filter((d) => d.endpoint_id === endpointId).length;
+        assert.equal(count('we_all'), 2500);
+        assert.equal(count('we_created'), 1250);
+        assert.equal(count('we_tenant'), 2000);
+        assert.equal(count('we_other'), 0);
+        assert.equal(count('we_off'), 0);
+        assert.ok(deliveries.every((d) => d.status === 'pending' && Number(d.attempts) === 0 && Number(d.next_attempt_at) === now));
+        assert.ok(deliveries.filter((d) => d.endpoint_id === 'we_created').every((d) => d.type === 'user.created'));
+        assert.equal(new Set(deliveries.map((d) => d.id)).size, deliveries.length);
+        for (const { id } of deliveries) {
+          assert.match(id, /^msg_[A-Za-z0-9_-]{22}$/);
+          const made = Buffer.from(id.slice('msg_'.length), 'base64url').readUIntBE(0, 6);
+          assert.ok(made >= Math.min(before, now) && made <= after, `${id} was made at ${made}`);
+        }
+      } finally {
+        await db.store.db.deleteFrom('webhook_endpoints').where('id', 'in', ['we_all', 'we_created', 'we_tenant', 'we_other', 'we_off']).execute();
+      }
+    });
+
+    it('the outbox keeps the indexes its readers use: the sequence, and a tenant\'s feed (PostgreSQL has none on the id)', async () => {
+      const indexes =
+        engine === 'postgres'
+          ? (await sql<{ name: string }>`select indexname as name from pg_indexes where tablename = 'events'`.execute(db.store.db)).rows
+          : (await sql<{ name: string }>`select name from pragma_index_list('events')`.execute(db.store.db)).rows;
+      assert.deepEqual(indexes.map((row) => row.name).sort(), engine === 'postgres' ? ['events_by_tenant', 'events_pkey'] : ['events_by_tenant', 'sqlite_autoindex_events_1']);
     });
 
     it('the feed: after a cursor, filtered by types and tenant, limited, in sequence order', async () => {
