@@ -180,6 +180,14 @@ export function ftsPhrase(text: string): string {
 
 type UsersQuery = SelectQueryBuilder<Database, 'users', object>;
 
+/** Where a page's rows start: the order read in, past (or from) which boundary row, and how many of them at most. */
+interface RankedAt {
+  descending: boolean;
+  boundary?: UserBoundary;
+  inclusive: boolean;
+  upTo: number;
+}
+
 const SEARCHED_COLUMNS = ['display_name', 'mail', 'user_principal_name', 'department'] as const;
 
 /**
@@ -322,11 +330,19 @@ export class UserRepository {
     // sort together (a first name, sorted by name). Up to the cap, the matches are collected from the search index and
     // sorted, costing about what counting them did; past it they are frequent enough to walk, testing each row as it comes.
     const collected = searched && !(await counting).totalIsAtLeast;
-    const source = (): UsersQuery => (collected ? this.#collected(matching) : applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine));
+    // On SQLite the trigram table's copy of the text holds every sort key: it ranks the matches itself, and only the
+    // rows a page needs are read from `users` rather than every match.
+    const text = filter.search?.trim() ?? '';
+    const ranked = collected && this.#engine === 'sqlite' && usesTrigrams(text) && (filter.state ?? 'all') === 'all';
+    const source = (at: RankedAt): UsersQuery => {
+      if (ranked) return this.#rankedMatches(tenantId, text, sort, at);
+      return collected ? this.#collected(matching) : applyFilters(this.#db.selectFrom('users'), tenantId, filter, this.#engine);
+    };
     // Rows in the page's order (`forward`) or against it, one past the limit to learn whether more follow.
     const walk = async (from: { boundary?: UserBoundary; forward: boolean; offset?: number }) => {
       const descending = (filter.descending ?? false) !== !from.forward;
-      const rows = await this.#sorted(() => source().selectAll().select(sortKey(sort).as('sort_key')), sort, descending, { boundary: from.boundary, limit: page.limit + 1, offset: from.offset });
+      const at = { descending, boundary: from.boundary, inclusive: false, upTo: (from.offset ?? 0) + page.limit + 1 };
+      const rows = await this.#sorted(() => source(at).selectAll().select(sortKey(sort).as('sort_key')), sort, descending, { boundary: from.boundary, limit: page.limit + 1, offset: from.offset });
       const more = rows.length > page.limit;
       const shown = rows.slice(0, page.limit);
       return { rows: from.forward ? shown : shown.reverse(), more };
@@ -334,7 +350,8 @@ export class UserRepository {
     // Whether any matching user lies at or beyond the boundary in the given direction: one step of the index.
     const anyFrom = async (boundary: UserBoundary, forward: boolean) => {
       const descending = (filter.descending ?? false) !== !forward;
-      return (await this.#sorted(() => source().select(['id', sortKey(sort).as('sort_key')]), sort, descending, { boundary, inclusive: true, limit: 1 })).length > 0;
+      const at = { descending, boundary, inclusive: true, upTo: 1 };
+      return (await this.#sorted(() => source(at).select(['id', sortKey(sort).as('sort_key')]), sort, descending, { boundary, inclusive: true, limit: 1 })).length > 0;
     };
 
     let rows: (UsersTable & { sort_key: string })[];
@@ -383,6 +400,20 @@ export class UserRepository {
   #collected(matching: () => UsersQuery): UsersQuery {
     if (this.#engine === 'sqlite') return this.#db.selectFrom('users').where(sql`rowid`, 'in', matching().select(sql<number>`rowid`.as('r')));
     return this.#db.selectFrom(matching().selectAll().offset(0).as('users')) as unknown as UsersQuery;
+  }
+
+  /**
+   * SQLite, a search of the trigram table without a state filter: the users among the first `upTo` matches in the
+   * given order from the boundary, ranked in the trigram table (its copy of the four columns gives the same sort keys
+   * as `users`), so the page reads those rows rather than every match. Looked up by rowid, so the page's query cannot
+   * walk the sort index across non-matches instead.
+   */
+  #rankedMatches(tenantId: string, text: string, sort: UserSort, at: RankedAt): UsersQuery {
+    const direction = sql.raw(at.descending ? 'desc' : 'asc');
+    const beyond = at.boundary ? sql` and ${beyondBoundary(sort, at.descending, at.boundary, at.inclusive)}` : sql``;
+    const first = sql<string>`(select id from users_search_text where users_search_text match ${ftsPhrase(text)} and tenant_id = ${tenantId}${beyond}
+      order by ${sortKey(sort)} ${direction}, id ${direction} limit ${at.upTo})`;
+    return this.#db.selectFrom('users').where(sql`rowid`, 'in', this.#db.selectFrom('users').select(sql<number>`rowid`.as('r')).where('tenant_id', '=', tenantId).where('id', 'in', first));
   }
 
   /**
