@@ -15,6 +15,7 @@
  *    lookups through nesting per second against a plain indexed lookup.
  *
  *   node_modules/.bin/node bench/sync.ts [--users 100000] [--groups 5000] [--members-per-group 200] [--engines sqlite,postgres] [--cpu-profile <dir>]
+ *   node_modules/.bin/node --expose-gc bench/sync.ts ...   # also prints the JavaScript heap the full sync left reachable
  *
  * The emulator runs in a child process, as Graph is another machine in
  * production: its serving does not compete with the synchronous SQLite writes
@@ -361,6 +362,7 @@ async function main(references: ReferencesJob | null): Promise<void> {
 
       const sync = new DirectorySync({ store: db.store, entra, reader, graphBaseUrl: connection.graphBaseUrl });
       global.gc?.();
+      const heap0 = process.memoryUsage().heapUsed;
       const rss0 = process.memoryUsage.rss();
       // The kernel's high-water mark sees every peak; sampling misses those inside a synchronous write.
       rssHighWaterMark(true);
@@ -385,6 +387,9 @@ async function main(references: ReferencesJob | null): Promise<void> {
         profiler.disconnect();
       }
       if (full.status !== 'succeeded' || full.created !== USERS) throw new Error(`full sync ${full.status}: ${full.error}`);
+      // With --expose-gc: what the sync left reachable, apart from how far the heap grew on the way.
+      global.gc?.();
+      const heapKept = global.gc ? process.memoryUsage().heapUsed - heap0 : null;
 
       const changed = Math.max(1, Math.round(USERS / 100));
       await ask({ type: 'edit', count: changed, tag: engine });
@@ -403,7 +408,8 @@ async function main(references: ReferencesJob | null): Promise<void> {
       console.log(`    ratio full sync / max(a, c)          ${(fullMs / Math.max(fetchMs, bareMs)).toFixed(2)}x`);
       console.log(`  delta sync after 1% changed (${changed})   ${seconds(deltaMs)}`);
       console.log(`    ratio delta / full                   ${((deltaMs / fullMs) * 100).toFixed(1)}%   (aim: at most 5%)`);
-      console.log(`  peak RSS growth during the full sync   ${((peak - rss0) / MB).toFixed(0)} MB (peak ${(peak / MB).toFixed(0)} MB, Roster's process alone)\n`);
+      console.log(`  peak RSS growth during the full sync   ${((peak - rss0) / MB).toFixed(0)} MB (peak ${(peak / MB).toFixed(0)} MB, Roster's process alone)${heapKept === null ? '\n' : ''}`);
+      if (heapKept !== null) console.log(`  JavaScript heap kept after the sync    ${(heapKept / MB).toFixed(1)} MB (after a full collection)\n`);
       if (GROUPS > 0) await benchGroups(db, sync, full);
     } finally {
       await db.drop();
