@@ -1,3 +1,4 @@
+import { seededRandom } from '../../src/emulator/random.ts';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -8,18 +9,6 @@ import { USER_SORTS, UserRepository, type UserBoundary, type UserPage, type User
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
 const PAGE = 20;
-
-/** A small seeded generator, so a failure can be replayed. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type UserRow = Insertable<UsersTable> & { id: string };
 
@@ -59,7 +48,7 @@ for (const engine of ENGINES) {
     async function newTenant(count: number, seed: number): Promise<{ tenantId: string; rows: UserRow[] }> {
       const tenantId = randomUUID();
       await new TenantRepository(test.store.db).activate({ id: tenantId, displayName: `Keyset ${seed}`, domains: [], signedUpByOid: null, signupContext: null }, 1);
-      const rows = makeUsers(tenantId, count, seeded(seed));
+      const rows = makeUsers(tenantId, count, seededRandom(seed));
       for (let i = 0; i < rows.length; i += 200) await test.store.db.insertInto('users').values(rows.slice(i, i + 200)).execute();
       return { tenantId, rows };
     }
@@ -118,7 +107,7 @@ for (const engine of ENGINES) {
      * not deleted must be seen exactly once, and no user twice.
      */
     async function walkWhileChanging(filter: UserQuery, seed: number) {
-      const random = seeded(seed);
+      const random = seededRandom(seed);
       const { tenantId, rows } = await newTenant(260, seed);
       const label = JSON.stringify(filter);
       const matches = async () => new Set(await byOffset(tenantId, filter));

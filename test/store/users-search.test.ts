@@ -1,3 +1,4 @@
+import { seededRandom } from '../../src/emulator/random.ts';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -28,25 +29,13 @@ function expectedIds(rows: readonly SearchedRow[], search: string, state: UserQu
     .sort();
 }
 
-/** A small deterministic generator, so a failure can be replayed. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // Non-ASCII letters appear in one case only: LIKE folds only ASCII, the trigram index and ILIKE fold more.
 const GIVEN = ['Ann', 'Chen', 'Zoë', 'José', 'Bjørn', 'Grüße', 'Ömer', 'Li', 'Ng', 'O\'Brien', 'Anne-Marie', 'Al', 'Chenoa'];
 const FAMILY = ['Müller', 'Chen', 'Smith', 'Łukasz'.toLowerCase(), 'Nuñez', 'Van der Berg', 'Ó Sé', 'Wu', 'Kowalski', 'Chenault', 'Sørensen'];
 const DEPARTMENTS = ['Research Lab', 'R&D', 'Sales_EMEA', '100% Support', 'Ops\\Infra', 'Legal "Team"', 'Engineering', 'It', null];
 
 function generatedUsers(count: number, seed: number, prefix: string): SearchedRow[] {
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
   return Array.from({ length: count }, (_, i) => {
     const given = pick(GIVEN);
@@ -66,7 +55,7 @@ function generatedUsers(count: number, seed: number, prefix: string): SearchedRo
 
 /** Searches that ask for text taken from the users (ASCII case flipped at random), plus text no user has. */
 function searchTexts(rows: readonly SearchedRow[], count: number, seed: number): string[] {
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const texts = new Set<string>(['a', 'A', 'ch', 'ü', '_', '%', '\\', '"', '*', 'zz', 'chen', 'CHEN', 'müller', 'MüLLER', 'muller', 'r&d', 'ops\\in', '100%', 's_e', '"team"', '""', 'Ó sé', 'xyzzy']);
   while (texts.size < count) {
     const row = rows[Math.floor(random() * rows.length)]!;
