@@ -214,12 +214,14 @@ for (const engine of ENGINES) {
     if (i % 4 === 0 || i % 4 === 3) floors.outbox.push(await outboxAlone(engine, written!));
     else floors.rows.push(await rowsAlone(engine, written!));
   }
+  const dataBytes = written!.reduce((sum, event) => sum + Buffer.byteLength(event.data), 0) / written!.length;
   written = undefined;
   const delivery = await deliveriesPerSecond(engine);
   console.log(engine);
   console.log(`  full sync, events off                  ${seconds(off)}   (runs ${runs.off.map(seconds).join(', ')})`);
   console.log(`  full sync, events on                   ${seconds(on)}   (runs ${runs.on.map(seconds).join(', ')})`);
   console.log(`    ratio on / off                       ${(on / off).toFixed(2)}x   (aim: at most 1.1x)`);
+  console.log(`  the sync's events written again on a fresh database (data ${Math.round(dataBytes)} bytes an event on average):`);
   console.log(floorLine("the outbox alone, Roster's append", floors.outbox, off));
   console.log(floorLine('the rows alone, one insert a page', floors.rows, off));
   console.log(`  webhook deliveries to a local receiver ${seconds(delivery.ms)}   ${Math.round(delivery.rate).toLocaleString('en-US')} deliveries/s   (aim: at least 2,000/s)`);
