@@ -19,6 +19,17 @@ const PURGE_CRON = '* * * * *';
  */
 const HEARTBEAT_SECONDS = 30;
 
+/**
+ * How often pg-boss's checks run (expiry, heartbeats, and the list of tenants
+ * with an active job), and how often each process rereads that list. A fetch
+ * skips the tenants on it: a tenant whose run was under way at the last check
+ * waits, after its run ended, until both have been redone. At pg-boss's
+ * defaults (a minute each) that left a tenant's queued sync untouched for one
+ * to two minutes with nothing active.
+ */
+const SUPERVISE_SECONDS = 10;
+const QUEUE_CACHE_SECONDS = 2;
+
 /** pg-boss reports a failing poll every second while the database is away: the same error is logged once a minute. */
 const REPEAT_LOG_MS = 60_000;
 
@@ -53,8 +64,15 @@ export class SyncQueue {
   }
 
   static async start(connectionString: string, logger: Logger): Promise<SyncQueue> {
-    // Checked every 10 s instead of every minute, so a job lost to an outage is failed (and its tenant free) soon after its heartbeat stops.
-    const boss = new PgBoss({ connectionString, schema: 'pgboss', monitorIntervalSeconds: 10 });
+    // The checks run every 10 s, so a job lost to an outage is failed (and its tenant free) soon after its heartbeat stops:
+    // monitorIntervalSeconds alone does not do it, the checks run no more often than the supervise timer fires.
+    const boss = new PgBoss({
+      connectionString,
+      schema: 'pgboss',
+      superviseIntervalSeconds: SUPERVISE_SECONDS,
+      monitorIntervalSeconds: SUPERVISE_SECONDS,
+      queueCacheIntervalSeconds: QUEUE_CACHE_SECONDS,
+    });
     let last = { message: '', at: 0 };
     // Without a listener pg-boss's 'error' would end the process; its pool and polls recover by themselves.
     boss.on('error', (reported: unknown) => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Tenant } from '../../src/emulator/model.ts';
+import { SYNC_QUEUE } from '../../src/jobs/queue.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { rosterSettingsFor, startTestEmulator, type TestEmulator } from '../helpers/emulator.ts';
 import { demoApp } from '../helpers/fixtures.ts';
@@ -73,9 +74,22 @@ describe('two roster worker processes and 20 tenants', () => {
     }
   }
 
+  /** Until no sync is queued or under way: a run still in flight would write its success over the reset that starts the next round. */
+  async function waitForQuiet(): Promise<void> {
+    for (let waited = 0; ; waited += 250) {
+      const queued = await db.store.db.selectFrom('pgboss.job' as never).select('id' as never).where('name' as never, '=', SYNC_QUEUE as never).where('state' as never, 'in', ['created', 'retry', 'active'] as never).execute();
+      const locked = await db.store.db.selectFrom('sync_state').select('tenant_id').where('lock_owner', 'is not', null).execute();
+      if (queued.length === 0 && locked.length === 0) return;
+      if (waited > 90_000) assert.fail(`${queued.length} sync jobs still queued or active, ${locked.length} tenants locked`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
   it('every tenant is synced in each round, and no tenant ever has two runs at once', async () => {
     const start = Date.now();
     await waitForRound(start);
+    // Runs queued while round one was under way may still be going: the reset must not meet them.
+    await waitForQuiet();
     // A second round: every tenant is due again.
     for (const tenant of tenants.slice(0, 5)) emulator.ctx.directory.addUser(tenant, { userPrincipalName: `late@${tenant.defaultDomain}` });
     const second = Date.now();
