@@ -30,7 +30,7 @@ const HEARTBEAT_SECONDS = 30;
 const SUPERVISE_SECONDS = 10;
 const QUEUE_CACHE_SECONDS = 2;
 
-/** pg-boss reports a failing poll every second while the database is away: the same error is logged once a minute. */
+/** pg-boss reports a failing poll every second while the database is away: the same error or warning is logged once a minute. */
 const REPEAT_LOG_MS = 60_000;
 
 interface SyncJob {
@@ -45,6 +45,44 @@ export interface QueueWork {
   /** Aborted at shutdown: the run in hand stops after its page commits. */
   signal?: AbortSignal;
   now?: () => number;
+}
+
+/** What pg-boss's warnings carry that an operator can act on; a slow query's parameters stay out of the logs. */
+function warningDetails(data: unknown): Record<string, unknown> | undefined {
+  if (!data || typeof data !== 'object') return undefined;
+  const { elapsed, sql, name } = data as { elapsed?: unknown; sql?: unknown; name?: unknown };
+  const details = { ...(typeof elapsed === 'number' ? { elapsedSeconds: elapsed } : {}), ...(typeof sql === 'string' ? { sql: sql.slice(0, 200) } : {}), ...(typeof name === 'string' ? { queue: name } : {}) };
+  return Object.keys(details).length > 0 ? details : undefined;
+}
+
+/**
+ * Logs what pg-boss reports, each message at most once a minute. Without an
+ * 'error' listener pg-boss's errors would end the process (its pool and polls
+ * recover by themselves); its warnings (a slow query, a backlog, its checks
+ * backing off under load, which stalls queued syncs) are otherwise silent.
+ */
+export function reportQueueEvents(boss: Pick<PgBoss, 'on'>, logger: Logger): void {
+  const lastLogged = new Map<string, number>();
+  const due = (key: string) => {
+    const now = Date.now();
+    if (now - (lastLogged.get(key) ?? -Infinity) < REPEAT_LOG_MS) return false;
+    // Messages that name a count or a time differ each time: the map is cut back rather than left to grow.
+    if (lastLogged.size >= 100) lastLogged.clear();
+    lastLogged.set(key, now);
+    return true;
+  };
+  boss.on('error', (reported: unknown) => {
+    const err = asError(reported);
+    if (!due(`error:${err.message}`)) return;
+    const unavailable = databaseUnavailable(err);
+    if (unavailable) logger.warn({ err: unavailable }, 'job queue: the database is unavailable; polling on');
+    else logger.error({ err }, 'job queue error');
+  });
+  boss.on('warning', (warning: { message?: unknown; data?: unknown }) => {
+    const message = typeof warning?.message === 'string' ? warning.message : 'pg-boss warning';
+    if (!due(`warning:${message}`)) return;
+    logger.warn({ pgBoss: warningDetails(warning?.data) }, `job queue: ${message}`);
+  });
 }
 
 /**
@@ -73,16 +111,7 @@ export class SyncQueue {
       monitorIntervalSeconds: SUPERVISE_SECONDS,
       queueCacheIntervalSeconds: QUEUE_CACHE_SECONDS,
     });
-    let last = { message: '', at: 0 };
-    // Without a listener pg-boss's 'error' would end the process; its pool and polls recover by themselves.
-    boss.on('error', (reported: unknown) => {
-      const err = asError(reported);
-      if (err.message === last.message && Date.now() - last.at < REPEAT_LOG_MS) return;
-      last = { message: err.message, at: Date.now() };
-      const unavailable = databaseUnavailable(err);
-      if (unavailable) logger.warn({ err: unavailable }, 'job queue: the database is unavailable; polling on');
-      else logger.error({ err }, 'job queue error');
-    });
+    reportQueueEvents(boss, logger);
     await boss.start();
     await boss.createQueue(SYNC_QUEUE, { policy: 'stately', retryLimit: 0, expireInSeconds: 3600, heartbeatSeconds: HEARTBEAT_SECONDS });
     // Queues created before the heartbeat existed get it too.

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { PgBoss } from 'pg-boss';
 import { pino } from 'pino';
 import type { DirectorySync, SyncOutcome } from '../../src/directory/sync.ts';
-import { SYNC_QUEUE, SyncQueue } from '../../src/jobs/queue.ts';
+import { reportQueueEvents, SYNC_QUEUE, SyncQueue } from '../../src/jobs/queue.ts';
 import type { JobsRepository } from '../../src/store/jobs.ts';
 import { openTestStore, type TestStore } from '../helpers/stores.ts';
 
@@ -73,5 +73,49 @@ describe('the sync queue after a tenant was seen active', () => {
     const queuedAt = Date.now();
     await waitFor('the tenant queued again is synced', () => started.length === 2, 30_000);
     assert.ok(started[1]!.at - queuedAt < 30_000);
+  });
+});
+
+/** Every line a logger writes, parsed. */
+function recordingLogger() {
+  const lines: { level: number; msg: string; pgBoss?: Record<string, unknown> }[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  return { logger, lines };
+}
+
+describe("pg-boss's warnings", () => {
+  let db: TestStore;
+  let boss: PgBoss;
+
+  before(async () => {
+    db = await openTestStore('postgres');
+  });
+  after(async () => {
+    await boss?.stop({ graceful: false });
+    await db.drop();
+  });
+
+  it('reach the log as warnings, each message once a minute, and a slow query without its parameters', async () => {
+    const { logger, lines } = recordingLogger();
+    // pg-boss's own switch that reports every query as slow, so the slow-query warning can be seen without a slow database.
+    boss = new PgBoss({ connectionString: db.target, schema: 'pgboss', supervise: false, schedule: false, __test__warn_slow_query: true } as ConstructorParameters<typeof PgBoss>[0]);
+    reportQueueEvents(boss, logger);
+    await boss.start();
+    await boss.createQueue('backlog', { warningQueueSize: 1 });
+    await boss.send('backlog', { secret: 'job data' });
+    await boss.send('backlog', { secret: 'job data' });
+    // Twice: the second finds the same backlog, which is not logged again within the minute.
+    await boss.supervise('backlog');
+    await boss.supervise('backlog');
+
+    const warnings = lines.filter((line) => line.msg.startsWith('job queue: '));
+    assert.ok(warnings.every((line) => line.level === 40), 'logged at the warn level');
+    const backlog = warnings.filter((line) => line.msg.includes('large queue backlog'));
+    assert.equal(backlog.length, 1, backlog.map((line) => line.msg).join('\n'));
+    assert.match(backlog[0]!.msg, /queue "backlog" has 2 jobs/);
+    const slow = warnings.filter((line) => line.msg.includes('slow query'));
+    assert.equal(slow.length, 1, 'many slow queries, one line');
+    assert.equal(typeof slow[0]!.pgBoss?.sql, 'string');
+    assert.ok(!JSON.stringify(lines).includes('job data'), "a query's parameters never reach the log");
   });
 });
