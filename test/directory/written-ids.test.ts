@@ -6,7 +6,7 @@ import { PageSink, type Round } from '../../src/directory/sink.ts';
 import { TenantLock } from '../../src/directory/tenant-lock.ts';
 import { USERS } from '../../src/directory/user-kind.ts';
 import { WrittenIds } from '../../src/directory/written-ids.ts';
-import { repositoriesOf } from '../../src/store/repositories.ts';
+import { repositoriesOf, type Repositories } from '../../src/store/repositories.ts';
 import { TenantRepository } from '../../src/store/tenants.ts';
 import { ENGINES, openTestStore, type TestStore } from '../helpers/stores.ts';
 
@@ -42,13 +42,13 @@ for (const engine of ENGINES) {
       await test.drop();
     });
 
-    const user = (id: string, jobTitle: string): DeltaItem => ({ id, displayName: `User ${id}`, jobTitle, accountEnabled: true, businessPhones: [] });
-
-    it('looks up only what its earlier pages wrote: a user listed on two pages is created once, with one event, and ends as the last page says', async () => {
+    /** A new tenant (holding what `stock` writes) with a full round begun under its lock, and the sink its pages go through. */
+    async function fullRound(stock?: (repos: Repositories, tenantId: string, now: number) => Promise<unknown>) {
       const now = Date.now();
       const tenantId = randomUUID();
       await new TenantRepository(test.store.db).activate({ id: tenantId, displayName: 'Contoso', domains: ['contoso.com'], signedUpByOid: null, signupContext: null }, now);
       const repos = repositoriesOf(test.store);
+      await stock?.(repos, tenantId, now);
       await repos.syncState.ensure(tenantId, now);
       const lock = new TenantLock(repos.syncState, () => now);
       await lock.acquire(tenantId);
@@ -57,6 +57,13 @@ for (const engine of ENGINES) {
       await repos.syncState.beginRun(tenantId, runId, 'full', now);
       const round: Round = { tenantId, runId, kind: 'full', counters: { pages: 0, listed: 0, created: 0, updated: 0, deleted: 0 }, pendingRemovals: 0 };
       const sink = new PageSink({ store: test.store, kind: USERS, lock, massDeletionShare: 1, now: () => now });
+      return { tenantId, repos, round, sink };
+    }
+
+    const user = (id: string, jobTitle: string): DeltaItem => ({ id, displayName: `User ${id}`, jobTitle, accountEnabled: true, businessPhones: [] });
+
+    it('looks up only what its earlier pages wrote: a user listed on two pages is created once, with one event, and ends as the last page says', async () => {
+      const { tenantId, repos, round, sink } = await fullRound();
 
       assert.equal(await sink.write(round, { value: [user('u1', 'Engineer'), user('u2', 'Engineer')], '@odata.nextLink': 'https://graph.example/next' }), 'continue');
       assert.equal(round.startedEmpty, true);
@@ -77,19 +84,7 @@ for (const engine of ENGINES) {
     });
 
     it('a tenant that holds users reads every listed id again', async () => {
-      const now = Date.now();
-      const tenantId = randomUUID();
-      await new TenantRepository(test.store.db).activate({ id: tenantId, displayName: 'Contoso', domains: ['contoso.com'], signedUpByOid: null, signupContext: null }, now);
-      const repos = repositoriesOf(test.store);
-      await repos.syncedUsers.upsert(tenantId, [{ id: 'u1', display_name: 'User u1', job_title: 'Engineer', updated_at: now }]);
-      await repos.syncState.ensure(tenantId, now);
-      const lock = new TenantLock(repos.syncState, () => now);
-      await lock.acquire(tenantId);
-      const runId = randomUUID();
-      await repos.syncRuns.start({ id: runId, tenantId, kind: 'full', now });
-      await repos.syncState.beginRun(tenantId, runId, 'full', now);
-      const round: Round = { tenantId, runId, kind: 'full', counters: { pages: 0, listed: 0, created: 0, updated: 0, deleted: 0 }, pendingRemovals: 0 };
-      const sink = new PageSink({ store: test.store, kind: USERS, lock, massDeletionShare: 1, now: () => now });
+      const { round, sink } = await fullRound((repos, tenantId, now) => repos.syncedUsers.upsert(tenantId, [{ id: 'u1', display_name: 'User u1', job_title: 'Engineer', updated_at: now }]));
       assert.equal(await sink.write(round, { value: [user('u1', 'Engineer')], '@odata.deltaLink': 'https://graph.example/delta' }), 'succeeded');
       assert.equal(round.startedEmpty, false);
       assert.equal(round.written, undefined);
